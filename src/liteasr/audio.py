@@ -1,0 +1,104 @@
+"""Audio in: folders of audio files or JSONL manifests, read with soundfile, resampled with soxr."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from .errors import UserError
+
+SAMPLE_RATE = 16_000
+AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".w64", ".rf64", ".caf"}
+
+
+@dataclass(frozen=True)
+class Clip:
+    path: Path
+    text: str | None = None
+
+
+@dataclass
+class Dataset:
+    name: str
+    clips: list[Clip]
+
+
+def read_dataset(source: str | Path) -> Dataset:
+    """A folder of audio files (recursive, sorted) or a JSONL manifest with `audio` and `text`."""
+    source = Path(source)
+    if source.is_dir():
+        manifest = source / "manifest.jsonl"
+        if manifest.is_file():
+            return read_dataset(manifest)
+        clips = [Clip(p) for p in sorted(source.rglob("*")) if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file()]
+        if not clips:
+            raise UserError(f"{source}: folder contains no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))})")
+        return Dataset(source.name, clips)
+    if not source.is_file():
+        raise UserError(f"{source}: no such file or folder")
+    if source.suffix.lower() in AUDIO_EXTENSIONS:
+        return Dataset(source.stem, [Clip(source)])
+    clips, seen = [], set()
+    for number, line in enumerate(source.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            raise UserError(f"{source}:{number}: not valid JSON") from None
+        if not isinstance(entry, dict) or "audio" not in entry:
+            raise UserError(f"{source}:{number}: entry has no \"audio\" field")
+        path = (source.parent / entry["audio"]).resolve()
+        if not path.is_file():
+            raise UserError(f"{source}:{number}: audio file {entry['audio']} does not exist")
+        if path in seen:
+            raise UserError(f"{source}:{number}: duplicate entry for {entry['audio']}")
+        seen.add(path)
+        text = entry.get("text")
+        clips.append(Clip(path, None if text is None else str(text)))
+    if not clips:
+        raise UserError(f"{source}: manifest has no entries")
+    return Dataset(source.parent.name, clips)
+
+
+def sample(clips: list[Clip], n: int | None, seed: int = 0) -> list[Clip]:
+    """N clips chosen deterministically by `seed`, kept in their original order."""
+    if n is None or n >= len(clips):
+        return list(clips)
+    if n <= 0:
+        raise UserError(f"number of samples must be positive, got {n}")
+    keep = sorted(random.Random(seed).sample(range(len(clips)), n))
+    return [clips[i] for i in keep]
+
+
+def load_audio(path: str | Path) -> np.ndarray:
+    """Mono float32 at 16 kHz."""
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+        raise UserError(f"{path}: cannot read audio ({exc})") from None
+    if data.shape[0] == 0:
+        raise UserError(f"{path}: audio is empty")
+    if not np.isfinite(data).all():
+        raise UserError(f"{path}: audio contains NaN or infinite samples")
+    mono = data.mean(axis=1)
+    if rate != SAMPLE_RATE:
+        mono = soxr.resample(mono, rate, SAMPLE_RATE, quality="HQ").astype(np.float32)
+    return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def windows(audio: np.ndarray, seconds: int = 30) -> list[np.ndarray]:
+    """Split into consecutive windows of at most `seconds` (calibration sees every part of a long clip)."""
+    size = seconds * SAMPLE_RATE
+    return [audio[i : i + size] for i in range(0, max(len(audio), 1), size)]
+
+
+def audio_hash(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

@@ -1,0 +1,12 @@
+"""Configuration of a lite-whisper model: a Whisper config plus per-layer encoder ranks."""
+
+from transformers import WhisperConfig
+
+
+class LiteWhisperConfig(WhisperConfig):
+    model_type = "lite-whisper"
+
+    def __init__(self, low_rank_config: list[dict[str, int]] | None = None, **kwargs):
+        super().__init__(**kwargs)
+        # One dict per encoder layer, {"q_proj": rank, ...}; a projection that is absent stays dense.
+        self.low_rank_config = low_rank_config

@@ -1,0 +1,69 @@
+"""Greedy, batched transcription. Clips over 30 s are decoded long-form (sequentially, window by
+window, with timestamps to find the cut points) rather than cut off."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import whisper
+from .audio import SAMPLE_RATE
+
+WINDOW = whisper.WINDOW_SECONDS * SAMPLE_RATE
+
+
+@dataclass
+class Transcription:
+    texts: list[str]
+    seconds: float  # feature extraction + generate + decode, warm-up excluded
+
+
+def _generate(model, **inputs) -> torch.Tensor:
+    with torch.inference_mode():
+        return model.generate(**inputs, do_sample=False, num_beams=1)
+
+
+def _short_batch(loaded: whisper.LoadedModel, audios: list[np.ndarray]) -> list[str]:
+    param = next(loaded.model.parameters())
+    feats = whisper.features(loaded.processor, audios, device=param.device, dtype=param.dtype)
+    ids = _generate(loaded.model, input_features=feats)
+    return loaded.processor.batch_decode(ids, skip_special_tokens=True)
+
+
+def _long_one(loaded: whisper.LoadedModel, audio: np.ndarray) -> str:
+    param = next(loaded.model.parameters())
+    inputs = loaded.processor.feature_extractor(audio, sampling_rate=SAMPLE_RATE, truncation=False, padding="longest",
+                                                return_attention_mask=True, return_tensors="pt")
+    ids = _generate(loaded.model, input_features=inputs.input_features.to(param.device, param.dtype),
+                    attention_mask=inputs.attention_mask.to(param.device), return_timestamps=True)
+    return loaded.processor.batch_decode(ids, skip_special_tokens=True)[0]
+
+
+def transcribe(loaded: whisper.LoadedModel, audios: list[np.ndarray], batch_size: int = 8,
+               progress: bool = True, warmup: bool = True) -> Transcription:
+    short = [i for i, a in enumerate(audios) if len(a) <= WINDOW]
+    long = [i for i, a in enumerate(audios) if len(a) > WINDOW]
+    if warmup and audios:  # first calls pay for allocation and kernel selection
+        first = audios[short[0]] if short else audios[long[0]][:WINDOW]
+        _short_batch(loaded, [first] * min(batch_size, max(1, len(short))))
+    texts: list[str] = [""] * len(audios)
+    elapsed = 0.0
+    with tqdm(total=len(audios), desc="transcribing", unit="clip", disable=not progress) as bar:
+        for start in range(0, len(short), batch_size):
+            idx = short[start : start + batch_size]
+            t0 = time.perf_counter()
+            out = _short_batch(loaded, [audios[i] for i in idx])
+            elapsed += time.perf_counter() - t0
+            for i, text in zip(idx, out):
+                texts[i] = text.strip()
+            bar.update(len(idx))
+        for i in long:
+            t0 = time.perf_counter()
+            texts[i] = _long_one(loaded, audios[i]).strip()
+            elapsed += time.perf_counter() - t0
+            bar.update(1)
+    return Transcription(texts, elapsed)

@@ -1,0 +1,138 @@
+"""Everything Whisper-specific: loading, features, the encoder's linear layers, lite conversion.
+
+Other encoders can follow by providing the same small set of functions.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import UserError
+from .hf.configuration_lite_whisper import LiteWhisperConfig
+from .hf.modeling_lite_whisper import (
+    PROJECTIONS,
+    LiteWhisperForConditionalGeneration,
+    LowRankLinear,
+    projection_parent,
+)
+from .sources import model_kind, resolve_model
+
+from .audio import SAMPLE_RATE  # noqa: E402,F401
+WINDOW_SECONDS = 30
+ATTENTION = ("q_proj", "k_proj", "v_proj", "out_proj")
+
+# Known architectures, to find a processor for checkpoints that ship none (as the public
+# efficient-speech ones do): (d_model, encoder_layers, vocab_size) -> short name.
+_ARCHITECTURES = {
+    (384, 4, 51864): "tiny.en", (384, 4, 51865): "tiny", (512, 6, 51864): "base.en", (512, 6, 51865): "base",
+    (768, 12, 51864): "small.en", (768, 12, 51865): "small", (1024, 24, 51864): "medium.en",
+    (1024, 24, 51865): "medium", (1280, 32, 51865): "large-v2", (1280, 32, 51866): "large-v3",
+}
+
+
+@dataclass
+class LoadedModel:
+    """A Whisper or lite-whisper model with its processor and where it came from."""
+
+    model: nn.Module
+    processor: object  # transformers.WhisperProcessor
+    path: Path
+    name: str
+
+    @property
+    def encoder(self) -> nn.Module:
+        return self.model.model.encoder
+
+
+def load(spec: str, device: str = "cpu", dtype: torch.dtype = torch.float32) -> LoadedModel:
+    from transformers import WhisperForConditionalGeneration, WhisperProcessor
+
+    path = resolve_model(spec)
+    kind = model_kind(path)
+    cls = LiteWhisperForConditionalGeneration if kind == "lite-whisper" else WhisperForConditionalGeneration
+    try:
+        model = cls.from_pretrained(path, dtype=dtype, attn_implementation="sdpa")
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise UserError(f"{spec}: cannot load model weights ({str(exc).splitlines()[0]})") from None
+    model.to(device).eval()
+    processor_dir = path
+    if not _has_processor(path):
+        c = model.config
+        base = _ARCHITECTURES.get((c.d_model, c.encoder_layers, c.vocab_size))
+        if base is None:
+            raise UserError(f"{spec}: has no tokenizer/preprocessor files and its architecture is not a known Whisper")
+        processor_dir = resolve_model(base)
+    processor = WhisperProcessor.from_pretrained(processor_dir)
+    return LoadedModel(model, processor, path, str(spec))
+
+
+def _has_processor(path: Path) -> bool:
+    has = lambda *names: any((path / n).is_file() for n in names)  # noqa: E731
+    return has("tokenizer.json", "vocab.json") and has("preprocessor_config.json", "processor_config.json")
+
+
+def features(processor, audios: list[np.ndarray], device="cpu", dtype=torch.float32) -> torch.Tensor:
+    """Log-mel features, each clip padded (or cut) to one 30 s window: what the encoder sees."""
+    out = processor.feature_extractor(audios, sampling_rate=SAMPLE_RATE, return_tensors="pt")
+    return out.input_features.to(device=device, dtype=dtype)
+
+
+def encoder_linears(model: nn.Module) -> dict[str, nn.Module]:
+    """Every encoder projection, keyed `layers.{i}.{name}` (name in PROJECTIONS)."""
+    layers = model.model.encoder.layers
+    return {f"layers.{i}.{name}": getattr(projection_parent(layer, name), name)
+            for i, layer in enumerate(layers) for name in PROJECTIONS}
+
+
+def split_key(key: str) -> tuple[int, str]:
+    _, index, name = key.split(".")
+    return int(index), name
+
+
+def is_attention(key: str) -> bool:
+    return split_key(key)[1] in ATTENTION
+
+
+def replace_linear(model: nn.Module, key: str, module: nn.Module) -> None:
+    index, name = split_key(key)
+    setattr(projection_parent(model.model.encoder.layers[index], name), name, module)
+
+
+def low_rank_config(model: nn.Module) -> list[dict[str, int]]:
+    """The checkpoint's `low_rank_config`: per encoder layer, the rank of each factored projection."""
+    config = [dict() for _ in model.model.encoder.layers]
+    for key, module in encoder_linears(model).items():
+        if isinstance(module, LowRankLinear):
+            index, name = split_key(key)
+            config[index][name] = module.rank
+    return config
+
+
+def to_lite(model: nn.Module) -> LiteWhisperForConditionalGeneration:
+    """Wrap a Whisper whose encoder projections were swapped in place into a lite-whisper model."""
+    values = model.config.to_dict()
+    for key in ("model_type", "architectures", "auto_map", "transformers_version", "low_rank_config"):
+        values.pop(key, None)
+    config = LiteWhisperConfig(low_rank_config=low_rank_config(model), **values)
+    config.architectures = ["LiteWhisperForConditionalGeneration"]
+    with torch.device("meta"):
+        lite = LiteWhisperForConditionalGeneration(config)
+    lite.load_state_dict(model.state_dict(), strict=True, assign=True)
+    lite.tie_weights()
+    lite.generation_config = model.generation_config
+    return lite.eval()
+
+
+def encoder_output(model: nn.Module, input_features: torch.Tensor) -> torch.Tensor:
+    with torch.inference_mode():
+        return model.model.encoder(input_features).last_hidden_state
+
+
+def read_config(path: Path) -> dict:
+    return json.loads((Path(path) / "config.json").read_text())
