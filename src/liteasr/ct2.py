@@ -93,7 +93,7 @@ def read_ct2(path: str | Path) -> CT2Model:
         for _ in range(take("I")):
             alias, target = string(), string()
             variables[alias] = variables[target]
-    except struct.error as exc:
+    except (struct.error, ValueError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: truncated or corrupt CTranslate2 model ({exc})") from None
     return CT2Model(spec, revision, variables)
 

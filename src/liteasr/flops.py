@@ -27,8 +27,11 @@ class EncoderCost:
         return self.flops / 1e9
 
 
-def projection_cost(module: nn.Module, frames: int) -> tuple[int, int]:
-    """(parameters, multiply-add FLOPs for `frames` rows) of a dense or low-rank projection."""
+def projection_cost(module: nn.Module, frames: int, dense: bool = False) -> tuple[int, int]:
+    """(parameters, FLOPs for `frames` rows) of a projection; `dense` prices a low-rank one as its dense original."""
+    if isinstance(module, LowRankLinear) and dense:
+        return module.in_features * module.out_features + module.out_features, \
+            2 * frames * module.in_features * module.out_features
     if isinstance(module, LowRankLinear):
         return module.rank * (module.in_features + module.out_features) + module.out_features, \
             2 * frames * module.rank * (module.in_features + module.out_features)
@@ -36,16 +39,18 @@ def projection_cost(module: nn.Module, frames: int) -> tuple[int, int]:
         2 * frames * module.in_features * module.out_features
 
 
-def encoder_cost(model: nn.Module) -> EncoderCost:
+def encoder_cost(model: nn.Module, dense: bool = False) -> EncoderCost:
+    """Cost per 30 s window; `dense=True` prices the uncompressed original of a lite model."""
     encoder = model.model.encoder
     frames = encoder.config.max_source_positions  # 1500 frames per 30 s window
     d = encoder.config.d_model
     linear_params = linear_flops = 0
     for module in whisper.encoder_linears(model).values():
-        p, f = projection_cost(module, frames)
+        p, f = projection_cost(module, frames, dense)
         linear_params, linear_flops = linear_params + p, linear_flops + f
     attention = len(encoder.layers) * 4 * frames * frames * d  # Q K^T and P V
     c1, c2 = encoder.conv1, encoder.conv2
     conv = 2 * (2 * frames) * c1.weight[0].numel() * c1.out_channels + 2 * frames * c2.weight[0].numel() * c2.out_channels
-    params = sum(p.numel() for p in encoder.parameters())
-    return EncoderCost(params, linear_params, linear_flops, attention, conv)
+    other = sum(p.numel() for p in encoder.parameters()) - sum(
+        projection_cost(m, frames)[0] for m in whisper.encoder_linears(model).values())
+    return EncoderCost(other + linear_params, linear_params, linear_flops, attention, conv)

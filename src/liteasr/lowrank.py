@@ -18,9 +18,9 @@ def factorize(linear: nn.Linear, mean: torch.Tensor, vectors: torch.Tensor, rank
     b = linear.bias.detach().to(torch.float64).cpu() if linear.bias is not None else torch.zeros(w.shape[0], dtype=torch.float64)
     v = vectors[:, :rank].to(torch.float64).cpu()  # [out, r]
     mu = mean.to(torch.float64).cpu()
-    module = LowRankLinear(linear.in_features, linear.out_features, rank)
+    module = LowRankLinear(linear.in_features, linear.out_features, rank).to(dtype=dtype)
     with torch.no_grad():
-        module.weight1.copy_((w.T @ v).to(dtype))  # [in, r] = (V^T W)^T
-        module.weight2.copy_(v.T.contiguous().to(dtype))  # [r, out]
-        module.bias.copy_((mu + v @ (v.T @ (b - mu))).to(dtype))  # bias folded exactly
+        module.weight1.copy_(w.T @ v)  # [in, r] = (V^T W)^T
+        module.weight2.copy_(v.T)  # [r, out]
+        module.bias.copy_(mu + v @ (v.T @ (b - mu)))  # bias folded exactly
     return module.to(device)

@@ -75,6 +75,8 @@ def resolve_model(spec: str | os.PathLike) -> Path:
             return path
         raise UserError(f"{spec}: not a model directory (no config.json, no CTranslate2 model.bin)")
     spec = str(spec)
+    if spec.startswith((".", "/", "~")) or spec.count("/") > 1:
+        raise UserError(f"{spec}: no such directory")
     if spec not in SHORT_NAMES and spec.count("/") != 1:
         known = ", ".join(sorted(SHORT_NAMES))
         raise UserError(f"{spec}: no such directory, and not a Hub id or a known name ({known})")

@@ -14,6 +14,9 @@ from . import whisper
 from .audio import SAMPLE_RATE
 
 WINDOW = whisper.WINDOW_SECONDS * SAMPLE_RATE
+# Token budget per second of audio. Fast speech is ~6 tokens/s; the cap only stops runaway
+# repetition loops (a damaged model can emit 448 tokens for a 3 s clip, 50x the decode time).
+TOKENS_PER_SECOND = 12
 
 
 @dataclass
@@ -30,7 +33,9 @@ def _generate(model, **inputs) -> torch.Tensor:
 def _short_batch(loaded: whisper.LoadedModel, audios: list[np.ndarray]) -> list[str]:
     param = next(loaded.model.parameters())
     feats = whisper.features(loaded.processor, audios, device=param.device, dtype=param.dtype)
-    ids = _generate(loaded.model, input_features=feats)
+    budget = int(TOKENS_PER_SECOND * max(len(a) for a in audios) / SAMPLE_RATE) + 32
+    ids = _generate(loaded.model, input_features=feats,
+                    max_new_tokens=min(budget, loaded.model.generation_config.max_length - 4))
     return loaded.processor.batch_decode(ids, skip_special_tokens=True)
 
 

@@ -51,7 +51,7 @@ class LoadedModel:
 
 
 def load(spec: str, device: str = "cpu", dtype: torch.dtype = torch.float32) -> LoadedModel:
-    from transformers import WhisperForConditionalGeneration, WhisperProcessor
+    from transformers import GenerationConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration, WhisperProcessor, WhisperTokenizerFast
 
     path = resolve_model(spec)
     kind = model_kind(path)
@@ -62,13 +62,21 @@ def load(spec: str, device: str = "cpu", dtype: torch.dtype = torch.float32) -> 
         raise UserError(f"{spec}: cannot load model weights ({str(exc).splitlines()[0]})") from None
     model.to(device).eval()
     processor_dir = path
-    if not _has_processor(path):
+    if not _has_processor(path) or not (path / "generation_config.json").is_file():
+        # Public lite-whisper checkpoints ship weights only: take the rest from their base model.
         c = model.config
         base = _ARCHITECTURES.get((c.d_model, c.encoder_layers, c.vocab_size))
         if base is None:
-            raise UserError(f"{spec}: has no tokenizer/preprocessor files and its architecture is not a known Whisper")
-        processor_dir = resolve_model(base)
-    processor = WhisperProcessor.from_pretrained(processor_dir)
+            raise UserError(f"{spec}: has no tokenizer/preprocessor/generation files and is not a known Whisper size")
+        base_dir = resolve_model(base)
+        if not (path / "generation_config.json").is_file():
+            model.generation_config = GenerationConfig.from_pretrained(base_dir)
+        if not _has_processor(path):
+            processor_dir = base_dir
+    # Components one by one: WhisperProcessor.from_pretrained would consult AutoConfig, which asks
+    # before running the checkpoint's remote code even though liteasr brings its own copy.
+    processor = WhisperProcessor(WhisperFeatureExtractor.from_pretrained(processor_dir),
+                                 WhisperTokenizerFast.from_pretrained(processor_dir))
     return LoadedModel(model, processor, path, str(spec))
 
 

@@ -1,0 +1,51 @@
+"""Measured encoder latency: models timed in one process, interleaved (A B A B ...), after warm-up."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+
+import torch
+
+from . import whisper
+
+
+@dataclass
+class Timing:
+    median_ms: float
+    spread_ms: float  # half the interquartile range
+    runs: int
+
+
+def _summary(samples: list[float]) -> Timing:
+    ms = sorted(s * 1e3 for s in samples)
+    q = statistics.quantiles(ms, n=4) if len(ms) >= 2 else [ms[0]] * 3
+    return Timing(statistics.median(ms), (q[2] - q[0]) / 2, len(ms))
+
+
+def _sync(device: torch.device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def encoder_latency(models: list[torch.nn.Module], batch_size: int = 1, repeats: int = 10,
+                    warmup: int = 2, seed: int = 0) -> list[Timing]:
+    """Per-window encoder latency (ms per 30 s window) of each model on the same random features."""
+    first = models[0]
+    param = next(first.parameters())
+    n_mels = first.config.num_mel_bins
+    frames = 2 * first.config.max_source_positions
+    gen = torch.Generator().manual_seed(seed)
+    feats = torch.randn(batch_size, n_mels, frames, generator=gen).to(param.device, param.dtype)
+    samples: list[list[float]] = [[] for _ in models]
+    with torch.inference_mode():
+        for it in range(warmup + repeats):
+            for i, model in enumerate(models):
+                _sync(param.device)
+                t0 = time.perf_counter()
+                model.model.encoder(feats)
+                _sync(param.device)
+                if it >= warmup:
+                    samples[i].append((time.perf_counter() - t0) / batch_size)
+    return [_summary(s) for s in samples]

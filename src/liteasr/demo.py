@@ -1,0 +1,81 @@
+"""`liteasr demo`: the whole job on the embedded default, bundled tiny.en.
+
+Calibrate on real speech from ../shared when present (vctk_p239), else on speech synthesized
+with espeak-ng; compress at a few thresholds; evaluate base and compressed models side by side.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import tempfile
+from pathlib import Path
+
+from . import whisper
+from .audio import read_dataset, sample
+from .calibrate import calibrate
+from .checkpoint import Provenance, save_checkpoint
+from .compress import compress_, spectra, threshold_plan
+from .demo_audio import make_demo_audio
+from .flops import encoder_cost
+from .plan import ThresholdRule
+from .report import evaluate_models, print_table
+from .sources import cache_dir
+
+MODEL = "tiny.en"
+
+
+def shared_speech() -> Path | None:
+    """../shared/data/speech beside the checkout (or $LITEASR_SHARED), if it is there."""
+    candidates = [os.environ.get("LITEASR_SHARED"), Path.cwd().parent / "shared",
+                  Path(__file__).resolve().parents[3] / "shared"]
+    for c in candidates:
+        if c and (Path(c) / "data" / "speech").is_dir():
+            return Path(c) / "data" / "speech"
+    return None
+
+
+def demo_data(eval_samples: int) -> tuple[str, list]:
+    from .report import load_eval_sets
+
+    speech = shared_speech()
+    if speech is not None:
+        return str(speech / "vctk_p239"), load_eval_sets([str(speech / "dc_tts"), str(speech / "ljspeech")],
+                                                         eval_samples, seed=0)
+    manifest = make_demo_audio(cache_dir() / "demo_audio")
+    data = read_dataset(manifest)
+    # Disjoint halves: calibrate on the first, evaluate on the second.
+    half = len(data.clips) // 2
+    data.clips, held_out = data.clips[:half], data.clips[half:]
+    data.name = "espeak_eval"
+    calibration = cache_dir() / "demo_audio_calibration.jsonl"
+    calibration.write_text("".join(f'{{"audio": "{c.path}", "text": ""}}\n' for c in data.clips))
+    data.clips = held_out
+    return str(calibration), [data]
+
+
+def run_demo(device: str = "cpu", samples: int = 64, eval_samples: int = 40,
+             thresholds: list[str] = ("0.99:0.999", "0.999:0.9999"), output: str | None = None) -> list[dict]:
+    calibration, eval_sets = demo_data(eval_samples)
+    print(f"model {MODEL}; calibration {calibration}; evaluation "
+          + ", ".join(f"{d.name} ({len(d.clips)} clips)" for d in eval_sets))
+    base = whisper.load(MODEL, device=device)
+    clips = sample(read_dataset(calibration).clips, samples, seed=0)
+    stats = calibrate(base, clips)
+    eig = spectra(stats)
+    out = Path(output) if output else Path(tempfile.mkdtemp(prefix="liteasr-demo-"))
+    paths = []
+    for text in thresholds:
+        model = copy.deepcopy(base.model)
+        plan = threshold_plan(model, stats, ThresholdRule.parse(text), eig)
+        lite = compress_(model, stats, plan, eig)
+        path = out / f"tiny.en-lite-{text.replace(':', '_')}"
+        save_checkpoint(lite, base.processor, path,
+                        Provenance(MODEL, encoder_cost(base.model), f"{len(clips)} clips of {calibration}",
+                                   plan.method, f"liteasr compress {MODEL} --threshold {text}"), overwrite=True)
+        paths.append(str(path))
+    results = evaluate_models([MODEL, *paths], eval_sets, device=device)
+    print()
+    print_table(results)
+    print(f"\ncheckpoints in {out}")
+    return results

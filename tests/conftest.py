@@ -1,0 +1,74 @@
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from liteasr.demo import shared_speech
+
+warnings.filterwarnings("ignore")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+torch.set_num_threads(max(1, os.cpu_count() or 1))
+
+
+@pytest.fixture(scope="session")
+def speech() -> Path:
+    """../shared/data/speech; its absence skips, unless CI demands it (LITEASR_REQUIRE_SHARED=1)."""
+    path = shared_speech()
+    if path is None:
+        if os.environ.get("LITEASR_REQUIRE_SHARED") == "1":
+            pytest.fail("LITEASR_REQUIRE_SHARED=1 but ../shared/data/speech is missing")
+        pytest.skip("../shared/data/speech not present")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_en():
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    from liteasr import whisper
+
+    return whisper.load("tiny.en")
+
+
+@pytest.fixture(scope="session")
+def tiny_en_dir(tiny_en) -> Path:
+    return tiny_en.path
+
+
+@pytest.fixture(scope="session")
+def random_whisper_dir(tmp_path_factory, tiny_en_dir) -> Path:
+    """A small random-weight Whisper (real tokenizer and feature extractor) for fast pipeline tests."""
+    from transformers import GenerationConfig, WhisperConfig, WhisperForConditionalGeneration
+
+    torch.manual_seed(0)
+    config = WhisperConfig(vocab_size=51864, d_model=64, encoder_layers=2, decoder_layers=1,
+                           encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=128,
+                           decoder_ffn_dim=128, max_target_positions=64, pad_token_id=50256, bos_token_id=50256,
+                           eos_token_id=50256, decoder_start_token_id=50257)
+    model = WhisperForConditionalGeneration(config).eval()
+    model.generation_config = GenerationConfig.from_pretrained(tiny_en_dir)
+    model.generation_config.max_length = 16
+    out = tmp_path_factory.mktemp("random-whisper")
+    model.save_pretrained(out)
+    for name in ("tokenizer.json", "tokenizer_config.json", "preprocessor_config.json"):
+        shutil.copy(tiny_en_dir / name, out / name)
+    return out
+
+
+@pytest.fixture(scope="session")
+def noise_clips(tmp_path_factory) -> Path:
+    """Ten short clips of shaped noise and tones: enough signal for calibration statistics."""
+    out = tmp_path_factory.mktemp("noise")
+    rng = np.random.default_rng(0)
+    for i in range(10):
+        t = np.arange(16000 * (1 + i % 3)) / 16000
+        audio = 0.1 * np.sin(2 * np.pi * (200 + 50 * i) * t) + 0.05 * rng.standard_normal(t.size)
+        sf.write(out / f"clip{i}.wav", audio.astype(np.float32), 16000)
+    return out

@@ -1,0 +1,94 @@
+"""The command line, end to end in subprocesses: success paths and one-line errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from safetensors.torch import load_file
+
+
+def liteasr(*args, cwd=None):
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    return subprocess.run([sys.executable, "-m", "liteasr", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=600)
+
+
+def assert_user_error(result, *fragments):
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("liteasr: error:"), result.stderr
+    assert "Traceback" not in result.stderr
+    for f in fragments:
+        assert f in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def compressed(random_whisper_dir, noise_clips, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "lite"
+    r = liteasr("compress", random_whisper_dir, "--calibration", noise_clips, "--threshold", "0.9:0.95",
+                "--rank-multiple", "8", "--output", out, "--save-plan", out.parent / "plan.json",
+                "--save-stats", out.parent / "stats.safetensors")
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def test_compress_writes_checkpoint_and_reports(compressed):
+    config = json.loads((compressed / "config.json").read_text())
+    assert config["model_type"] == "lite-whisper"
+    card = (compressed / "README.md").read_text()
+    assert "liteasr compress" in card and "encoder parameters" in card and "10 clips" in card
+    plan = json.loads((compressed.parent / "plan.json").read_text())
+    assert len(plan["layers"]) == 12
+
+
+def test_info_prints_ranks_and_costs(compressed):
+    r = liteasr("info", compressed)
+    assert r.returncode == 0, r.stderr
+    assert "q_proj" in r.stdout and "GFLOPs/30 s: attention" in r.stdout and "encoder params" in r.stdout
+
+
+def test_stats_and_plans_are_reusable_and_deterministic(compressed, random_whisper_dir, tmp_path):
+    parent = compressed.parent
+    r = liteasr("compress", random_whisper_dir, "--stats", parent / "stats.safetensors", "--plan", parent / "plan.json",
+                "--output", tmp_path / "again")
+    assert r.returncode == 0, r.stderr
+    a, b = load_file(compressed / "model.safetensors"), load_file(tmp_path / "again" / "model.safetensors")
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)  # bit-identical
+
+
+def test_transcribe_runs(compressed, noise_clips):
+    r = liteasr("transcribe", compressed, noise_clips / "clip0.wav", noise_clips / "clip1.wav")
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout.strip().splitlines()) == 2
+
+
+@pytest.mark.parametrize("case", ["missing_data", "bad_threshold", "exists", "unknown_model", "not_whisper",
+                                  "bad_audio", "both_sources", "stats_other_model"])
+def test_user_mistakes_get_one_line(case, random_whisper_dir, noise_clips, compressed, tmp_path, tiny_en_dir):
+    if case == "missing_data":
+        r = liteasr("compress", random_whisper_dir, "--calibration", tmp_path / "nope", "-o", tmp_path / "o")
+        assert_user_error(r, "no such file or folder")
+    elif case == "bad_threshold":
+        r = liteasr("compress", random_whisper_dir, "--calibration", noise_clips, "--threshold", "1.5", "-o", tmp_path / "o")
+        assert_user_error(r, "threshold")
+    elif case == "exists":
+        r = liteasr("compress", random_whisper_dir, "--calibration", noise_clips, "-o", compressed)
+        assert_user_error(r, "already exists", "--overwrite")
+    elif case == "unknown_model":
+        assert_user_error(liteasr("info", "whisper-gigantic"), "not a Hub id or a known name")
+    elif case == "not_whisper":
+        (tmp_path / "bert").mkdir()
+        (tmp_path / "bert" / "config.json").write_text('{"model_type": "bert"}')
+        assert_user_error(liteasr("info", tmp_path / "bert"), "not a Whisper model")
+    elif case == "bad_audio":
+        (tmp_path / "fake.wav").write_text("this is not audio")
+        assert_user_error(liteasr("transcribe", compressed, tmp_path / "fake.wav"), "fake.wav", "cannot read audio")
+    elif case == "both_sources":
+        r = liteasr("compress", random_whisper_dir, "-o", tmp_path / "o")
+        assert_user_error(r, "exactly one of --calibration")
+    elif case == "stats_other_model":
+        r = liteasr("compress", tiny_en_dir, "--stats", compressed.parent / "stats.safetensors", "-o", tmp_path / "o")
+        assert_user_error(r, "another model")
+    assert not (tmp_path / "o").exists()
