@@ -49,3 +49,16 @@ def encoder_latency(models: list[torch.nn.Module], batch_size: int = 1, repeats:
                 if it >= warmup:
                     samples[i].append((time.perf_counter() - t0) / batch_size)
     return [_summary(s) for s in samples]
+
+
+def transcription_latency(loaded: list, audios: list, batch_size: int = 8, repeats: int = 3) -> list[Timing]:
+    """Seconds to transcribe `audios` (features + generate + decode), models interleaved, one warm-up each."""
+    from .transcribe import transcribe
+
+    samples: list[list[float]] = [[] for _ in loaded]
+    for it in range(repeats + 1):
+        for i, m in enumerate(loaded):
+            seconds = transcribe(m, audios, batch_size=batch_size, progress=False, warmup=False).seconds
+            if it > 0:
+                samples[i].append(seconds)
+    return [_summary(s) for s in samples]

@@ -8,7 +8,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import whisper
-from .audio import Clip, load_audio, windows
+from .audio import Clip, audio_hash, load_audio, windows
 from .stats import CovarianceStats, StatsCollector
 
 
@@ -52,5 +52,7 @@ def calibrate(loaded: whisper.LoadedModel, clips: list[Clip], batch_size: int = 
             flush()
     finally:
         layers = collector.close()
-    meta = {"model": loaded.name, "model_hash": model_hash(model), "clips": len(clips), "windows": n_windows}
+    meta = {"model": loaded.name, "model_hash": model_hash(model), "clips": len(clips), "windows": n_windows,
+            # lets evaluation refuse clips the model was calibrated on
+            "clip_hashes": sorted(audio_hash(c.path) for c in clips)}
     return CovarianceStats(layers, meta)

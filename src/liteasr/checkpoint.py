@@ -28,6 +28,7 @@ class Provenance:
     calibration: str = ""
     method: str = ""
     command: str = ""
+    calibration_hashes: list[str] = field(default_factory=list)
     extra: dict = field(default_factory=dict)
 
 
@@ -75,6 +76,14 @@ or `liteasr transcribe PATH audio.wav`.
 """
 
 
+def calibration_hashes(path: str | Path) -> set[str]:
+    """Audio hashes of the clips a liteasr checkpoint was calibrated on (empty for other models)."""
+    meta = Path(path) / "liteasr.json"
+    if not meta.is_file():
+        return set()
+    return set(json.loads(meta.read_text()).get("calibration_hashes", []))
+
+
 def save_checkpoint(lite, processor, out: str | Path, prov: Provenance, overwrite: bool = False) -> Path:
     """Atomically write config, safetensors weights, model code, processor files and a model card."""
     with atomic_dir(out, overwrite=overwrite) as tmp:
@@ -88,5 +97,6 @@ def save_checkpoint(lite, processor, out: str | Path, prov: Provenance, overwrit
         (tmp / "README.md").write_text(model_card(lite, prov))
         (tmp / "liteasr.json").write_text(json.dumps({"liteasr_version": __version__, "base_model": prov.base_model,
                                                       "calibration": prov.calibration, "method": prov.method,
-                                                      "command": prov.command, **prov.extra}, indent=1))
+                                                      "command": prov.command,
+                                                      "calibration_hashes": prov.calibration_hashes, **prov.extra}, indent=1))
     return Path(out)

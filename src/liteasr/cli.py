@@ -102,7 +102,8 @@ def cmd_compress(args) -> None:
         plan.save(args.save_plan)
     lite = compress_(loaded.model, stats, plan, eig)
     command = "liteasr " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    save_checkpoint(lite, loaded.processor, args.output, Provenance(args.model, base, calibration, plan.method, command),
+    save_checkpoint(lite, loaded.processor, args.output, Provenance(args.model, base, calibration, plan.method, command,
+                                                                         stats.meta.get("clip_hashes", [])),
                     overwrite=args.overwrite)
     after = encoder_cost(lite)
     print(f"wrote {args.output}: encoder params {base.params:,} -> {after.params:,} ({after.params / base.params:.1%}), "
@@ -157,7 +158,8 @@ def cmd_bench(args) -> None:
     from .bench import encoder_latency
     from .flops import encoder_cost
 
-    model, base = _load(args).model, _load(args, args.vs).model
+    a, b = _load(args), _load(args, args.vs)
+    model, base = a.model, b.model
     t_model, t_base = encoder_latency([model, base], batch_size=args.batch_size, repeats=args.repeats)
     bound = encoder_cost(base).flops / encoder_cost(model).flops
     speedup = t_base.median_ms / t_model.median_ms
@@ -166,10 +168,35 @@ def cmd_bench(args) -> None:
     print(f"  {args.vs}: {t_base.median_ms:.1f} +/- {t_base.spread_ms:.1f}")
     print(f"speedup {speedup:.3f}x, FLOP bound {bound:.3f}x ({(speedup - 1) / max(bound - 1, 1e-9):.0%} of the possible gain)"
           if bound > 1 else f"speedup {speedup:.3f}x, FLOP bound {bound:.3f}x")
+    report = {"encoder_ms": {"model": t_model.median_ms, "base": t_base.median_ms},
+              "spread_ms": {"model": t_model.spread_ms, "base": t_base.spread_ms},
+              "speedup": speedup, "flop_bound": bound, "batch_size": args.batch_size}
+    if args.data:
+        from .audio import load_audio, read_dataset, sample
+        from .bench import transcription_latency
+
+        clips = sample(read_dataset(args.data).clips, args.samples, 0)
+        audios = [load_audio(c.path) for c in clips]
+        tm, tb = transcription_latency([a, b], audios, repeats=max(1, args.repeats // 5))
+        print(f"full transcription of {len(clips)} clips: {tm.median_ms / 1e3:.2f} s vs {tb.median_ms / 1e3:.2f} s "
+              f"(speedup {tb.median_ms / tm.median_ms:.3f}x)")
+        report["transcribe_s"] = {"model": tm.median_ms / 1e3, "base": tb.median_ms / 1e3}
+        report["transcribe_speedup"] = tb.median_ms / tm.median_ms
     if args.json:
-        _write_json(args.json, {"encoder_ms": {"model": t_model.median_ms, "base": t_base.median_ms},
-                                "spread_ms": {"model": t_model.spread_ms, "base": t_base.spread_ms},
-                                "speedup": speedup, "flop_bound": bound, "batch_size": args.batch_size})
+        _write_json(args.json, report)
+
+
+def cmd_sweep(args) -> None:
+    from .atomic import check_writable
+    from .report import print_table
+    from .sweep import run_sweep
+
+    check_writable(args.output, args.overwrite)
+    results = run_sweep(args.model, args.calibration, args.eval, args.thresholds, args.output,
+                        samples=args.calibration_samples, eval_samples=args.eval_samples, seed=args.seed,
+                        device=_device(args.device), batch_size=args.batch_size, overwrite=args.overwrite)
+    print_table(results)
+    print(f"wrote {args.output}/sweep.csv, sweep.json, sweep.png")
 
 
 def cmd_demo(args) -> None:
@@ -244,8 +271,19 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.add_argument("--vs", required=True, metavar="BASE")
     p.add_argument("--repeats", type=_positive(int), default=10)
+    p.add_argument("--data", metavar="DATA", help="also time full transcription of these clips")
+    p.add_argument("--samples", type=_positive(int), default=16, help="clips from --data (default 16)")
     p.add_argument("--json", metavar="OUT")
     p.set_defaults(func=cmd_bench, batch_size=1)
+
+    p = sub.add_parser("sweep", help="one calibration, many compressions, each evaluated; table and Pareto plot")
+    common(p)
+    calibration_args(p, required=True)
+    p.add_argument("--eval", nargs="+", required=True, metavar="DATA", help="evaluation manifests or folders")
+    p.add_argument("--eval-samples", type=_positive(int), help="clips per evaluation set (seeded; default all)")
+    p.add_argument("--thresholds", nargs="+", default=["0.99:0.999", "0.995:0.9995", "0.999:0.9999", "0.9995:0.99995"])
+    p.add_argument("--output", "-o", required=True, metavar="DIR")
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("demo", help="compress the bundled tiny.en, evaluate it, print the table")
     common(p, model=False)

@@ -72,7 +72,8 @@ def run_demo(device: str = "cpu", samples: int = 64, eval_samples: int = 40,
         path = out / f"tiny.en-lite-{text.replace(':', '_')}"
         save_checkpoint(lite, base.processor, path,
                         Provenance(MODEL, encoder_cost(base.model), f"{len(clips)} clips of {calibration}",
-                                   plan.method, f"liteasr compress {MODEL} --threshold {text}"), overwrite=True)
+                                   plan.method, f"liteasr compress {MODEL} --threshold {text}",
+                                   stats.meta["clip_hashes"]), overwrite=True)
         paths.append(str(path))
     results = evaluate_models([MODEL, *paths], eval_sets, device=device)
     print()

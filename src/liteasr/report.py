@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import whisper
-from .audio import Dataset, read_dataset, sample
+from .audio import Dataset, audio_hash, read_dataset, sample
+from .checkpoint import calibration_hashes
+from .errors import UserError
 from .bench import encoder_latency
 from .evaluate import evaluate_dataset
 from .flops import encoder_cost
@@ -24,9 +26,15 @@ def evaluate_models(models: list[str], data: list[str] | list[Dataset], device="
     import torch
 
     sets = data if data and isinstance(data[0], Dataset) else load_eval_sets(data, samples, seed)
-    results = []
+    results, eval_hashes = [], None
     for spec in models:
         loaded = whisper.load(spec, device=device, dtype=dtype or torch.float32)
+        calibrated_on = calibration_hashes(loaded.path)
+        if calibrated_on:
+            eval_hashes = eval_hashes or {audio_hash(c.path): c.path for ds in sets for c in ds.clips}
+            overlap = sorted(str(p) for h, p in eval_hashes.items() if h in calibrated_on)
+            if overlap:
+                raise UserError(f"{spec} was calibrated on {len(overlap)} of the evaluation clips (e.g. {overlap[0]})")
         cost = encoder_cost(loaded.model)
         entry = {"model": str(spec), "encoder_params": cost.params, "encoder_linear_params": cost.linear_params,
                  "encoder_gflops": cost.gflops, "datasets": {}}

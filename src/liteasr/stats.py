@@ -67,7 +67,9 @@ class CovarianceStats:
             raise UserError("cannot merge statistics of different layer sets")
         if self.meta.get("model_hash") != other.meta.get("model_hash"):
             raise UserError("cannot merge statistics collected on different models")
-        meta = dict(self.meta, clips=self.meta.get("clips", 0) + other.meta.get("clips", 0))
+        meta = dict(self.meta, clips=self.meta.get("clips", 0) + other.meta.get("clips", 0),
+                    windows=self.meta.get("windows", 0) + other.meta.get("windows", 0),
+                    clip_hashes=sorted(set(self.meta.get("clip_hashes", [])) | set(other.meta.get("clip_hashes", []))))
         return CovarianceStats({k: v.merged(other.layers[k]) for k, v in self.layers.items()}, meta)
 
     def save(self, path: str | Path, overwrite: bool = True) -> None:

@@ -1,0 +1,117 @@
+"""One calibration, many compressions, each evaluated: the WER / size / speed table and its Pareto front."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+from pathlib import Path
+
+from . import whisper
+from .atomic import atomic_dir
+from .audio import Clip, audio_hash, read_dataset, sample
+from .calibrate import calibrate
+from .checkpoint import Provenance, save_checkpoint
+from .compress import compress_, spectra, threshold_plan
+from .errors import UserError
+from .flops import encoder_cost
+from .plan import ThresholdRule
+from .report import evaluate_models, load_eval_sets
+
+
+def check_disjoint(calibration: list[Clip], evaluation: list[Clip]) -> None:
+    """Calibration and evaluation must not share a file or the same audio under another name."""
+    cal_paths = {c.path.resolve() for c in calibration}
+    for c in evaluation:
+        if c.path.resolve() in cal_paths:
+            raise UserError(f"{c.path} is in both the calibration and the evaluation data")
+    cal_hashes = {audio_hash(c.path): c.path for c in calibration}
+    for c in evaluation:
+        h = audio_hash(c.path)
+        if h in cal_hashes:
+            raise UserError(f"{c.path} has the same audio as calibration clip {cal_hashes[h]}")
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[bool]:
+    """True for points not dominated (lower x and lower y are better)."""
+    return [not any(ox <= x and oy <= y and (ox < x or oy < y) for ox, oy in points) for x, y in points]
+
+
+def run_sweep(model: str, calibration: str, eval_data: list[str], thresholds: list[str], output: str | Path,
+              samples: int = 64, eval_samples: int | None = None, seed: int = 0, device: str = "cpu",
+              batch_size: int = 8, overwrite: bool = False, progress: bool = True) -> list[dict]:
+    rules = [ThresholdRule.parse(t) for t in thresholds]
+    cal_clips = sample(read_dataset(calibration).clips, samples, seed)
+    eval_sets = load_eval_sets(eval_data, eval_samples, seed)
+    for ds in eval_sets:
+        check_disjoint(cal_clips, ds.clips)
+    with atomic_dir(output, overwrite=overwrite) as tmp:
+        base = whisper.load(model, device=device)
+        stats = calibrate(base, cal_clips, batch_size=batch_size, progress=progress)
+        stats.save(tmp / "stats.safetensors")
+        eig = spectra(stats, progress=progress)
+        paths, labels = [], []
+        for text, rule in zip(thresholds, rules):
+            lite_model = copy.deepcopy(base.model)
+            plan = threshold_plan(lite_model, stats, rule, eig)
+            lite = compress_(lite_model, stats, plan, eig)
+            path = tmp / f"threshold-{text.replace(':', '_')}"
+            save_checkpoint(lite, base.processor, path, Provenance(model, encoder_cost(base.model),
+                            f"{len(cal_clips)} clips of {calibration}", plan.method,
+                            f"liteasr sweep --threshold {text}", stats.meta["clip_hashes"]))
+            paths.append(str(path))
+            labels.append(f"threshold {text}")
+        results = evaluate_models([model, *paths], eval_sets, device=device, batch_size=batch_size, progress=progress)
+        for r, label in zip(results, ["base", *labels]):
+            r["label"] = label
+            r["model"] = r["model"].replace(str(tmp), str(output))
+        write_table(results, tmp)
+        plot(results, tmp / "sweep.png", title=f"{model}: calibrated on {len(cal_clips)} clips")
+    return results
+
+
+def write_table(results: list[dict], out: Path) -> None:
+    (out / "sweep.json").write_text(json.dumps(results, indent=1))
+    names = list(results[0]["datasets"])
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["label", "model", "encoder_params", "encoder_gflops", "encoder_ms_b1", *[f"wer_{n}" for n in names],
+                "average_wer", "pareto_params", "pareto_latency"])
+    front_p = pareto_front([(r["encoder_params"], r["average_wer"]) for r in results])
+    front_l = pareto_front([(r["encoder_ms"]["batch_1"], r["average_wer"]) for r in results])
+    for r, fp, fl in zip(results, front_p, front_l):
+        w.writerow([r["label"], r["model"], r["encoder_params"], f"{r['encoder_gflops']:.3f}",
+                    f"{r['encoder_ms']['batch_1']:.1f}", *[f"{r['datasets'][n]['wer']:.2f}" for n in names],
+                    f"{r['average_wer']:.2f}", fp, fl])
+    (out / "sweep.csv").write_text(buf.getvalue())
+
+
+def plot(results: list[dict], path: Path, title: str = "") -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, key, xlabel in ((axes[0], lambda r: r["encoder_params"] / 1e6, "encoder parameters (M)"),
+                            (axes[1], lambda r: r["encoder_ms"]["batch_1"], "measured encoder ms / 30 s window (batch 1)")):
+        xs, ys = [key(r) for r in results], [r["average_wer"] for r in results]
+        front = pareto_front(list(zip(xs, ys)))
+        for x, y, r, on in zip(xs, ys, results, front):
+            base = r.get("label") == "base"
+            ax.scatter([x], [y], marker="*" if base else "o", s=140 if base else 40,
+                       color="black" if base else ("tab:red" if on else "tab:blue"), zorder=3)
+            ax.annotate(r.get("label", ""), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        fx = sorted((x, y) for x, y, on in zip(xs, ys, front) if on)
+        ax.plot([p[0] for p in fx], [p[1] for p in fx], "--", color="tab:red", label="Pareto front")
+        if max(ys) > 20 * max(min(ys), 1e-3):  # damaged models can reach WER of hundreds
+            ax.set_yscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("average WER (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
