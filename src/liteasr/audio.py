@@ -94,6 +94,23 @@ def load_audio(path: str | Path) -> np.ndarray:
     return np.ascontiguousarray(mono, dtype=np.float32)
 
 
+def screen(clips: list[Clip], on_bad: str = "error") -> tuple[list[Clip], list[tuple[Path, str]]]:
+    """Read every clip once, before any model runs. `error`: stop at the first bad file with its
+    reason; `skip`: drop bad files and return them with their reasons for the summary."""
+    good, bad = [], []
+    for clip in clips:
+        try:
+            load_audio(clip.path)
+            good.append(clip)
+        except UserError as exc:
+            if on_bad == "error":
+                raise UserError(f"{exc} (use --on-bad-audio skip to leave such files out)") from None
+            bad.append((clip.path, str(exc).split(": ", 1)[-1]))
+    if not good:
+        raise UserError("no usable audio left after skipping bad files")
+    return good, bad
+
+
 def windows(audio: np.ndarray, seconds: int = 30) -> list[np.ndarray]:
     """Split into consecutive windows of at most `seconds` (calibration sees every part of a long clip)."""
     size = seconds * SAMPLE_RATE

@@ -9,6 +9,7 @@ import shlex
 import signal
 import sys
 import warnings
+from pathlib import Path
 
 from .errors import UserError
 
@@ -47,6 +48,17 @@ def _positive(kind):
     return parse
 
 
+def _clips(args, source: str, n: int | None = None, with_text: bool = False):
+    """Clips of DATA, N of them chosen by --seed, every file checked before any model runs."""
+    from .audio import read_dataset, sample, screen
+
+    clips = [c for c in read_dataset(source).clips if c.text is not None or not with_text]
+    good, bad = screen(sample(clips, n, getattr(args, "seed", 0)), args.on_bad_audio)
+    for path, reason in bad:
+        print(f"liteasr: skipped {path}: {reason}", file=sys.stderr)
+    return good, bad
+
+
 def _write_json(path: str, data) -> None:
     from .atomic import atomic_file
 
@@ -58,11 +70,10 @@ def _write_json(path: str, data) -> None:
 
 def cmd_calibrate(args) -> None:
     from .atomic import check_writable
-    from .audio import read_dataset, sample
     from .calibrate import calibrate
 
     check_writable(args.output, args.overwrite)
-    clips = sample(read_dataset(args.calibration).clips, args.calibration_samples, args.seed)
+    clips, _ = _clips(args, args.calibration, args.calibration_samples)
     loaded = _load(args)
     stats = calibrate(loaded, clips, batch_size=args.batch_size)
     stats.save(args.output, overwrite=args.overwrite)
@@ -71,7 +82,6 @@ def cmd_calibrate(args) -> None:
 
 def cmd_compress(args) -> None:
     from .atomic import check_writable
-    from .audio import read_dataset, sample
     from .calibrate import calibrate
     from .checkpoint import Provenance, save_checkpoint
     from .compress import check_stats, compress_, spectra, threshold_plan
@@ -84,7 +94,7 @@ def cmd_compress(args) -> None:
     if (args.calibration is None) == (args.stats is None):
         raise UserError("give exactly one of --calibration DATA or --stats FILE")
     plan = RankPlan.load(args.plan) if args.plan else None
-    clips = sample(read_dataset(args.calibration).clips, args.calibration_samples, args.seed) if args.calibration else None
+    clips, skipped = _clips(args, args.calibration, args.calibration_samples) if args.calibration else (None, [])
     loaded = _load(args)
     base = encoder_cost(loaded.model)
     if clips is not None:
@@ -92,6 +102,8 @@ def cmd_compress(args) -> None:
         if args.save_stats:
             stats.save(args.save_stats)
         calibration = f"{len(clips)} clips of {args.calibration} (seed {args.seed}), {stats.meta['windows']} windows"
+        if skipped:
+            calibration += "; skipped as unreadable: " + ", ".join(str(p) for p, _ in skipped)
     else:
         stats = CovarianceStats.load(args.stats)
         calibration = f"statistics {args.stats} ({stats.meta.get('clips', '?')} clips)"
@@ -114,10 +126,15 @@ def cmd_transcribe(args) -> None:
     from .audio import load_audio
     from .transcribe import transcribe
 
-    audios = [load_audio(p) for p in args.audio]
+    from .audio import Clip, screen
+
+    good, bad = screen([Clip(Path(p)) for p in args.audio], args.on_bad_audio)
+    for path, reason in bad:
+        print(f"liteasr: skipped {path}: {reason}", file=sys.stderr)
+    audios = [load_audio(c.path) for c in good]
     loaded = _load(args)
     result = transcribe(loaded, audios, batch_size=args.batch_size, warmup=False)
-    for path, text in zip(args.audio, result.texts):
+    for path, text in zip([c.path for c in good], result.texts):
         print(f"{path}\t{text}" if len(args.audio) > 1 else text)
 
 
@@ -146,9 +163,15 @@ def cmd_info(args) -> None:
 def cmd_eval(args) -> None:
     from .report import evaluate_models, print_table
 
-    results = evaluate_models(args.models, args.data, device=_device(args.device), dtype=_dtype(args.dtype),
-                              batch_size=args.batch_size, samples=args.samples, seed=args.seed,
-                              latency=not args.no_latency)
+    from .audio import read_dataset
+
+    sets = []
+    for source in args.data:
+        ds = read_dataset(source)
+        ds.clips, _ = _clips(args, source, args.samples, with_text=True)
+        sets.append(ds)
+    results = evaluate_models(args.models, sets, device=_device(args.device), dtype=_dtype(args.dtype),
+                              batch_size=args.batch_size, latency=not args.no_latency)
     print_table(results)
     if args.json:
         _write_json(args.json, results)
@@ -221,6 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
         p.add_argument("--batch-size", type=_positive(int), default=8)
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+        p.add_argument("--on-bad-audio", choices=["error", "skip"], default="error",
+                       help="unreadable, empty or NaN audio: stop with its name (default) or skip and list it")
 
     def calibration_args(p, required):
         p.add_argument("--calibration", metavar="DATA", required=required,

@@ -57,7 +57,8 @@ def load(spec: str, device: str = "cpu", dtype: torch.dtype = torch.float32) -> 
     kind = model_kind(path)
     cls = LiteWhisperForConditionalGeneration if kind == "lite-whisper" else WhisperForConditionalGeneration
     try:
-        model = cls.from_pretrained(path, dtype=dtype, attn_implementation="sdpa")
+        # safetensors only: a pickled pytorch_model.bin could run arbitrary code
+        model = cls.from_pretrained(path, dtype=dtype, attn_implementation="sdpa", use_safetensors=True)
     except (OSError, ValueError, RuntimeError) as exc:
         raise UserError(f"{spec}: cannot load model weights ({str(exc).splitlines()[0]})") from None
     model.to(device).eval()
