@@ -33,7 +33,8 @@ def _dtype(name: str):
 def _load(args, spec=None):
     from . import whisper
 
-    return whisper.load(spec or args.model, device=_device(args.device), dtype=_dtype(args.dtype))
+    return whisper.load(spec or args.model, device=_device(args.device), dtype=_dtype(args.dtype),
+                        attention=getattr(args, "attention", "auto"))
 
 
 def _positive(kind):
@@ -171,7 +172,7 @@ def cmd_eval(args) -> None:
         ds.clips, _ = _clips(args, source, args.samples, with_text=True)
         sets.append(ds)
     results = evaluate_models(args.models, sets, device=_device(args.device), dtype=_dtype(args.dtype),
-                              batch_size=args.batch_size, latency=not args.no_latency)
+                              batch_size=args.batch_size, latency=not args.no_latency, attention=args.attention)
     print_table(results)
     if args.json:
         _write_json(args.json, results)
@@ -189,11 +190,15 @@ def cmd_bench(args) -> None:
     print(f"encoder ms per 30 s window (batch {args.batch_size}, {args.repeats} interleaved runs):")
     print(f"  {args.model}: {t_model.median_ms:.1f} +/- {t_model.spread_ms:.1f}")
     print(f"  {args.vs}: {t_base.median_ms:.1f} +/- {t_base.spread_ms:.1f}")
-    print(f"speedup {speedup:.3f}x, FLOP bound {bound:.3f}x ({(speedup - 1) / max(bound - 1, 1e-9):.0%} of the possible gain)"
-          if bound > 1 else f"speedup {speedup:.3f}x, FLOP bound {bound:.3f}x")
+    cb, cm = encoder_cost(base), encoder_cost(model)
+    print("GFLOPs/30 s (linear / attention / conv): "
+          f"{cm.linear_flops / 1e9:.2f} / {cm.attention_flops / 1e9:.2f} / {cm.conv_flops / 1e9:.2f} vs "
+          f"{cb.linear_flops / 1e9:.2f} / {cb.attention_flops / 1e9:.2f} / {cb.conv_flops / 1e9:.2f}")
+    print(f"speedup {speedup:.3f}x, FLOP bound {bound:.3f}x: measured = {speedup / bound:.0%} of the bound")
     report = {"encoder_ms": {"model": t_model.median_ms, "base": t_base.median_ms},
               "spread_ms": {"model": t_model.spread_ms, "base": t_base.spread_ms},
-              "speedup": speedup, "flop_bound": bound, "batch_size": args.batch_size}
+              "speedup": speedup, "flop_bound": bound, "fraction_of_bound": speedup / bound,
+              "batch_size": args.batch_size}
     if args.data:
         from .audio import load_audio, read_dataset, sample
         from .bench import transcription_latency
@@ -255,6 +260,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
+    def attention_arg(p):
+        p.add_argument("--attention", choices=["auto", "reduced", "standard"], default="auto",
+                       help="self-attention of lite models: as recorded in the checkpoint (auto) or forced")
+
     p = sub.add_parser("compress", help="calibrate and compress the encoder, write a checkpoint")
     common(p)
     calibration_args(p, required=False)
@@ -276,6 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("transcribe", help="greedy transcription of audio files")
     common(p)
     p.add_argument("audio", nargs="+", metavar="AUDIO")
+    attention_arg(p)
     p.set_defaults(func=cmd_transcribe)
 
     p = sub.add_parser("info", help="ranks, parameters and FLOPs of a model")
@@ -290,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", metavar="OUT")
     p.add_argument("--no-latency", action="store_true", help="skip the encoder latency measurement")
+    attention_arg(p)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("bench", help="encoder latency of MODEL vs BASE, interleaved in one process")
@@ -299,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", metavar="DATA", help="also time full transcription of these clips")
     p.add_argument("--samples", type=_positive(int), default=16, help="clips from --data (default 16)")
     p.add_argument("--json", metavar="OUT")
+    attention_arg(p)
     p.set_defaults(func=cmd_bench, batch_size=1)
 
     p = sub.add_parser("sweep", help="one calibration, many compressions, each evaluated; table and Pareto plot")

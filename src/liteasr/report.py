@@ -22,13 +22,13 @@ def load_eval_sets(data: list[str], samples: int | None = None, seed: int = 0) -
 
 def evaluate_models(models: list[str], data: list[str] | list[Dataset], device="cpu", dtype=None,
                     batch_size: int = 8, samples: int | None = None, seed: int = 0,
-                    latency: bool = True, progress: bool = True) -> list[dict]:
+                    latency: bool = True, progress: bool = True, attention: str = "auto") -> list[dict]:
     import torch
 
     sets = data if data and isinstance(data[0], Dataset) else load_eval_sets(data, samples, seed)
     results, eval_hashes = [], None
     for spec in models:
-        loaded = whisper.load(spec, device=device, dtype=dtype or torch.float32)
+        loaded = whisper.load(spec, device=device, dtype=dtype or torch.float32, attention=attention)
         calibrated_on = calibration_hashes(loaded.path)
         if calibrated_on:
             eval_hashes = eval_hashes or {audio_hash(c.path): c.path for ds in sets for c in ds.clips}

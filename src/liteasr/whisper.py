@@ -20,6 +20,7 @@ from .hf.modeling_lite_whisper import (
     LiteWhisperForConditionalGeneration,
     LowRankLinear,
     projection_parent,
+    set_attention_modes,
 )
 from .sources import model_kind, resolve_model
 
@@ -50,7 +51,22 @@ class LoadedModel:
         return self.model.model.encoder
 
 
-def load(spec: str, device: str = "cpu", dtype: torch.dtype = torch.float32) -> LoadedModel:
+ATTENTION_CHOICES = ("auto", "reduced", "standard")
+
+
+def force_attention(model: nn.Module, attention: str) -> None:
+    """`auto`: the modes recorded in the checkpoint; `reduced` / `standard`: every eligible layer one way."""
+    if attention not in ATTENTION_CHOICES:
+        raise UserError(f"--attention must be one of {', '.join(ATTENTION_CHOICES)}, got {attention!r}")
+    layers = model.model.encoder.layers
+    if attention == "auto":
+        modes = getattr(model.config, "attention_modes", None)
+    else:
+        modes = [{"scores": attention == "reduced", "values": attention == "reduced"}] * len(layers)
+    set_attention_modes(layers, modes)
+
+
+def load(spec: str, device: str = "cpu", dtype: torch.dtype = torch.float32, attention: str = "auto") -> LoadedModel:
     from transformers import GenerationConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration, WhisperProcessor, WhisperTokenizerFast
 
     path = resolve_model(spec)
@@ -62,6 +78,8 @@ def load(spec: str, device: str = "cpu", dtype: torch.dtype = torch.float32) -> 
     except (OSError, ValueError, RuntimeError) as exc:
         raise UserError(f"{spec}: cannot load model weights ({str(exc).splitlines()[0]})") from None
     model.to(device).eval()
+    if kind == "lite-whisper":
+        force_attention(model, attention)
     processor_dir = path
     if not _has_processor(path) or not (path / "generation_config.json").is_file():
         # Public lite-whisper checkpoints ship weights only: take the rest from their base model.
@@ -128,7 +146,12 @@ def to_lite(model: nn.Module) -> LiteWhisperForConditionalGeneration:
     values = model.config.to_dict()
     for key in ("model_type", "architectures", "auto_map", "transformers_version", "low_rank_config"):
         values.pop(key, None)
-    config = LiteWhisperConfig(low_rank_config=low_rank_config(model), **values)
+    from .flops import best_attention_modes
+
+    values.pop("attention_modes", None)
+    # Attention in reduced dimension only where it lowers FLOPs, recorded so loading reproduces it.
+    config = LiteWhisperConfig(low_rank_config=low_rank_config(model), attention_modes=best_attention_modes(model),
+                               **values)
     config.architectures = ["LiteWhisperForConditionalGeneration"]
     with torch.device("meta"):
         lite = LiteWhisperForConditionalGeneration(config)

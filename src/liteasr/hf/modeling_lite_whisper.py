@@ -5,6 +5,7 @@ checkpoints: `...fc1.weight1` [in, r], `...fc1.weight2` [r, out], `...fc1.bias` 
 """
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from transformers import WhisperForConditionalGeneration
 
@@ -30,6 +31,75 @@ class LowRankLinear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, rank={self.rank}"
 
 
+class LiteEncoderAttention(nn.Module):
+    """Encoder self-attention over low-rank q/k/v, optionally computed in the factor dimensions.
+
+    First stages of q/k/v read the same input and run as one GEMM. Then, per head h:
+      scores: q_h k_h^T = (Q1 M_h + u_h) K1^T + (terms constant along keys, which cancel in softmax),
+              M_h = W2_q[:, h] W2_k[:, h]^T, u_h = W2_k[:, h] b_q[h]; keys K1 are shared by all heads
+              (multi-query attention of width r_k), so it runs on scaled_dot_product_attention.
+      values: P_h (V1 W2_v[:, h] + b_v[h]) = (P_h V1) W2_v[:, h] + b_v[h] (softmax rows sum to 1), and
+              W2_v[:, h] is merged with the matching rows of out_proj.
+    `reduce_scores` / `reduce_values` pick the reduced form of each half (it saves FLOPs only when the
+    rank is below the head dimension); with both False this is standard attention on the fused first stage.
+    """
+
+    def __init__(self, attn: nn.Module, reduce_scores: bool = False, reduce_values: bool = False):
+        super().__init__()
+        self.num_heads, self.head_dim = attn.num_heads, attn.head_dim
+        self.q_proj, self.k_proj, self.v_proj, self.out_proj = attn.q_proj, attn.k_proj, attn.v_proj, attn.out_proj
+        self.reduce_scores, self.reduce_values = reduce_scores, reduce_values
+        self._fused = (None, None)
+
+    def _first_stage(self) -> torch.Tensor:
+        params = (self.q_proj.weight1, self.k_proj.weight1, self.v_proj.weight1)
+        key = tuple((p.data_ptr(), p._version, p.dtype) for p in params)
+        if self._fused[0] != key:  # rebuilt only when the weights change
+            self._fused = (key, torch.cat([p.detach() for p in params], 1).contiguous())
+        return self._fused[1]
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask=None, **kwargs):
+        b, t, d = hidden_states.shape
+        h, dh = self.num_heads, self.head_dim
+        q, k, v, o = self.q_proj, self.k_proj, self.v_proj, self.out_proj
+        x1 = hidden_states @ self._first_stage()
+        q1, k1, v1 = x1.split([q.rank, k.rank, v.rank], dim=-1)
+        if self.reduce_scores:
+            wq2, wk2 = q.weight2.view(q.rank, h, dh), k.weight2.view(k.rank, h, dh)
+            m = torch.einsum("qhd,khd->hqk", wq2, wk2)  # [H, r_q, r_k]
+            u = torch.einsum("khd,hd->hk", wk2, q.bias.view(h, dh))  # [H, r_k]
+            query = torch.matmul(q1.unsqueeze(1), m.unsqueeze(0)) + u[None, :, None, :]  # [B, H, T, r_k]
+            key = k1.unsqueeze(1)  # [B, 1, T, r_k], shared by all heads
+        else:
+            query = torch.addmm(q.bias, q1.flatten(0, 1), q.weight2).view(b, t, h, dh).transpose(1, 2)
+            key = torch.addmm(k.bias, k1.flatten(0, 1), k.weight2).view(b, t, h, dh).transpose(1, 2)
+        if self.reduce_values:
+            value = v1.unsqueeze(1)  # [B, 1, T, r_v]
+        else:
+            value = torch.addmm(v.bias, v1.flatten(0, 1), v.weight2).view(b, t, h, dh).transpose(1, 2)
+        if key.shape[1] != h:
+            key = key.expand(b, h, t, key.shape[-1])
+        if value.shape[1] != h:
+            value = value.expand(b, h, t, value.shape[-1])
+        out = F.scaled_dot_product_attention(query, key, value, scale=dh**-0.5)  # [B, H, T, r_v or dh]
+        out = out.transpose(1, 2).reshape(b * t, -1)
+        if not self.reduce_values:
+            return o(out.view(b, t, d)), None
+        # Merge W2_v (per head) with out_proj's input rows: one GEMM from H*r_v to out_proj's inner width.
+        wv2 = v.weight2.view(v.rank, h, dh)
+        if isinstance(o, LowRankLinear):
+            w_in, w_out, bias = o.weight1, o.weight2, o.bias  # y = (a @ w_in) @ w_out + bias
+        else:
+            w_in, w_out, bias = o.weight.T, None, o.bias
+        merged = torch.einsum("vhd,hdo->hvo", wv2, w_in.reshape(h, dh, -1)).reshape(h * v.rank, -1)
+        y = torch.addmm(v.bias @ w_in, out, merged)
+        if w_out is not None:
+            y = torch.addmm(bias, y, w_out)
+        elif bias is not None:
+            y = y + bias
+        return y.view(b, t, -1), None
+
+
 def projection_parent(layer: nn.Module, name: str) -> nn.Module:
     """The module that owns projection `name` in a Whisper encoder layer."""
     return layer.self_attn if name in ("q_proj", "k_proj", "v_proj", "out_proj") else layer
@@ -44,12 +114,26 @@ def apply_low_rank_config(encoder_layers: nn.ModuleList, low_rank_config) -> Non
             setattr(parent, name, LowRankLinear(dense.in_features, dense.out_features, int(rank)))
 
 
+def set_attention_modes(encoder_layers: nn.ModuleList, modes) -> None:
+    """Per layer {"scores": bool, "values": bool}; layers whose q/k/v are all low-rank get LiteEncoderAttention."""
+    for layer, mode in zip(encoder_layers, modes or [None] * len(encoder_layers)):
+        attn = layer.self_attn
+        if not all(isinstance(getattr(attn, n), LowRankLinear) for n in ("q_proj", "k_proj", "v_proj")):
+            continue
+        mode = mode or {}
+        if isinstance(attn, LiteEncoderAttention):
+            attn.reduce_scores, attn.reduce_values = bool(mode.get("scores")), bool(mode.get("values"))
+        else:
+            layer.self_attn = LiteEncoderAttention(attn, bool(mode.get("scores")), bool(mode.get("values")))
+
+
 class LiteWhisperForConditionalGeneration(WhisperForConditionalGeneration):
     config_class = LiteWhisperConfig
 
     def __init__(self, config: LiteWhisperConfig):
         super().__init__(config)
         apply_low_rank_config(self.model.encoder.layers, config.low_rank_config)
+        set_attention_modes(self.model.encoder.layers, getattr(config, "attention_modes", None))
 
     def _init_weights(self, module):
         if isinstance(module, LowRankLinear):
