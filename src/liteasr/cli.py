@@ -60,6 +60,17 @@ def _clips(args, source: str, n: int | None = None, with_text: bool = False):
     return good, bad
 
 
+def _budget(args):
+    from .allocate import Budget
+
+    given = [(k, v) for k, v in (("params", args.target_params), ("flops", args.target_flops)) if v is not None]
+    if len(given) > 1:
+        raise UserError("give at most one of --target-params, --target-flops")
+    if given and args.plan:
+        raise UserError("--plan fixes the ranks; it cannot be combined with a target")
+    return Budget(*given[0]) if given else None
+
+
 def _write_json(path: str, data) -> None:
     from .atomic import atomic_file
 
@@ -85,7 +96,7 @@ def cmd_compress(args) -> None:
     from .atomic import check_writable
     from .calibrate import calibrate
     from .checkpoint import Provenance, save_checkpoint
-    from .compress import check_stats, compress_, spectra, threshold_plan
+    from .compress import check_stats, compress_, spectra, target_plan, threshold_plan
     from .flops import encoder_cost
     from .plan import RankPlan, ThresholdRule
     from .stats import CovarianceStats
@@ -95,6 +106,7 @@ def cmd_compress(args) -> None:
     if (args.calibration is None) == (args.stats is None):
         raise UserError("give exactly one of --calibration DATA or --stats FILE")
     plan = RankPlan.load(args.plan) if args.plan else None
+    budget = _budget(args)
     clips, skipped = _clips(args, args.calibration, args.calibration_samples) if args.calibration else (None, [])
     loaded = _load(args)
     base = encoder_cost(loaded.model)
@@ -110,6 +122,8 @@ def cmd_compress(args) -> None:
         calibration = f"statistics {args.stats} ({stats.meta.get('clips', '?')} clips)"
     check_stats(loaded.model, stats)
     eig = spectra(stats)
+    if plan is None and budget is not None:
+        plan = target_plan(loaded, stats, eig, budget, args.allocation, clips, args.rank_multiple)
     plan = plan or threshold_plan(loaded.model, stats, rule, eig)
     if args.save_plan:
         plan.save(args.save_plan)
@@ -222,7 +236,9 @@ def cmd_sweep(args) -> None:
     check_writable(args.output, args.overwrite)
     results = run_sweep(args.model, args.calibration, args.eval, args.thresholds, args.output,
                         samples=args.calibration_samples, eval_samples=args.eval_samples, seed=args.seed,
-                        device=_device(args.device), batch_size=args.batch_size, overwrite=args.overwrite)
+                        device=_device(args.device), batch_size=args.batch_size, overwrite=args.overwrite,
+                        targets=args.targets, allocations=args.allocations, target_kind=args.target_kind,
+                        rank_multiple=args.rank_multiple)
     print_table(results)
     print(f"wrote {args.output}/sweep.csv, sweep.json, sweep.png")
 
@@ -270,6 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stats", metavar="FILE", help="reuse statistics from `liteasr calibrate` instead of --calibration")
     p.add_argument("--threshold", default="0.99:0.999", help="explained variance, A:M (attention:MLP) or one value")
     p.add_argument("--rank-multiple", type=int, default=16, help="ranks are multiples of this (default 16)")
+    p.add_argument("--target-params", type=float, metavar="F",
+                   help="keep this fraction of encoder linear parameters (ranks chosen per layer)")
+    p.add_argument("--target-flops", type=float, metavar="F", help="keep this fraction of encoder FLOPs per window")
+    p.add_argument("--allocation", choices=["sensitivity", "normalized", "variance"], default="sensitivity",
+                   help="damage model for --target-*: measured sensitivity (default), normalized or absolute "
+                        "discarded variance")
     p.add_argument("--plan", metavar="JSON", help="apply this rank plan instead of the threshold rule")
     p.add_argument("--save-plan", metavar="JSON", help="write the rank plan used")
     p.add_argument("--save-stats", metavar="FILE", help="also write the calibration statistics")
@@ -318,7 +340,11 @@ def build_parser() -> argparse.ArgumentParser:
     calibration_args(p, required=True)
     p.add_argument("--eval", nargs="+", required=True, metavar="DATA", help="evaluation manifests or folders")
     p.add_argument("--eval-samples", type=_positive(int), help="clips per evaluation set (seeded; default all)")
-    p.add_argument("--thresholds", nargs="+", default=["0.99:0.999", "0.995:0.9995", "0.999:0.9999", "0.9995:0.99995"])
+    p.add_argument("--thresholds", nargs="*", default=["0.99:0.999", "0.995:0.9995", "0.999:0.9999", "0.9995:0.99995"])
+    p.add_argument("--targets", nargs="*", type=float, default=[], metavar="F", help="budget fractions to allocate for")
+    p.add_argument("--target-kind", choices=["params", "flops"], default="params")
+    p.add_argument("--allocations", nargs="+", default=["sensitivity"], choices=["sensitivity", "normalized", "variance"])
+    p.add_argument("--rank-multiple", type=int, default=16)
     p.add_argument("--output", "-o", required=True, metavar="DIR")
     p.set_defaults(func=cmd_sweep)
 

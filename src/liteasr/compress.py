@@ -50,3 +50,24 @@ def compress_(model: torch.nn.Module, stats: CovarianceStats, plan: RankPlan, ei
         _, vectors = eig[key] if eig else stats.layers[key].spectrum()
         whisper.replace_linear(model, key, factorize(linears[key], stats.layers[key].mean, vectors, layer.rank))
     return whisper.to_lite(model)
+
+
+def target_plan(loaded, stats: CovarianceStats, eig, budget, damage: str = "sensitivity", clips=None,
+                multiple: int = 16, sensitivity_clips: int = 4, progress: bool = True) -> RankPlan:
+    """Ranks meeting `budget` (allocate.Budget) with the least predicted damage."""
+    from .allocate import allocate, measure_sensitivity
+    from .audio import load_audio, windows
+    from .flops import encoder_cost
+
+    model = loaded.model
+    sensitivity = None
+    if damage == "sensitivity":
+        if not clips:
+            raise UserError("the sensitivity damage model needs calibration audio (use --calibration, not --stats)")
+        audios = [w for c in clips[:sensitivity_clips] for w in windows(load_audio(c.path))][:sensitivity_clips]
+        param = next(model.parameters())
+        feats = whisper.features(loaded.processor, audios, device=param.device, dtype=param.dtype)
+        sensitivity = measure_sensitivity(loaded, stats, eig, feats, multiple=multiple, progress=progress)
+    base = encoder_cost(model)
+    return allocate(eig, shapes(model), budget, damage, sensitivity, multiple,
+                    frames=model.config.max_source_positions, fixed_flops=base.attention_flops + base.conv_flops)

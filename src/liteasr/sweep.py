@@ -13,7 +13,7 @@ from .atomic import atomic_dir
 from .audio import Clip, audio_hash, read_dataset, sample
 from .calibrate import calibrate
 from .checkpoint import Provenance, save_checkpoint
-from .compress import compress_, spectra, threshold_plan
+from .compress import compress_, spectra, target_plan, threshold_plan
 from .errors import UserError
 from .flops import encoder_cost
 from .plan import ThresholdRule
@@ -40,8 +40,13 @@ def pareto_front(points: list[tuple[float, float]]) -> list[bool]:
 
 def run_sweep(model: str, calibration: str, eval_data: list[str], thresholds: list[str], output: str | Path,
               samples: int = 64, eval_samples: int | None = None, seed: int = 0, device: str = "cpu",
-              batch_size: int = 8, overwrite: bool = False, progress: bool = True) -> list[dict]:
-    rules = [ThresholdRule.parse(t) for t in thresholds]
+              batch_size: int = 8, overwrite: bool = False, progress: bool = True,
+              targets: list[float] = (), allocations: list[str] = ("sensitivity",), target_kind: str = "params",
+              rank_multiple: int = 16) -> list[dict]:
+    from .allocate import Budget
+
+    rules = [ThresholdRule.parse(t, rank_multiple) for t in thresholds]
+    budgets = [Budget(target_kind, t) for t in targets]
     cal_clips = sample(read_dataset(calibration).clips, samples, seed)
     eval_sets = load_eval_sets(eval_data, eval_samples, seed)
     for ds in eval_sets:
@@ -51,17 +56,23 @@ def run_sweep(model: str, calibration: str, eval_data: list[str], thresholds: li
         stats = calibrate(base, cal_clips, batch_size=batch_size, progress=progress)
         stats.save(tmp / "stats.safetensors")
         eig = spectra(stats, progress=progress)
+        points = [(f"threshold {text}", lambda rule=rule: threshold_plan(base.model, stats, rule, eig))
+                  for text, rule in zip(thresholds, rules)]
+        points += [(f"{damage} {b.kind} {b.fraction}",
+                    lambda b=b, damage=damage: target_plan(base, stats, eig, b, damage, cal_clips, rank_multiple,
+                                                           progress=progress))
+                   for damage in allocations for b in budgets]
         paths, labels = [], []
-        for text, rule in zip(thresholds, rules):
-            lite_model = copy.deepcopy(base.model)
-            plan = threshold_plan(lite_model, stats, rule, eig)
-            lite = compress_(lite_model, stats, plan, eig)
-            path = tmp / f"threshold-{text.replace(':', '_')}"
+        for label, make_plan in points:
+            plan = make_plan()
+            lite = compress_(copy.deepcopy(base.model), stats, plan, eig)
+            path = tmp / label.replace(" ", "-").replace(":", "_")
             save_checkpoint(lite, base.processor, path, Provenance(model, encoder_cost(base.model),
-                            f"{len(cal_clips)} clips of {calibration}", plan.method,
-                            f"liteasr sweep --threshold {text}", stats.meta["clip_hashes"]))
+                            f"{len(cal_clips)} clips of {calibration}", plan.method, f"liteasr sweep ({label})",
+                            stats.meta["clip_hashes"]))
+            plan.save(path / "plan.json")
             paths.append(str(path))
-            labels.append(f"threshold {text}")
+            labels.append(label)
         results = evaluate_models([model, *paths], eval_sets, device=device, batch_size=batch_size, progress=progress)
         for r, label in zip(results, ["base", *labels]):
             r["label"] = label
@@ -98,10 +109,14 @@ def plot(results: list[dict], path: Path, title: str = "") -> None:
                             (axes[1], lambda r: r["encoder_ms"]["batch_1"], "measured encoder ms / 30 s window (batch 1)")):
         xs, ys = [key(r) for r in results], [r["average_wer"] for r in results]
         front = pareto_front(list(zip(xs, ys)))
+        families = sorted({r.get("label", "").split(" ")[0] for r in results} - {"base"})
+        colors = dict(zip(families, ["tab:blue", "tab:green", "tab:orange", "tab:purple", "tab:brown"]))
         for x, y, r, on in zip(xs, ys, results, front):
-            base = r.get("label") == "base"
-            ax.scatter([x], [y], marker="*" if base else "o", s=140 if base else 40,
-                       color="black" if base else ("tab:red" if on else "tab:blue"), zorder=3)
+            family = r.get("label", "").split(" ")[0]
+            base = family == "base"
+            ax.scatter([x], [y], marker="*" if base else "o", s=140 if base else 40, zorder=3,
+                       color="black" if base else colors[family], edgecolors="red" if on else "none",
+                       label=None if base else family)
             ax.annotate(r.get("label", ""), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
         fx = sorted((x, y) for x, y, on in zip(xs, ys, front) if on)
         ax.plot([p[0] for p in fx], [p[1] for p in fx], "--", color="tab:red", label="Pareto front")
@@ -110,7 +125,9 @@ def plot(results: list[dict], path: Path, title: str = "") -> None:
         ax.set_xlabel(xlabel)
         ax.set_ylabel("average WER (%)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        handles, names = ax.get_legend_handles_labels()
+        unique = dict(zip(names, handles))
+        ax.legend(unique.values(), unique.keys(), fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -23,6 +23,14 @@ class LowRankLinear(nn.Module):
         self.weight1 = nn.Parameter(torch.empty(in_features, rank))
         self.weight2 = nn.Parameter(torch.empty(rank, out_features))
         self.bias = nn.Parameter(torch.zeros(out_features))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        if self.weight1.is_meta:  # from_pretrained builds on the meta device and loads real values
+            return
+        nn.init.normal_(self.weight1, std=self.in_features**-0.5)
+        nn.init.normal_(self.weight2, std=self.rank**-0.5)
+        nn.init.zeros_(self.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.addmm(self.bias, (x @ self.weight1).flatten(0, -2), self.weight2).view(*x.shape[:-1], -1)
@@ -137,8 +145,6 @@ class LiteWhisperForConditionalGeneration(WhisperForConditionalGeneration):
 
     def _init_weights(self, module):
         if isinstance(module, LowRankLinear):
-            nn.init.normal_(module.weight1, std=module.in_features**-0.5)
-            nn.init.normal_(module.weight2, std=module.rank**-0.5)
-            nn.init.zeros_(module.bias)
+            module.reset_parameters()
         else:
             super()._init_weights(module)

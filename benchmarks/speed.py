@@ -1,0 +1,167 @@
+"""Encoder speed vs the FLOP bound, measured side by side in one process (interleaved runs).
+
+    python benchmarks/speed.py [--stats stats.safetensors] [--markdown benchmarks/RESULTS.md] [--skip-large]
+
+1. tiny.en at several compression points (real weights, calibrated on vctk_p239): measured encoder
+   speedup vs base, FLOP bound, fraction of the bound; standard vs reduced-dimension attention.
+2. The same tiny.en windows through CTranslate2's encoder (fp32 and int8) on this CPU.
+3. large-v3 shapes with random weights at lite-whisper-large-v3-like ranks (CPU, batch 1, 3 runs).
+"""
+
+import argparse
+import copy
+import platform
+import sys
+import time
+
+import numpy as np
+import torch
+from transformers import WhisperConfig, WhisperForConditionalGeneration
+from transformers.utils import logging
+
+from liteasr import whisper
+from liteasr.audio import read_dataset, sample
+from liteasr.bench import encoder_latency
+from liteasr.calibrate import calibrate
+from liteasr.compress import compress_, spectra, threshold_plan
+from liteasr.demo import shared_speech
+from liteasr.flops import encoder_cost
+from liteasr.hf.configuration_lite_whisper import LiteWhisperConfig
+from liteasr.hf.modeling_lite_whisper import LiteWhisperForConditionalGeneration, set_attention_modes
+from liteasr.plan import LayerRank, RankPlan, ThresholdRule
+from liteasr.sources import offline_copy
+from liteasr.stats import CovarianceStats
+
+# Ranks of layers 0-3 of the public efficient-speech/lite-whisper-large-v3 config (the part of it
+# we could read offline); the benchmark repeats them over the 32 layers.
+LARGE_V3_RANKS = [
+    {"fc1": 368, "fc2": 368, "k_proj": 32, "out_proj": 32, "q_proj": 32, "v_proj": 48},
+    {"fc1": 272, "fc2": 352, "k_proj": 64, "out_proj": 112, "q_proj": 64, "v_proj": 128},
+    {"fc1": 224, "fc2": 224, "k_proj": 48, "out_proj": 160, "q_proj": 48, "v_proj": 160},
+    {"fc1": 288, "fc2": 208, "k_proj": 48, "out_proj": 160, "q_proj": 48, "v_proj": 192},
+]
+
+
+def row(label, t, base_ms, bound):
+    speedup = base_ms / t.median_ms
+    return f"| {label} | {t.median_ms:.1f} ± {t.spread_ms:.1f} | {speedup:.3f}x | {bound:.3f}x | {speedup / bound:.0%} |"
+
+
+def with_modes(model, scores, values):
+    m = copy.deepcopy(model)
+    set_attention_modes(m.model.encoder.layers, [{"scores": scores, "values": values}] * len(m.model.encoder.layers))
+    return m
+
+
+def tiny_en_section(stats_path, repeats):
+    base = whisper.load("tiny.en")
+    if stats_path:
+        stats = CovarianceStats.load(stats_path)
+    else:
+        clips = sample(read_dataset(shared_speech() / "vctk_p239").clips, 64, seed=0)
+        stats = calibrate(base, clips)
+    eig = spectra(stats, progress=False)
+    points = {}
+    for text in ("0.999:0.9999", "0.995:0.9995", "0.99:0.999"):
+        m = copy.deepcopy(base.model)
+        points[f"threshold {text}"] = compress_(m, stats, threshold_plan(m, stats, ThresholdRule.parse(text), eig), eig)
+    # A low-rank point below the head dimension, where attention in reduced dimension pays off.
+    low = {"q_proj": 48, "k_proj": 48, "v_proj": 48, "out_proj": 96, "fc1": 256, "fc2": 256}
+    m = copy.deepcopy(base.model)
+    plan = RankPlan({k: LayerRank(low[whisper.split_key(k)[1]], v.in_features, v.out_features, 0, "fixed")
+                     for k, v in whisper.encoder_linears(m).items()}, "fixed ranks")
+    lite_low = compress_(m, stats, plan, eig)
+    points["ranks q/k/v 48 (reduced attention)"] = lite_low
+    points["ranks q/k/v 48 (standard attention)"] = with_modes(lite_low, False, False)
+    models = [base.model, *points.values()]
+    timings = encoder_latency(models, batch_size=1, repeats=repeats)
+    base_ms, base_flops = timings[0].median_ms, encoder_cost(base.model).flops
+    lines = ["| model | enc ms / 30 s (b1) | speedup | FLOP bound | fraction of bound |", "|---|---:|---:|---:|---:|",
+             f"| tiny.en (HF, fp32) | {base_ms:.1f} ± {timings[0].spread_ms:.1f} | 1.000x | 1.000x | 100% |"]
+    for (label, model), t in zip(points.items(), timings[1:]):
+        lines.append(row(label, t, base_ms, base_flops / encoder_cost(model).flops))
+    return lines, base, points["threshold 0.999:0.9999"], repeats
+
+
+def ctranslate2_section(base, lite, repeats):
+    try:
+        import ctranslate2
+    except ImportError:
+        return ["(ctranslate2 not installed)"]
+    feats = torch.randn(1, 80, 3000, generator=torch.Generator().manual_seed(0))
+    sv = ctranslate2.StorageView.from_array(np.ascontiguousarray(feats.numpy()))
+    runners = {"HF tiny.en fp32": lambda: base.model.model.encoder(feats),
+               "liteasr tiny.en threshold 0.999:0.9999 fp32": lambda: lite.model.encoder(feats)}
+    for ct in ("float32", "int8"):
+        model = ctranslate2.models.Whisper(str(offline_copy("tiny.en")), device="cpu", compute_type=ct,
+                                           intra_threads=torch.get_num_threads())
+        runners[f"CTranslate2 tiny.en {ct}"] = (lambda m=model: m.encode(sv, to_cpu=True))
+    samples = {k: [] for k in runners}
+    with torch.inference_mode():
+        for it in range(repeats + 2):
+            for k, fn in runners.items():
+                t0 = time.perf_counter()
+                fn()
+                if it >= 2:
+                    samples[k].append(time.perf_counter() - t0)
+    ref = float(np.median(samples["CTranslate2 tiny.en float32"]))
+    lines = ["| encoder | ms / 30 s (b1) | vs CTranslate2 fp32 |", "|---|---:|---:|"]
+    for k, s in samples.items():
+        lines.append(f"| {k} | {np.median(s) * 1e3:.1f} | {ref / np.median(s):.3f}x |")
+    return lines
+
+
+def large_v3_section(repeats):
+    torch.manual_seed(0)
+    common = dict(d_model=1280, encoder_layers=32, encoder_attention_heads=20, encoder_ffn_dim=5120, num_mel_bins=128,
+                  decoder_layers=1, decoder_attention_heads=20, decoder_ffn_dim=512, vocab_size=51866)
+    base = WhisperForConditionalGeneration(WhisperConfig(**common)).eval()
+    ranks = [LARGE_V3_RANKS[min(i, 3)] for i in range(32)]
+    lite = LiteWhisperForConditionalGeneration(LiteWhisperConfig(low_rank_config=ranks, **common)).eval()
+    from liteasr.flops import best_attention_modes
+
+    set_attention_modes(lite.model.encoder.layers, best_attention_modes(lite))
+    std = with_modes(lite, False, False)
+    timings = encoder_latency([base, lite, std], batch_size=1, repeats=repeats, warmup=1)
+    bf = encoder_cost(base).flops
+    return ["| model | enc ms / 30 s (b1) | speedup | FLOP bound | fraction of bound |", "|---|---:|---:|---:|---:|",
+            f"| large-v3 shapes, dense | {timings[0].median_ms:.0f} ± {timings[0].spread_ms:.0f} | 1.000x | 1.000x | 100% |",
+            row("lite ranks, attention auto (reduced where cheaper)", timings[1], timings[0].median_ms,
+                bf / encoder_cost(lite).flops),
+            row("lite ranks, standard attention", timings[2], timings[0].median_ms, bf / encoder_cost(std).flops)]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--stats", help="reuse tiny.en calibration statistics")
+    ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--skip-large", action="store_true")
+    ap.add_argument("--markdown")
+    args = ap.parse_args()
+    logging.set_verbosity_error()
+    if shared_speech() is None and not args.stats:
+        print("needs ../shared/data/speech or --stats", file=sys.stderr)
+        return 2
+    t0 = time.time()
+    lines = [f"### Encoder speed, {platform.machine()} CPU, {torch.get_num_threads()} threads, torch {torch.__version__}",
+             "", "tiny.en (real weights, calibrated on 64 vctk_p239 clips), batch 1, "
+             f"{args.repeats} interleaved runs after warm-up:", ""]
+    tiny_lines, base, lite, _ = tiny_en_section(args.stats, args.repeats)
+    lines += tiny_lines + ["", "Same random 30 s window through each encoder, interleaved:", ""]
+    lines += ctranslate2_section(base, lite, args.repeats)
+    if not args.skip_large:
+        lines += ["", "large-v3 shapes (random weights; ranks of layers 0-3 of lite-whisper-large-v3 repeated over "
+                  "32 layers), batch 1, 3 interleaved runs:", ""]
+        lines += large_v3_section(3)
+    lines += ["", f"Command: `python benchmarks/speed.py{' --stats ' + args.stats if args.stats else ''}` "
+              f"({time.time() - t0:.0f} s)."]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.markdown:
+        with open(args.markdown, "a") as f:
+            f.write("\n" + text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
