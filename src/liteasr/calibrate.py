@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Iterator
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from . import whisper
-from .audio import Clip, audio_hash, load_audio, windows
+from .audio import SAMPLE_RATE, Clip, audio_hash, load_audio, windows
+from .errors import UserError
 from .stats import CovarianceStats, StatsCollector
 
 
@@ -23,36 +26,59 @@ def model_hash(model: torch.nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
+PACKINGS = ("pad", "pack", "mix")
+
+
+def calibration_windows(clips: list[Clip], packing: str = "pad", progress: bool = False) -> Iterator[np.ndarray]:
+    """Audio windows the encoder sees during calibration.
+
+    `pad`: each clip alone, padded to 30 s by the feature extractor (as Whisper transcribes short
+    clips, so padding frames are part of inference); `pack`: clips concatenated into full 30 s
+    windows (speech only); `mix`: even-numbered clips padded, odd-numbered clips packed.
+    """
+    if packing not in PACKINGS:
+        raise UserError(f"packing must be one of {', '.join(PACKINGS)}, got {packing!r}")
+    size = whisper.WINDOW_SECONDS * SAMPLE_RATE
+    buffer = np.zeros(0, dtype=np.float32)
+    for i, clip in enumerate(tqdm(clips, desc="calibrating", unit="clip", disable=not progress)):
+        audio = load_audio(clip.path)
+        if packing == "pad" or (packing == "mix" and i % 2 == 0):
+            yield from windows(audio)
+            continue
+        buffer = np.concatenate([buffer, audio])
+        while len(buffer) >= size:
+            yield buffer[:size]
+            buffer = buffer[size:]
+    if len(buffer):
+        yield buffer
+
+
+def batches(items: Iterable, size: int) -> Iterator[list]:
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 def calibrate(loaded: whisper.LoadedModel, clips: list[Clip], batch_size: int = 8,
-              progress: bool = True) -> CovarianceStats:
+              progress: bool = True, packing: str = "pad") -> CovarianceStats:
     """Statistics of every encoder projection's outputs over `clips` (long clips split into 30 s windows)."""
     model = loaded.model
-    device = next(model.parameters()).device
-    dtype = next(model.parameters()).dtype
+    param = next(model.parameters())
     collector = StatsCollector(whisper.encoder_linears(model))
-    pending: list = []
     n_windows = 0
-
-    def flush():
-        nonlocal n_windows
-        feats = whisper.features(loaded.processor, pending, device=device, dtype=dtype)
-        whisper.encoder_output(model, feats)
-        n_windows += len(pending)
-        pending.clear()
-
     try:
-        for clip in tqdm(clips, desc="calibrating", unit="clip", disable=not progress):
-            pending.extend(windows(load_audio(clip.path)))
-            while len(pending) >= batch_size:
-                rest = pending[batch_size:]
-                del pending[batch_size:]
-                flush()
-                pending.extend(rest)
-        if pending:
-            flush()
+        for batch in batches(calibration_windows(clips, packing, progress), batch_size):
+            whisper.encoder_output(model, whisper.features(loaded.processor, batch, param.device, param.dtype))
+            n_windows += len(batch)
     finally:
         layers = collector.close()
     meta = {"model": loaded.name, "model_hash": model_hash(model), "clips": len(clips), "windows": n_windows,
+            "packing": packing,
             # lets evaluation refuse clips the model was calibrated on
             "clip_hashes": sorted(audio_hash(c.path) for c in clips)}
     return CovarianceStats(layers, meta)

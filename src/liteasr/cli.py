@@ -87,7 +87,7 @@ def cmd_calibrate(args) -> None:
     check_writable(args.output, args.overwrite)
     clips, _ = _clips(args, args.calibration, args.calibration_samples)
     loaded = _load(args)
-    stats = calibrate(loaded, clips, batch_size=args.batch_size)
+    stats = calibrate(loaded, clips, batch_size=args.batch_size, packing=args.packing)
     stats.save(args.output, overwrite=args.overwrite)
     print(f"wrote {args.output}: {len(stats.layers)} layers, {stats.meta['windows']} windows from {len(clips)} clips")
 
@@ -110,8 +110,10 @@ def cmd_compress(args) -> None:
     clips, skipped = _clips(args, args.calibration, args.calibration_samples) if args.calibration else (None, [])
     loaded = _load(args)
     base = encoder_cost(loaded.model)
+    if args.sequential and clips is None:
+        raise UserError("--sequential needs --calibration audio")
     if clips is not None:
-        stats = calibrate(loaded, clips, batch_size=args.batch_size)
+        stats = calibrate(loaded, clips, batch_size=args.batch_size, packing=args.packing)
         if args.save_stats:
             stats.save(args.save_stats)
         calibration = f"{len(clips)} clips of {args.calibration} (seed {args.seed}), {stats.meta['windows']} windows"
@@ -127,7 +129,13 @@ def cmd_compress(args) -> None:
     plan = plan or threshold_plan(loaded.model, stats, rule, eig)
     if args.save_plan:
         plan.save(args.save_plan)
-    lite = compress_(loaded.model, stats, plan, eig)
+    if args.sequential:
+        from .sequential import compress_sequential
+
+        lite, stats = compress_sequential(loaded, clips, plan, args.batch_size, args.packing)
+        plan.method += ", sequential calibration"
+    else:
+        lite = compress_(loaded.model, stats, plan, eig)
     command = "liteasr " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     save_checkpoint(lite, loaded.processor, args.output, Provenance(args.model, base, calibration, plan.method, command,
                                                                          stats.meta.get("clip_hashes", [])),
@@ -238,7 +246,7 @@ def cmd_sweep(args) -> None:
                         samples=args.calibration_samples, eval_samples=args.eval_samples, seed=args.seed,
                         device=_device(args.device), batch_size=args.batch_size, overwrite=args.overwrite,
                         targets=args.targets, allocations=args.allocations, target_kind=args.target_kind,
-                        rank_multiple=args.rank_multiple)
+                        rank_multiple=args.rank_multiple, packing=args.packing)
     print_table(results)
     print(f"wrote {args.output}/sweep.csv, sweep.json, sweep.png")
 
@@ -274,6 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--calibration-samples", type=_positive(int), default=64, metavar="N",
                        help="clips to calibrate on, chosen by --seed (default 64)")
         p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--packing", choices=["pad", "pack", "mix"], default="pad",
+                       help="calibration windows: each clip padded to 30 s (default, as inference sees short "
+                            "clips), clips packed into full windows, or a mix")
         p.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
     def attention_arg(p):
@@ -295,6 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plan", metavar="JSON", help="apply this rank plan instead of the threshold rule")
     p.add_argument("--save-plan", metavar="JSON", help="write the rank plan used")
     p.add_argument("--save-stats", metavar="FILE", help="also write the calibration statistics")
+    p.add_argument("--sequential", action="store_true",
+                   help="factor layer by layer on inputs from the already-compressed earlier layers")
     p.add_argument("--output", "-o", required=True, metavar="DIR")
     p.set_defaults(func=cmd_compress)
 

@@ -42,7 +42,7 @@ def run_sweep(model: str, calibration: str, eval_data: list[str], thresholds: li
               samples: int = 64, eval_samples: int | None = None, seed: int = 0, device: str = "cpu",
               batch_size: int = 8, overwrite: bool = False, progress: bool = True,
               targets: list[float] = (), allocations: list[str] = ("sensitivity",), target_kind: str = "params",
-              rank_multiple: int = 16) -> list[dict]:
+              rank_multiple: int = 16, packing: str = "pad") -> list[dict]:
     from .allocate import Budget
 
     rules = [ThresholdRule.parse(t, rank_multiple) for t in thresholds]
@@ -53,7 +53,7 @@ def run_sweep(model: str, calibration: str, eval_data: list[str], thresholds: li
         check_disjoint(cal_clips, ds.clips)
     with atomic_dir(output, overwrite=overwrite) as tmp:
         base = whisper.load(model, device=device)
-        stats = calibrate(base, cal_clips, batch_size=batch_size, progress=progress)
+        stats = calibrate(base, cal_clips, batch_size=batch_size, progress=progress, packing=packing)
         stats.save(tmp / "stats.safetensors")
         eig = spectra(stats, progress=progress)
         points = [(f"threshold {text}", lambda rule=rule: threshold_plan(base.model, stats, rule, eig))
@@ -98,15 +98,18 @@ def write_table(results: list[dict], out: Path) -> None:
     (out / "sweep.csv").write_text(buf.getvalue())
 
 
-def plot(results: list[dict], path: Path, title: str = "") -> None:
+def plot(results: list[dict], path: Path, title: str = "", second=None) -> None:
+    """WER vs encoder parameters and WER vs `second` = (value of a result, axis label); by default
+    the measured batch-1 encoder latency."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    second = second or (lambda r: r["encoder_ms"]["batch_1"], "measured encoder ms / 30 s window (batch 1)")
     for ax, key, xlabel in ((axes[0], lambda r: r["encoder_params"] / 1e6, "encoder parameters (M)"),
-                            (axes[1], lambda r: r["encoder_ms"]["batch_1"], "measured encoder ms / 30 s window (batch 1)")):
+                            (axes[1], *second)):
         xs, ys = [key(r) for r in results], [r["average_wer"] for r in results]
         front = pareto_front(list(zip(xs, ys)))
         families = sorted({r.get("label", "").split(" ")[0] for r in results} - {"base"})

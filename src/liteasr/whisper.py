@@ -161,6 +161,24 @@ def to_lite(model: nn.Module) -> LiteWhisperForConditionalGeneration:
     return lite.eval()
 
 
+def encoder_layers(model: nn.Module) -> nn.ModuleList:
+    return model.model.encoder.layers
+
+
+def embed(model: nn.Module, input_features: torch.Tensor) -> torch.Tensor:
+    """The encoder's input to its first layer: two convolutions plus positions."""
+    enc = model.model.encoder
+    with torch.inference_mode():
+        x = nn.functional.gelu(enc.conv2(nn.functional.gelu(enc.conv1(input_features)))).permute(0, 2, 1)
+        return x + enc.embed_positions.weight[: x.shape[1]]
+
+
+def run_layer(layer: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+    with torch.inference_mode():
+        out = layer(hidden, None)
+    return out[0] if isinstance(out, tuple) else out
+
+
 def encoder_output(model: nn.Module, input_features: torch.Tensor) -> torch.Tensor:
     with torch.inference_mode():
         return model.model.encoder(input_features).last_hidden_state
