@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from transformers.utils import logging
+from _common import speech_or_exit
 
 from liteasr import whisper
 from liteasr.allocate import Budget
@@ -22,7 +22,6 @@ from liteasr.audio import read_dataset, sample
 from liteasr.calibrate import calibrate
 from liteasr.checkpoint import Provenance, save_checkpoint
 from liteasr.compress import compress_, spectra, target_plan, threshold_plan
-from liteasr.demo import shared_speech
 from liteasr.flops import encoder_cost
 from liteasr.plan import ThresholdRule
 from liteasr.report import evaluate_models, load_eval_sets
@@ -37,11 +36,7 @@ def main() -> int:
     ap.add_argument("--study-target", type=float, default=0.75)
     ap.add_argument("--out", default="benchmarks")
     args = ap.parse_args()
-    logging.set_verbosity_error()
-    speech = shared_speech()
-    if speech is None:
-        print("needs ../shared/data/speech", file=sys.stderr)
-        return 2
+    speech = speech_or_exit()
     t0 = time.time()
     tmp = Path(tempfile.mkdtemp())
     sets = load_eval_sets([str(speech / "dc_tts")], args.dc_tts) + load_eval_sets([str(speech / "ljspeech")])

@@ -16,15 +16,14 @@ import time
 
 import numpy as np
 import torch
+from _common import emit, speech_or_exit
 from transformers import WhisperConfig, WhisperForConditionalGeneration
-from transformers.utils import logging
 
 from liteasr import whisper
 from liteasr.audio import read_dataset, sample
 from liteasr.bench import encoder_latency
 from liteasr.calibrate import calibrate
 from liteasr.compress import compress_, spectra, threshold_plan
-from liteasr.demo import shared_speech
 from liteasr.flops import encoder_cost
 from liteasr.hf.configuration_lite_whisper import LiteWhisperConfig
 from liteasr.hf.modeling_lite_whisper import LiteWhisperForConditionalGeneration, set_attention_modes
@@ -53,12 +52,12 @@ def with_modes(model, scores, values):
     return m
 
 
-def tiny_en_section(stats_path, repeats):
+def tiny_en_section(speech, stats_path, repeats):
     base = whisper.load("tiny.en")
     if stats_path:
         stats = CovarianceStats.load(stats_path)
     else:
-        clips = sample(read_dataset(shared_speech() / "vctk_p239").clips, 64, seed=0)
+        clips = sample(read_dataset(speech / "vctk_p239").clips, 64, seed=0)
         stats = calibrate(base, clips)
     eig = spectra(stats, progress=False)
     points = {}
@@ -100,6 +99,7 @@ def ctranslate2_section(base, lite, repeats):
     with torch.inference_mode():
         for it in range(repeats + 2):
             for k, fn in runners.items():
+                time.sleep(0.3)  # let the previous engine's OpenMP threads stop spinning
                 t0 = time.perf_counter()
                 fn()
                 if it >= 2:
@@ -138,15 +138,12 @@ def main() -> int:
     ap.add_argument("--skip-large", action="store_true")
     ap.add_argument("--markdown")
     args = ap.parse_args()
-    logging.set_verbosity_error()
-    if shared_speech() is None and not args.stats:
-        print("needs ../shared/data/speech or --stats", file=sys.stderr)
-        return 2
+    speech = speech_or_exit()
     t0 = time.time()
     lines = [f"### Encoder speed, {platform.machine()} CPU, {torch.get_num_threads()} threads, torch {torch.__version__}",
              "", "tiny.en (real weights, calibrated on 64 vctk_p239 clips), batch 1, "
              f"{args.repeats} interleaved runs after warm-up:", ""]
-    tiny_lines, base, lite, _ = tiny_en_section(args.stats, args.repeats)
+    tiny_lines, base, lite, _ = tiny_en_section(speech, args.stats, args.repeats)
     lines += tiny_lines + ["", "Same random 30 s window through each encoder, interleaved:", ""]
     lines += ctranslate2_section(base, lite, args.repeats)
     if not args.skip_large:
@@ -155,11 +152,7 @@ def main() -> int:
         lines += large_v3_section(3)
     lines += ["", f"Command: `python benchmarks/speed.py{' --stats ' + args.stats if args.stats else ''}` "
               f"({time.time() - t0:.0f} s)."]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.markdown:
-        with open(args.markdown, "a") as f:
-            f.write("\n" + text)
+    emit(lines, args.markdown)
     return 0
 
 

@@ -14,11 +14,10 @@ import time
 from pathlib import Path
 
 import torch
-from transformers.utils import logging
+from _common import emit, speech_or_exit
 
 from liteasr import whisper
 from liteasr.bench import encoder_latency
-from liteasr.demo import shared_speech
 from liteasr.sweep import run_sweep
 
 
@@ -29,11 +28,7 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--markdown", help="append the table to this file")
     args = ap.parse_args()
-    logging.set_verbosity_error()
-    speech = shared_speech()
-    if speech is None:
-        print("../shared/data/speech is required for this benchmark", file=sys.stderr)
-        return 2
+    speech = speech_or_exit()
     out = Path(tempfile.mkdtemp()) / "sweep"
     t0 = time.time()
     results = run_sweep("tiny.en", str(speech / "vctk_p239"), [str(speech / "dc_tts"), str(speech / "ljspeech")],
@@ -61,11 +56,7 @@ def main() -> int:
             + " | ".join(f"{r['datasets'][n]['wer']:.2f}" for n in names)
             + f" | {r['average_wer']:.2f} | {t.median_ms:.1f} ± {t.spread_ms:.1f} | {base_ms / t.median_ms:.3f}x"
             f" | {results[0]['encoder_gflops'] / r['encoder_gflops']:.3f}x | {rtfx(r):.1f} | {rtfx(r) / rtfx(results[0]):.3f}x |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.markdown:
-        with open(args.markdown, "a") as f:
-            f.write("\n" + text)
+    emit(lines, args.markdown)
     return 0
 
 

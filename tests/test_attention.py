@@ -58,7 +58,7 @@ def test_reduced_attention_lowers_flops_only_below_head_dim(low_rank_tiny, tiny_
     lite, _ = low_rank_tiny
     attn = lite.model.encoder.layers[0].self_attn
     std, red = sum(attention_cost(attn, 1500, False, False)), sum(attention_cost(attn, 1500, True, True))
-    assert red < 0.85 * std
+    assert red < 0.9 * std  # widths 40-56 (padded to 56) instead of 64 per head
     # With ranks above the head dimension the reduced form costs more, so auto keeps the standard path.
     assert best_attention_modes(tiny_en.model) == [{"scores": False, "values": False}] * 4
 

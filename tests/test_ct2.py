@@ -5,7 +5,6 @@ import struct
 
 import numpy as np
 import pytest
-import torch
 
 from liteasr import whisper
 from liteasr.audio import load_audio, read_dataset

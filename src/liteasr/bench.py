@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 import torch
 
-from . import whisper
 
 
 @dataclass

@@ -131,18 +131,21 @@ def _state_dict(ct2: CT2Model, n_enc: int, n_dec: int, d_model: int) -> dict[str
         linear(f"{dst}.v_proj", f"{src}/linear_0", v)
         linear(f"{dst}.out_proj", f"{src}/linear_1")
 
+    def block(dst: str, src: str):
+        """What encoder and decoder layers share: self-attention, feed-forward, their norms."""
+        self_attention(f"{dst}.self_attn", f"{src}/self_attention")
+        norm(f"{dst}.self_attn_layer_norm", f"{src}/self_attention/layer_norm")
+        linear(f"{dst}.fc1", f"{src}/ffn/linear_0")
+        linear(f"{dst}.fc2", f"{src}/ffn/linear_1")
+        norm(f"{dst}.final_layer_norm", f"{src}/ffn/layer_norm")
+
     e = "model.encoder"
     for i in (1, 2):
         sd[f"{e}.conv{i}.weight"], sd[f"{e}.conv{i}.bias"] = g(f"encoder/conv{i}/weight"), g(f"encoder/conv{i}/bias")
     sd[f"{e}.embed_positions.weight"] = g("encoder/position_encodings/encodings")
     norm(f"{e}.layer_norm", "encoder/layer_norm")
     for i in range(n_enc):
-        src, dst = f"encoder/layer_{i}", f"{e}.layers.{i}"
-        self_attention(f"{dst}.self_attn", f"{src}/self_attention")
-        norm(f"{dst}.self_attn_layer_norm", f"{src}/self_attention/layer_norm")
-        linear(f"{dst}.fc1", f"{src}/ffn/linear_0")
-        linear(f"{dst}.fc2", f"{src}/ffn/linear_1")
-        norm(f"{dst}.final_layer_norm", f"{src}/ffn/layer_norm")
+        block(f"{e}.layers.{i}", f"encoder/layer_{i}")
 
     d = "model.decoder"
     sd[f"{d}.embed_tokens.weight"] = g("decoder/embeddings/weight")
@@ -150,17 +153,13 @@ def _state_dict(ct2: CT2Model, n_enc: int, n_dec: int, d_model: int) -> dict[str
     norm(f"{d}.layer_norm", "decoder/layer_norm")
     for i in range(n_dec):
         src, dst = f"decoder/layer_{i}", f"{d}.layers.{i}"
-        self_attention(f"{dst}.self_attn", f"{src}/self_attention")
-        norm(f"{dst}.self_attn_layer_norm", f"{src}/self_attention/layer_norm")
+        block(dst, src)
         # Cross attention: linear_0 = q, linear_1 = fused k/v, linear_2 = out.
         linear(f"{dst}.encoder_attn.q_proj", f"{src}/attention/linear_0")
         linear(f"{dst}.encoder_attn.k_proj", f"{src}/attention/linear_1", slice(0, d_model), bias=False)
         linear(f"{dst}.encoder_attn.v_proj", f"{src}/attention/linear_1", slice(d_model, 2 * d_model))
         linear(f"{dst}.encoder_attn.out_proj", f"{src}/attention/linear_2")
         norm(f"{dst}.encoder_attn_layer_norm", f"{src}/attention/layer_norm")
-        linear(f"{dst}.fc1", f"{src}/ffn/linear_0")
-        linear(f"{dst}.fc2", f"{src}/ffn/linear_1")
-        norm(f"{dst}.final_layer_norm", f"{src}/ffn/layer_norm")
     sd["proj_out.weight"] = sd[f"{d}.embed_tokens.weight"]
     return sd
 

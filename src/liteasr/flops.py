@@ -50,17 +50,16 @@ def attention_cost(attn: nn.Module, frames: int, scores: bool, values: bool, den
     linear = 0
     if scores:
         linear += 2 * t * d * (q.rank + k.rank) + 2 * t * h * q.rank * k.rank  # first stages, Q1 M_h
-        attention = 2 * t * t * h * k.rank
     else:
         linear += projection_cost(q, t, dense)[1] + projection_cost(k, t, dense)[1]
-        attention = 2 * t * t * d
     if values:
         inner = o.rank if isinstance(o, LowRankLinear) and not dense else d
         linear += 2 * t * d * v.rank + 2 * t * h * v.rank * inner + (2 * t * inner * d if inner != d else 0)
-        attention += 2 * t * t * h * v.rank
     else:
         linear += projection_cost(v, t, dense)[1] + projection_cost(o, t, dense)[1]
-        attention += 2 * t * t * d
+    # Per head, q/k and v share one (zero-padded) width so the fused attention kernels apply.
+    width = max(k.rank if scores else attn.head_dim, v.rank if values else attn.head_dim)
+    attention = 2 * 2 * t * t * h * width  # Q K^T and P V
     return linear, attention
 
 

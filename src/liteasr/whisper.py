@@ -5,7 +5,6 @@ Other encoders can follow by providing the same small set of functions.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .audio import SAMPLE_RATE
 from .errors import UserError
 from .hf.configuration_lite_whisper import LiteWhisperConfig
 from .hf.modeling_lite_whisper import (
@@ -24,7 +24,6 @@ from .hf.modeling_lite_whisper import (
 )
 from .sources import model_kind, resolve_model
 
-from .audio import SAMPLE_RATE  # noqa: E402,F401
 WINDOW_SECONDS = 30
 ATTENTION = ("q_proj", "k_proj", "v_proj", "out_proj")
 
@@ -67,7 +66,8 @@ def force_attention(model: nn.Module, attention: str) -> None:
 
 
 def load(spec: str, device: str = "cpu", dtype: torch.dtype = torch.float32, attention: str = "auto") -> LoadedModel:
-    from transformers import GenerationConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration, WhisperProcessor, WhisperTokenizerFast
+    from transformers import (GenerationConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration,
+                              WhisperProcessor, WhisperTokenizerFast)
 
     path = resolve_model(spec)
     kind = model_kind(path)
@@ -182,7 +182,3 @@ def run_layer(layer: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
 def encoder_output(model: nn.Module, input_features: torch.Tensor) -> torch.Tensor:
     with torch.inference_mode():
         return model.model.encoder(input_features).last_hidden_state
-
-
-def read_config(path: Path) -> dict:
-    return json.loads((Path(path) / "config.json").read_text())

@@ -85,11 +85,14 @@ class LiteEncoderAttention(nn.Module):
             value = v1.unsqueeze(1)  # [B, 1, T, r_v]
         else:
             value = torch.addmm(v.bias, v1.flatten(0, 1), v.weight2).view(b, t, h, dh).transpose(1, 2)
-        if key.shape[1] != h:
-            key = key.expand(b, h, t, key.shape[-1])
-        if value.shape[1] != h:
-            value = value.expand(b, h, t, value.shape[-1])
-        out = F.scaled_dot_product_attention(query, key, value, scale=dh**-0.5)  # [B, H, T, r_v or dh]
+        # The fused SDPA kernels need one width for q, k and v: zero columns change neither the
+        # scores (q.k) nor the kept outputs (extra value columns come out zero and are dropped).
+        width_v = value.shape[-1]
+        width = max(query.shape[-1], width_v)
+        query, key, value = (F.pad(x, (0, width - x.shape[-1])) if x.shape[-1] < width else x
+                             for x in (query, key, value))
+        key, value = key.expand(b, h, t, width), value.expand(b, h, t, width)  # shared across heads
+        out = F.scaled_dot_product_attention(query, key, value, scale=dh**-0.5)[..., :width_v]
         out = out.transpose(1, 2).reshape(b * t, -1)
         if not self.reduce_values:
             return o(out.view(b, t, d)), None
