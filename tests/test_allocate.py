@@ -85,3 +85,11 @@ def test_cli_target_params(random_whisper_dir, noise_clips, tmp_path):
     r = liteasr("compress", random_whisper_dir, "--stats", tmp_path / "nope.st", "--target-params", "0.7",
                 "--plan", tmp_path / "plan.json", "-o", tmp_path / "u")
     assert r.returncode == 2 and "cannot be combined" in r.stderr
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(random_whisper_dir, noise_clips, tmp_path):
+    r = liteasr("compress", random_whisper_dir, "--calibration", noise_clips, "--target-params", "0.8",
+                "--allocation", "normalized", "--rank-multiple", "8", "--dry-run", "--save-plan", tmp_path / "p.json")
+    assert r.returncode == 0, r.stderr
+    assert "layers.0.fc1" in r.stdout and "linear parameters kept" in r.stdout
+    assert (tmp_path / "p.json").is_file() and sorted(p.name for p in tmp_path.iterdir()) == ["p.json"]

@@ -174,3 +174,19 @@ def test_real_tiny_en_compress_reload_three_ways(tiny_en, speech, tmp_path):
     pub_text = transcribe(loaded_public, audios[:2], progress=False, warmup=False).texts
     assert pub_text == transcribe(whisper.LoadedModel(lite_full, tiny_en.processor, public, "x"), audios[:2],
                                   progress=False, warmup=False).texts
+
+
+@pytest.mark.slow
+def test_long_audio_is_transcribed_long_form_not_cut(tiny_en, speech):
+    import numpy as np
+
+    clips = read_dataset(speech / "ljspeech").clips[:12]
+    parts = [load_audio(c.path) for c in clips]
+    audio = np.concatenate(parts)
+    assert len(audio) > 40 * 16000
+    [text] = transcribe(tiny_en, [audio], progress=False, warmup=False).texts
+    # Words from the last clip (well past 30 s) must be there; WER over the whole is like short-form.
+    refs = " ".join(c.text for c in clips)
+    assert corpus_wer([refs], [text]).wer < 20, text
+    last_words = set(clips[-1].text.lower().replace(",", "").replace(".", "").split())
+    assert len(last_words & set(text.lower().replace(",", "").replace(".", "").split())) >= len(last_words) // 2

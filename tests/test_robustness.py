@@ -211,3 +211,59 @@ def test_same_seed_gives_bit_identical_checkpoints(tmp_path, random_whisper_dir,
     a, b = load_file(tmp_path / "a" / "model.safetensors"), load_file(tmp_path / "b" / "model.safetensors")
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
     assert (tmp_path / "a" / "config.json").read_text() == (tmp_path / "b" / "config.json").read_text()
+
+
+# --- numerics ---------------------------------------------------------------------------------
+
+def test_degenerate_covariances_factor_cleanly():
+    import torch
+    from torch import nn
+
+    from liteasr.lowrank import factorize
+    from liteasr.stats import LayerStats
+
+    layer = nn.Linear(32, 24).double()
+    with torch.no_grad():
+        layer.weight[:5] = 0  # five constant output channels
+    x = torch.randn(10, 32, dtype=torch.float64)  # fewer frames than dimensions
+    s = LayerStats.empty(24)
+    with torch.no_grad():
+        s.add(layer(x))
+    values, vectors = s.spectrum()
+    assert (values >= 0).all() and torch.isfinite(vectors).all()
+    assert values[10:].max() < 1e-9 * values[0]  # rank <= frames - 1
+    lr = factorize(layer, s.mean, vectors, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(lr(x), layer(x))  # exact on the data it saw
+        assert torch.isfinite(lr(torch.randn(4, 32, dtype=torch.float64))).all()
+
+
+def test_non_finite_activations_name_the_layer(tmp_path, random_whisper_dir, noise_clips):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    bad = tmp_path / "inf-model"
+    shutil.copytree(random_whisper_dir, bad)
+    weights = load_file(bad / "model.safetensors")
+    weights["model.encoder.layers.1.fc1.weight"][0, 0] = float("inf")
+    save_file(weights, bad / "model.safetensors", metadata={"format": "pt"})
+    r = liteasr("compress", bad, "--calibration", noise_clips, "-o", tmp_path / "o")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "layers.1.fc1" in r.stderr and "non-finite" in r.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_impossible_target_through_the_cli(tmp_path, random_whisper_dir, noise_clips):
+    r = liteasr("compress", random_whisper_dir, "--calibration", noise_clips, "--target-params", "0.01",
+                "--allocation", "normalized", "-o", tmp_path / "o")
+    assert r.returncode == 2 and "cannot be met" in r.stderr
+
+
+def test_int16_ct2_weights_are_dequantized():
+    from liteasr.ct2 import CT2Model
+
+    w = np.linspace(-0.5, 0.5, 12, dtype=np.float32).reshape(3, 4)
+    scale = np.float32(2**10 / np.abs(w).max())  # CTranslate2's int16 rule: one scale per tensor
+    m = CT2Model("WhisperSpec", 3, {"x/weight": np.round(w * scale).astype(np.int16), "x/weight_scale": scale})
+    np.testing.assert_allclose(m.get("x/weight"), w, atol=1 / scale)

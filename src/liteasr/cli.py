@@ -101,7 +101,10 @@ def cmd_compress(args) -> None:
     from .plan import RankPlan, ThresholdRule
     from .stats import CovarianceStats
 
-    check_writable(args.output, args.overwrite)
+    if args.output is None and not args.dry_run:
+        raise UserError("--output DIR is required (or --dry-run to print the rank plan only)")
+    if args.output is not None:
+        check_writable(args.output, args.overwrite)
     rule = ThresholdRule.parse(args.threshold, args.rank_multiple)
     if (args.calibration is None) == (args.stats is None):
         raise UserError("give exactly one of --calibration DATA or --stats FILE")
@@ -129,6 +132,9 @@ def cmd_compress(args) -> None:
     plan = plan or threshold_plan(loaded.model, stats, rule, eig)
     if args.save_plan:
         plan.save(args.save_plan)
+    if args.dry_run:
+        print(plan.table())
+        return
     if args.sequential:
         from .sequential import compress_sequential
 
@@ -308,7 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-stats", metavar="FILE", help="also write the calibration statistics")
     p.add_argument("--sequential", action="store_true",
                    help="factor layer by layer on inputs from the already-compressed earlier layers")
-    p.add_argument("--output", "-o", required=True, metavar="DIR")
+    p.add_argument("--dry-run", action="store_true", help="print the rank plan (and --save-plan it); write no model")
+    p.add_argument("--output", "-o", metavar="DIR")
     p.set_defaults(func=cmd_compress)
 
     p = sub.add_parser("calibrate", help="collect calibration statistics only (reusable by compress --stats)")
