@@ -43,7 +43,7 @@ def encoder_out(loaded, audios):
 @pytest.fixture(scope="module")
 def random_setup(random_whisper_dir, noise_clips):
     loaded = whisper.load(str(random_whisper_dir))
-    stats = calibrate(loaded, read_dataset(noise_clips).clips, batch_size=4, progress=False)
+    stats = calibrate(loaded, read_dataset(noise_clips).clips, batch_size=4, progress=False, packing="pad")
     return loaded, stats
 
 

@@ -261,7 +261,7 @@ def cmd_demo(args) -> None:
     from .demo import run_demo
 
     run_demo(device=_device(args.device), samples=args.samples, eval_samples=args.eval_samples,
-             thresholds=args.thresholds, output=args.output)
+             thresholds=args.thresholds, targets=args.targets, output=args.output)
 
 
 # --- parser -----------------------------------------------------------------------------------
@@ -288,9 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--calibration-samples", type=_positive(int), default=64, metavar="N",
                        help="clips to calibrate on, chosen by --seed (default 64)")
         p.add_argument("--seed", type=int, default=0)
-        p.add_argument("--packing", choices=["pad", "pack", "mix"], default="pad",
-                       help="calibration windows: each clip padded to 30 s (default, as inference sees short "
-                            "clips), clips packed into full windows, or a mix")
+        p.add_argument("--packing", choices=["pad", "pack", "mix"], default="mix",
+                       help="calibration windows: each clip padded to 30 s (as inference sees short clips), "
+                            "clips packed into full 30 s windows, or a mix of both (default, best measured)")
         p.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
     def attention_arg(p):
@@ -372,7 +372,9 @@ def build_parser() -> argparse.ArgumentParser:
     common(p, model=False)
     p.add_argument("--samples", type=_positive(int), default=64, help="calibration clips (default 64)")
     p.add_argument("--eval-samples", type=_positive(int), default=40, help="clips per evaluation set (default 40)")
-    p.add_argument("--thresholds", nargs="+", default=["0.99:0.999", "0.999:0.9999"])
+    p.add_argument("--thresholds", nargs="*", default=["0.99:0.999"], help="paper-rule points (default 0.99:0.999)")
+    p.add_argument("--targets", nargs="*", type=float, default=[0.85],
+                   help="liteasr points: fraction of encoder linear parameters kept (default 0.85)")
     p.add_argument("--output", default=None, metavar="DIR", help="keep the compressed checkpoints here")
     p.set_defaults(func=cmd_demo)
     return parser

@@ -15,7 +15,8 @@ from . import whisper
 from .audio import read_dataset, sample
 from .calibrate import calibrate
 from .checkpoint import Provenance, save_checkpoint
-from .compress import compress_, spectra, threshold_plan
+from .allocate import Budget
+from .compress import compress_, spectra, target_plan, threshold_plan
 from .demo_audio import make_demo_audio
 from .flops import encoder_cost
 from .plan import ThresholdRule
@@ -55,7 +56,9 @@ def demo_data(eval_samples: int) -> tuple[str, list]:
 
 
 def run_demo(device: str = "cpu", samples: int = 64, eval_samples: int = 40,
-             thresholds: list[str] = ("0.99:0.999", "0.999:0.9999"), output: str | None = None) -> list[dict]:
+             thresholds: list[str] = ("0.99:0.999",), targets: list[float] = (0.85,),
+             output: str | None = None) -> list[dict]:
+    """Paper rule at `thresholds` vs liteasr's sensitivity-aware allocation at `targets`."""
     calibration, eval_sets = demo_data(eval_samples)
     print(f"model {MODEL}; calibration {calibration}; evaluation "
           + ", ".join(f"{d.name} ({len(d.clips)} clips)" for d in eval_sets))
@@ -64,16 +67,19 @@ def run_demo(device: str = "cpu", samples: int = 64, eval_samples: int = 40,
     stats = calibrate(base, clips)
     eig = spectra(stats)
     out = Path(output) if output else Path(tempfile.mkdtemp(prefix="liteasr-demo-"))
+    points = [(f"threshold-{t.replace(':', '_')}", f"--threshold {t}",
+               lambda t=t: threshold_plan(base.model, stats, ThresholdRule.parse(t), eig)) for t in thresholds]
+    points += [(f"target-params-{f}", f"--target-params {f}",
+                lambda f=f: target_plan(base, stats, eig, Budget("params", f), "sensitivity", clips)) for f in targets]
     paths = []
-    for text in thresholds:
-        model = copy.deepcopy(base.model)
-        plan = threshold_plan(model, stats, ThresholdRule.parse(text), eig)
-        lite = compress_(model, stats, plan, eig)
-        path = out / f"tiny.en-lite-{text.replace(':', '_')}"
+    for name, flags, make_plan in points:
+        plan = make_plan()
+        lite = compress_(copy.deepcopy(base.model), stats, plan, eig)
+        path = out / f"tiny.en-lite-{name}"
         save_checkpoint(lite, base.processor, path,
                         Provenance(MODEL, encoder_cost(base.model), f"{len(clips)} clips of {calibration}",
-                                   plan.method, f"liteasr compress {MODEL} --threshold {text}",
-                                   stats.meta["clip_hashes"]), overwrite=True)
+                                   plan.method, f"liteasr compress {MODEL} {flags}", stats.meta["clip_hashes"]),
+                        overwrite=True)
         paths.append(str(path))
     results = evaluate_models([MODEL, *paths], eval_sets, device=device)
     print()

@@ -10,14 +10,14 @@ from tqdm.auto import tqdm
 
 from . import whisper
 from .audio import Clip, audio_hash
-from .calibrate import batches, calibration_windows, model_hash
+from .calibrate import DEFAULT_PACKING, batches, calibration_windows, model_hash
 from .lowrank import factorize
 from .plan import RankPlan
 from .stats import CovarianceStats, StatsCollector
 
 
 def compress_sequential(loaded: whisper.LoadedModel, clips: list[Clip], plan: RankPlan, batch_size: int = 8,
-                        packing: str = "pad", progress: bool = True):
+                        packing: str = DEFAULT_PACKING, progress: bool = True):
     """(lite model, statistics as seen by each layer under its compressed predecessors)."""
     model = copy.deepcopy(loaded.model)
     param = next(model.parameters())

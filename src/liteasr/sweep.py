@@ -11,7 +11,7 @@ from pathlib import Path
 from . import whisper
 from .atomic import atomic_dir
 from .audio import Clip, audio_hash, read_dataset, sample
-from .calibrate import calibrate
+from .calibrate import DEFAULT_PACKING, calibrate
 from .checkpoint import Provenance, save_checkpoint
 from .compress import compress_, spectra, target_plan, threshold_plan
 from .errors import UserError
@@ -42,7 +42,7 @@ def run_sweep(model: str, calibration: str, eval_data: list[str], thresholds: li
               samples: int = 64, eval_samples: int | None = None, seed: int = 0, device: str = "cpu",
               batch_size: int = 8, overwrite: bool = False, progress: bool = True,
               targets: list[float] = (), allocations: list[str] = ("sensitivity",), target_kind: str = "params",
-              rank_multiple: int = 16, packing: str = "pad") -> list[dict]:
+              rank_multiple: int = 16, packing: str = DEFAULT_PACKING) -> list[dict]:
     from .allocate import Budget
 
     rules = [ThresholdRule.parse(t, rank_multiple) for t in thresholds]
