@@ -39,6 +39,12 @@ class LowRankLinear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, rank={self.rank}"
 
 
+def _wide(t: torch.Tensor) -> torch.Tensor:
+    """Products of weights are formed one precision up (float64 for float32, float32 for half
+    types): they are small, and rounding them twice would cost exactness for nothing."""
+    return t.double() if t.dtype == torch.float32 else t.float()
+
+
 class LiteEncoderAttention(nn.Module):
     """Encoder self-attention over low-rank q/k/v, optionally computed in the factor dimensions.
 
@@ -73,9 +79,9 @@ class LiteEncoderAttention(nn.Module):
         x1 = hidden_states @ self._first_stage()
         q1, k1, v1 = x1.split([q.rank, k.rank, v.rank], dim=-1)
         if self.reduce_scores:
-            wq2, wk2 = q.weight2.view(q.rank, h, dh), k.weight2.view(k.rank, h, dh)
-            m = torch.einsum("qhd,khd->hqk", wq2, wk2)  # [H, r_q, r_k]
-            u = torch.einsum("khd,hd->hk", wk2, q.bias.view(h, dh))  # [H, r_k]
+            wq2, wk2 = _wide(q.weight2).view(q.rank, h, dh), _wide(k.weight2).view(k.rank, h, dh)
+            m = torch.einsum("qhd,khd->hqk", wq2, wk2).to(x1.dtype)  # [H, r_q, r_k]
+            u = torch.einsum("khd,hd->hk", wk2, _wide(q.bias).view(h, dh)).to(x1.dtype)  # [H, r_k]
             query = torch.matmul(q1.unsqueeze(1), m.unsqueeze(0)) + u[None, :, None, :]  # [B, H, T, r_k]
             key = k1.unsqueeze(1)  # [B, 1, T, r_k], shared by all heads
         else:
@@ -97,13 +103,13 @@ class LiteEncoderAttention(nn.Module):
         if not self.reduce_values:
             return o(out.view(b, t, d)), None
         # Merge W2_v (per head) with out_proj's input rows: one GEMM from H*r_v to out_proj's inner width.
-        wv2 = v.weight2.view(v.rank, h, dh)
+        wv2 = _wide(v.weight2).view(v.rank, h, dh)
         if isinstance(o, LowRankLinear):
             w_in, w_out, bias = o.weight1, o.weight2, o.bias  # y = (a @ w_in) @ w_out + bias
         else:
             w_in, w_out, bias = o.weight.T, None, o.bias
-        merged = torch.einsum("vhd,hdo->hvo", wv2, w_in.reshape(h, dh, -1)).reshape(h * v.rank, -1)
-        y = torch.addmm(v.bias @ w_in, out, merged)
+        merged = torch.einsum("vhd,hdo->hvo", wv2, _wide(w_in).reshape(h, dh, -1)).reshape(h * v.rank, -1)
+        y = torch.addmm((_wide(v.bias) @ _wide(w_in)).to(out.dtype), out, merged.to(out.dtype))
         if w_out is not None:
             y = torch.addmm(bias, y, w_out)
         elif bias is not None:
