@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from . import whisper
 from .audio import Dataset, audio_hash, read_dataset, sample
 from .checkpoint import calibration_hashes
@@ -64,8 +62,3 @@ def print_table(results: list[dict]) -> None:
         if "encoder_ms" in r:
             row += f"{r['encoder_ms']['batch_1']:>11.1f}"
         print(row)
-
-
-def dataset_name(path: str) -> str:
-    p = Path(path)
-    return (p.parent if p.is_file() else p).name

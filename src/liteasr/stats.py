@@ -120,12 +120,6 @@ class StatsCollector:
             h.remove()
         return {k: LayerStats(s.count, s.sum.cpu(), s.outer.cpu()) for k, s in self.stats.items()}
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
 
 def _device_of(module: torch.nn.Module):
     return next(module.parameters()).device

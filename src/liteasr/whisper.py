@@ -45,10 +45,6 @@ class LoadedModel:
     path: Path
     name: str
 
-    @property
-    def encoder(self) -> nn.Module:
-        return self.model.model.encoder
-
 
 ATTENTION_CHOICES = ("auto", "reduced", "standard")
 
