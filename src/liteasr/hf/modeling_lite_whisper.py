@@ -63,26 +63,40 @@ class LiteEncoderAttention(nn.Module):
         self.num_heads, self.head_dim = attn.num_heads, attn.head_dim
         self.q_proj, self.k_proj, self.v_proj, self.out_proj = attn.q_proj, attn.k_proj, attn.v_proj, attn.out_proj
         self.reduce_scores, self.reduce_values = reduce_scores, reduce_values
-        self._fused = (None, None)
+        self._cache = (None, None)
 
-    def _first_stage(self) -> torch.Tensor:
-        params = (self.q_proj.weight1, self.k_proj.weight1, self.v_proj.weight1)
-        key = tuple((p.data_ptr(), p._version, p.dtype) for p in params)
-        if self._fused[0] != key:  # rebuilt only when the weights change
-            self._fused = (key, torch.cat([p.detach() for p in params], 1).contiguous())
-        return self._fused[1]
+    def _weights(self) -> dict:
+        """Weight products the forward needs, rebuilt only when a parameter changes (not per call)."""
+        params = tuple(self.parameters())
+        key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in params)
+        if self._cache[0] != key:
+            self._cache = (key, self._build())
+        return self._cache[1]
+
+    @torch.no_grad()
+    def _build(self) -> dict:
+        h, dh = self.num_heads, self.head_dim
+        q, k, v, o = self.q_proj, self.k_proj, self.v_proj, self.out_proj
+        dtype = q.weight1.dtype
+        w = {"first": torch.cat([q.weight1, k.weight1, v.weight1], 1).contiguous()}
+        wq2, wk2 = _wide(q.weight2).view(q.rank, h, dh), _wide(k.weight2).view(k.rank, h, dh)
+        w["m"] = torch.einsum("qhd,khd->hqk", wq2, wk2).to(dtype).unsqueeze(0)  # [1, H, r_q, r_k]
+        w["u"] = torch.einsum("khd,hd->hk", wk2, _wide(q.bias).view(h, dh)).to(dtype)[None, :, None, :]
+        # W2_v per head merged with out_proj's input rows: one GEMM from H*r_v to out_proj's inner width.
+        w_in = o.weight1 if isinstance(o, LowRankLinear) else o.weight.T
+        wv2 = _wide(v.weight2).view(v.rank, h, dh)
+        w["merged"] = torch.einsum("vhd,hdo->hvo", wv2, _wide(w_in).reshape(h, dh, -1)).reshape(h * v.rank, -1).to(dtype)
+        w["merged_bias"] = (_wide(v.bias) @ _wide(w_in)).to(dtype)
+        return w
 
     def forward(self, hidden_states: torch.Tensor, attention_mask=None, **kwargs):
         b, t, d = hidden_states.shape
         h, dh = self.num_heads, self.head_dim
         q, k, v, o = self.q_proj, self.k_proj, self.v_proj, self.out_proj
-        x1 = hidden_states @ self._first_stage()
-        q1, k1, v1 = x1.split([q.rank, k.rank, v.rank], dim=-1)
+        w = self._weights()
+        q1, k1, v1 = (hidden_states @ w["first"]).split([q.rank, k.rank, v.rank], dim=-1)
         if self.reduce_scores:
-            wq2, wk2 = _wide(q.weight2).view(q.rank, h, dh), _wide(k.weight2).view(k.rank, h, dh)
-            m = torch.einsum("qhd,khd->hqk", wq2, wk2).to(x1.dtype)  # [H, r_q, r_k]
-            u = torch.einsum("khd,hd->hk", wk2, _wide(q.bias).view(h, dh)).to(x1.dtype)  # [H, r_k]
-            query = torch.matmul(q1.unsqueeze(1), m.unsqueeze(0)) + u[None, :, None, :]  # [B, H, T, r_k]
+            query = torch.matmul(q1.unsqueeze(1), w["m"]) + w["u"]  # [B, H, T, r_k]
             key = k1.unsqueeze(1)  # [B, 1, T, r_k], shared by all heads
         else:
             query = torch.addmm(q.bias, q1.flatten(0, 1), q.weight2).view(b, t, h, dh).transpose(1, 2)
@@ -102,18 +116,11 @@ class LiteEncoderAttention(nn.Module):
         out = out.transpose(1, 2).reshape(b * t, -1)
         if not self.reduce_values:
             return o(out.view(b, t, d)), None
-        # Merge W2_v (per head) with out_proj's input rows: one GEMM from H*r_v to out_proj's inner width.
-        wv2 = _wide(v.weight2).view(v.rank, h, dh)
+        y = torch.addmm(w["merged_bias"], out, w["merged"])
         if isinstance(o, LowRankLinear):
-            w_in, w_out, bias = o.weight1, o.weight2, o.bias  # y = (a @ w_in) @ w_out + bias
-        else:
-            w_in, w_out, bias = o.weight.T, None, o.bias
-        merged = torch.einsum("vhd,hdo->hvo", wv2, _wide(w_in).reshape(h, dh, -1)).reshape(h * v.rank, -1)
-        y = torch.addmm((_wide(v.bias) @ _wide(w_in)).to(out.dtype), out, merged.to(out.dtype))
-        if w_out is not None:
-            y = torch.addmm(bias, y, w_out)
-        elif bias is not None:
-            y = y + bias
+            y = torch.addmm(o.bias, y, o.weight2)
+        elif o.bias is not None:
+            y = y + o.bias
         return y.view(b, t, -1), None
 
 
