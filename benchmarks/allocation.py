@@ -1,9 +1,11 @@
-"""Issue 5 evidence on tiny.en: allocation methods, calibration packing, clip counts, sequential calibration.
+"""Issue 5 evidence on tiny.en: rank allocation methods (and, with --studies, calibration packing,
+clip counts and sequential calibration).
 
-    python benchmarks/allocation.py [--dc-tts N] [--out benchmarks]
+    python benchmarks/allocation.py [--dc-tts N] [--studies] [--out benchmarks]
 
 Calibration: vctk_p239 (seeded samples). Evaluation: dc_tts (N seeded clips) and all of ljspeech.
-Writes allocation.md (tables) and allocation.png (WER vs encoder linear parameters, Pareto fronts).
+Writes allocation.md (tables), allocation.json and allocation.png (WER vs encoder linear parameters
+and vs GFLOPs, Pareto fronts).
 """
 
 import argparse
@@ -19,21 +21,27 @@ from _common import speech_or_exit
 from liteasr import whisper
 from liteasr.allocate import Budget
 from liteasr.audio import read_dataset, sample
-from liteasr.calibrate import calibrate
+from liteasr.calibrate import DEFAULT_PACKING, calibrate
 from liteasr.checkpoint import Provenance, save_checkpoint
-from liteasr.compress import compress_, spectra, target_plan, threshold_plan
+from liteasr.compress import compress_, measure_damage, spectra, target_plan, threshold_plan
+from liteasr.damage import DAMAGE_MODELS, DEFAULT_DAMAGE
 from liteasr.flops import encoder_cost
 from liteasr.plan import ThresholdRule
 from liteasr.report import evaluate_models, load_eval_sets
 from liteasr.sequential import compress_sequential
-from liteasr.sweep import plot
+from liteasr.sweep import pareto_front, plot
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--dc-tts", type=int, default=60)
-    ap.add_argument("--targets", nargs="+", type=float, default=[0.85, 0.75, 0.7])
-    ap.add_argument("--study-target", type=float, default=0.75)
+    ap.add_argument("--methods", nargs="+", default=list(DAMAGE_MODELS), choices=DAMAGE_MODELS)
+    ap.add_argument("--targets", nargs="+", type=float, default=[0.8, 0.7, 0.6])
+    ap.add_argument("--thresholds", nargs="+", default=["0.99:0.999", "0.995:0.9995", "0.999:0.9999"])
+    ap.add_argument("--flop-targets", nargs="*", type=float, default=[0.85, 0.8],
+                    help=f"FLOP budgets for the default damage model ({DEFAULT_DAMAGE})")
+    ap.add_argument("--studies", action="store_true", help="also packing, clip counts, sequential at --study-target")
+    ap.add_argument("--study-target", type=float, default=0.7)
     ap.add_argument("--out", default="benchmarks")
     args = ap.parse_args()
     speech = speech_or_exit()
@@ -43,7 +51,7 @@ def main() -> int:
     pool = read_dataset(speech / "vctk_p239").clips
     base = whisper.load("tiny.en")
     base_cost = encoder_cost(base.model)
-    cache = {}
+    cache, tables, seconds = {}, {}, {}
 
     def stats_for(n, packing):
         if (n, packing) not in cache:
@@ -52,60 +60,82 @@ def main() -> int:
             cache[(n, packing)] = (clips, stats, spectra(stats, progress=False))
         return cache[(n, packing)]
 
-    models = {}  # label -> (group, checkpoint)
+    def allocated(budget, damage, n=64, packing=DEFAULT_PACKING):
+        clips, stats, eig = stats_for(n, packing)
+        if (damage, n, packing) not in tables:
+            start = time.time()
+            tables[(damage, n, packing)] = measure_damage(base, stats, eig, damage, clips)
+            seconds[damage] = time.time() - start
+        return target_plan(base, stats, eig, budget, damage, table=tables[(damage, n, packing)])
 
-    def add(group, label, lite, plan, clips, stats):
+    models = {}  # label -> (group, method, checkpoint)
+
+    def add(group, method, label, lite, plan, clips, stats):
         path = tmp / f"m{len(models)}"
         save_checkpoint(lite, base.processor, path, Provenance("tiny.en", base_cost, f"{len(clips)} vctk clips",
                                                                plan.method, label, stats.meta["clip_hashes"]))
-        models[label] = (group, str(path))
+        models[label] = (group, method, str(path))
 
-    clips, stats, eig = stats_for(64, "pad")
-    for text in ("0.99:0.999", "0.995:0.9995", "0.999:0.9999"):
+    clips, stats, eig = stats_for(64, DEFAULT_PACKING)
+    for text in args.thresholds:
         plan = threshold_plan(base.model, stats, ThresholdRule.parse(text), eig)
-        add("allocation", f"threshold {text}", compress_(copy.deepcopy(base.model), stats, plan, eig), plan, clips, stats)
-    plans = {}
-    for damage in ("variance", "normalized", "sensitivity"):
+        add("allocation", "threshold (paper)", f"threshold {text}", compress_(copy.deepcopy(base.model), stats, plan, eig),
+            plan, clips, stats)
+    for damage in args.methods:
         for t in args.targets:
-            plan = target_plan(base, stats, eig, Budget("params", t), damage, clips)
-            plans[(damage, t)] = plan
-            add("allocation", f"{damage} params {t}", compress_(copy.deepcopy(base.model), stats, plan, eig), plan,
-                clips, stats)
-    t = args.study_target
-    for packing in ("pack", "mix"):
-        c, s, e = stats_for(64, packing)
-        plan = target_plan(base, s, e, Budget("params", t), "sensitivity", c)
-        add("packing", f"sensitivity params {t}, packing {packing}", compress_(copy.deepcopy(base.model), s, plan, e),
-            plan, c, s)
-    for n in (8, 16, 32, 128):
-        c, s, e = stats_for(n, "pad")
-        plan = target_plan(base, s, e, Budget("params", t), "sensitivity", c)
-        add("clips", f"sensitivity params {t}, {n} clips", compress_(copy.deepcopy(base.model), s, plan, e), plan, c, s)
-    lite, seq_stats = compress_sequential(base, clips, plans[("sensitivity", t)])
-    add("sequential", f"sensitivity params {t}, sequential", lite, plans[("sensitivity", t)], clips, seq_stats)
+            plan = allocated(Budget("params", t), damage)
+            add("allocation", damage, f"{damage} params {t}", compress_(copy.deepcopy(base.model), stats, plan, eig),
+                plan, clips, stats)
+    for t in args.flop_targets:
+        plan = allocated(Budget("flops", t), DEFAULT_DAMAGE)
+        add("flops", f"{DEFAULT_DAMAGE} (FLOP target)", f"{DEFAULT_DAMAGE} flops {t}",
+            compress_(copy.deepcopy(base.model), stats, plan, eig), plan, clips, stats)
+    if args.studies:
+        t = args.study_target
+        for packing in ("pad", "pack", "mix"):
+            c, s, e = stats_for(64, packing)
+            plan = allocated(Budget("params", t), DEFAULT_DAMAGE, 64, packing)
+            add("packing", packing, f"{DEFAULT_DAMAGE} params {t}, packing {packing}",
+                compress_(copy.deepcopy(base.model), s, plan, e), plan, c, s)
+        for n in (8, 16, 32, 128):
+            c, s, e = stats_for(n, DEFAULT_PACKING)
+            plan = allocated(Budget("params", t), DEFAULT_DAMAGE, n)
+            add("clips", str(n), f"{DEFAULT_DAMAGE} params {t}, {n} clips", compress_(copy.deepcopy(base.model), s, plan, e),
+                plan, c, s)
+        plan = allocated(Budget("params", t), DEFAULT_DAMAGE)
+        lite, seq_stats = compress_sequential(base, clips, plan)
+        add("sequential", "sequential", f"{DEFAULT_DAMAGE} params {t}, sequential", lite, plan, clips, seq_stats)
 
     labels = ["base", *models]
-    results = evaluate_models(["tiny.en", *[p for _, p in models.values()]], sets, latency=False)
+    results = evaluate_models(["tiny.en", *[p for _, _, p in models.values()]], sets, latency=False)
     for r, label in zip(results, labels):
         r["label"] = label
-        r["group"] = models[label][0] if label in models else "base"
+        r["group"], r["method"] = models[label][:2] if label in models else ("base", "base")
         r["linear_params_kept"] = r["encoder_linear_params"] / results[0]["encoder_linear_params"]
         r["flops_kept"] = r["encoder_gflops"] / results[0]["encoder_gflops"]
     out = Path(args.out)
-    (out / "allocation.json").write_text(json.dumps(results, indent=1))
+    (out / "allocation.json").write_text(json.dumps({"damage_seconds": seconds, "results": results}, indent=1))
     names = list(results[0]["datasets"])
+    base_avg = results[0]["average_wer"]
     lines = ["# Rank allocation on tiny.en", "",
-             f"Command: `python benchmarks/allocation.py --dc-tts {args.dc_tts}` ({time.time() - t0:.0f} s). "
-             f"Calibration: vctk_p239 (64 clips unless stated, padded windows unless stated); evaluation: "
-             + ", ".join(f"{n} ({results[0]['datasets'][n]['n']} clips)" for n in names) + ".", ""]
-    for group in ("allocation", "packing", "clips", "sequential"):
+             f"Command: `python benchmarks/allocation.py --dc-tts {args.dc_tts}{' --studies' if args.studies else ''}` "
+             f"({time.time() - t0:.0f} s on this machine). Calibration: vctk_p239, 64 clips, `{DEFAULT_PACKING}` packing "
+             f"unless stated; evaluation: " + ", ".join(f"{n} ({results[0]['datasets'][n]['n']} clips)" for n in names)
+             + ". Damage measurement time: " + ", ".join(f"{d} {s:.0f} s" for d, s in seconds.items()) + ".", ""]
+    ranked = [r for r in results if r["group"] in ("allocation", "flops", "base")]
+    front = {id(r) for r, on in zip(ranked, pareto_front([(r["linear_params_kept"], r["average_wer"]) for r in ranked]))
+             if on}
+    for group in ("allocation", "flops", "packing", "clips", "sequential"):
+        if not any(r["group"] == group for r in results):
+            continue
         lines += [f"## {group}", "", "| method | linear params kept | FLOPs kept | " + " | ".join(f"WER {n}" for n in names)
-                  + " | avg WER | Δ avg WER |", "|---|---:|---:|" + "---:|" * len(names) + "---:|---:|"]
+                  + " | avg WER | Δ avg WER | Pareto |", "|---|---:|---:|" + "---:|" * len(names) + "---:|---:|:---:|"]
         for r in results:
             if r["group"] in (group, "base"):
                 lines.append(f"| {r['label']} | {r['linear_params_kept']:.3f} | {r['flops_kept']:.3f} | "
                              + " | ".join(f"{r['datasets'][n]['wer']:.2f}" for n in names)
-                             + f" | {r['average_wer']:.2f} | {r['average_wer'] - results[0]['average_wer']:+.2f} |")
+                             + f" | {r['average_wer']:.2f} | {r['average_wer'] - base_avg:+.2f} | "
+                             + ("*" if id(r) in front else "") + " |")
         lines.append("")
     (out / "allocation.md").write_text("\n".join(lines))
     plot([r for r in results if r["group"] in ("allocation", "base")], out / "allocation.png",

@@ -8,7 +8,11 @@ import sys
 import pytest
 import torch
 
-from liteasr.allocate import Budget, allocate, candidates, cost
+from liteasr import whisper
+from liteasr.allocate import Budget, allocate, cost
+from liteasr.audio import read_dataset
+from liteasr.damage import TruncationProbe, _transcript_mask, candidates, damage_table, interpolate
+from liteasr.lowrank import factorize
 from liteasr.errors import UserError
 
 SHAPES = {"layers.0.fc1": (64, 256), "layers.0.q_proj": (64, 64)}
@@ -20,8 +24,20 @@ def spectra(steep_key="layers.0.fc1"):
     return {k: ((steep if k == steep_key else flat), None) for k in SHAPES}
 
 
+def table(eig, damage="normalized"):
+    return damage_table(damage, eig, {k: candidates(*s, 16) for k, s in SHAPES.items()})
+
+
+def plan_for(fraction, harm=None, eig=None, kind="params", fixed=0):
+    eig = eig or spectra()
+    return allocate(harm or table(eig), SHAPES, Budget(kind, fraction), eig, "test", fixed_flops=fixed)
+
+
 def params(plan):
     return sum(cost("params", *SHAPES[k], v.rank, 1500) for k, v in plan.layers.items())
+
+
+FULL = sum(cost("params", *s, None, 1500) for s in SHAPES.values())
 
 
 def test_candidates_are_multiples_below_break_even_then_dense():
@@ -31,42 +47,98 @@ def test_candidates_are_multiples_below_break_even_then_dense():
 
 @pytest.mark.parametrize("fraction", [0.9, 0.6, 0.4])
 def test_budget_is_met_with_multiples(fraction):
-    full = sum(cost("params", *s, None, 1500) for s in SHAPES.values())
-    plan = allocate(spectra(), SHAPES, Budget("params", fraction), "normalized", multiple=16)
-    assert params(plan) <= fraction * full
+    plan = plan_for(fraction)
+    assert params(plan) <= fraction * FULL
     assert all(v.rank is None or v.rank % 16 == 0 for v in plan.layers.values())
 
 
 def test_cheapest_damage_goes_first():
     # fc1's spectrum is steep: truncating it discards almost nothing, so it is cut before the flat q_proj.
-    plan = allocate(spectra(), SHAPES, Budget("params", 0.6), "normalized", multiple=16)
+    plan = plan_for(0.6)
     assert plan.layers["layers.0.fc1"].rank is not None and plan.layers["layers.0.q_proj"].rank is None
+    flipped = plan_for(0.92, eig=spectra("layers.0.q_proj"))  # q_proj alone can pay for this budget
+    assert flipped.layers["layers.0.q_proj"].rank == 16 and flipped.layers["layers.0.fc1"].rank is None
 
 
-def test_sensitivity_reweights_layers():
-    eig = spectra()
-    plain = allocate(eig, SHAPES, Budget("params", 0.6), "normalized", multiple=16)
-    weighted = allocate(eig, SHAPES, Budget("params", 0.6), "sensitivity", multiple=16,
-                        sensitivity={"layers.0.fc1": 1e20, "layers.0.q_proj": 1e-9})
-    assert plain.layers["layers.0.q_proj"].rank is None  # fc1 alone can pay for the budget
-    assert weighted.layers["layers.0.q_proj"].rank == 16  # but a sensitive fc1 makes q_proj pay first
+def test_moves_may_skip_ranks():
+    # The first step below dense saves little of the wide fc1 and costs most of its damage; a one-step
+    # greedy would cut q_proj first. Per parameter saved, going straight to rank 16 is cheapest.
+    harm = {"layers.0.fc1": {16: 1.0, 32: 0.9, 48: 0.85, None: 0.0}, "layers.0.q_proj": {16: 0.5, None: 0.0}}
+    plan = plan_for(0.6, harm)
+    assert plan.layers["layers.0.fc1"].rank == 16 and plan.layers["layers.0.q_proj"].rank is None
+
+
+def test_slack_left_by_a_large_move_is_spent():
+    harm = {"layers.0.fc1": {16: 1.0, 32: 0.9, 48: 0.85, None: 0.0}, "layers.0.q_proj": {16: 0.5, None: 0.0}}
+    plan = plan_for(0.85, harm)  # rank 16 overshoots the budget by far; rank 32 still fits
+    assert plan.layers["layers.0.fc1"].rank == 32 and params(plan) <= 0.85 * FULL
 
 
 def test_impossible_targets_and_bad_options():
     with pytest.raises(UserError, match="cannot be met"):
-        allocate(spectra(), SHAPES, Budget("params", 0.05), "normalized", multiple=16)
+        plan_for(0.05)
     with pytest.raises(UserError):
         Budget("params", 0)
     with pytest.raises(UserError):
         Budget("params", 1.5)
     with pytest.raises(UserError, match="needs calibration audio"):
-        allocate(spectra(), SHAPES, Budget("params", 0.9), "sensitivity")
+        table(spectra(), "decoder")
+    with pytest.raises(UserError, match="damage model must be one of"):
+        table(spectra(), "magic")
 
 
 def test_flop_budget_counts_fixed_costs():
-    fixed = 10**12
     with pytest.raises(UserError, match="cannot be met"):
-        allocate(spectra(), SHAPES, Budget("flops", 0.5), "normalized", multiple=16, fixed_flops=fixed)
+        plan_for(0.5, kind="flops", fixed=10**12)
+
+
+def test_interpolation_is_exact_at_probes_zero_when_dense_and_monotone():
+    values = torch.tensor([8.0, 4.0, 2.0, 1.0, 0.5, 0.25, 0.125, 0.125], dtype=torch.float64)
+    options = [1, 2, 3, 4, 5, 6, None]
+    # a noisy probe (rank 2 measured below rank 4) must not make less rank look better
+    got = interpolate(values, {2: 0.01, 4: 0.03, 6: 0.001}, options)
+    assert got[None] == 0.0 and got[6] == pytest.approx(0.001) and got[4] == pytest.approx(0.03)
+    ordered = [got[r] for r in [None, 6, 5, 4, 3, 2, 1]]
+    assert all(a <= b for a, b in zip(ordered, ordered[1:]))
+    beyond = interpolate(values, {4: 0.03, 6: 0.001}, options)
+    assert beyond[2] > beyond[4] == pytest.approx(0.03)  # below the smallest probe: extrapolated, still growing
+
+
+def test_transcript_mask_stops_after_first_end_of_text():
+    eos = 9
+    ids = torch.tensor([[1, 2, 5, 9, 9, 9], [1, 2, 5, 6, 7, 9]])
+    mask = _transcript_mask(ids, eos)
+    assert mask.int().tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]
+
+
+@pytest.fixture(scope="module")
+def tiny_probe(tiny_en, speech):
+    from liteasr.audio import load_audio
+
+    clips = read_dataset(speech / "ljspeech").clips[:2]
+    return TruncationProbe(tiny_en, [load_audio(c.path) for c in clips], "decoder")
+
+
+def test_decoder_damage_on_real_speech(tiny_en, tiny_probe, speech):
+    """KL of the decoder's predictions on its own transcripts: zero for the dense layer itself, small for a
+    mild truncation, large for a severe one, and larger for v_proj than for a wide MLP layer at the same
+    rank."""
+    from liteasr.calibrate import calibrate
+    from liteasr.audio import sample
+
+    key = "layers.1.fc1"
+    dense = whisper.encoder_linears(tiny_probe.model)[key]
+    assert tiny_probe.damage(key, dense) == pytest.approx(0.0, abs=1e-9)
+    entry = tiny_probe.batches[0]
+    assert entry["mask"].sum() > 10  # real transcripts were decoded
+    # prompt and alignment are right: teacher-forced, the dense model predicts its own greedy tokens
+    assert torch.equal(entry["logp"].argmax(-1), entry["ids"][:, 1:][entry["mask"]])
+    stats = calibrate(tiny_en, sample(read_dataset(speech / "vctk_p239").clips, 8, seed=0),
+                      progress=False)
+    _, vectors = stats.layers[key].spectrum()
+    mild = tiny_probe.damage(key, factorize(dense, stats.layers[key].mean, vectors, 304))
+    severe = tiny_probe.damage(key, factorize(dense, stats.layers[key].mean, vectors, 16))
+    assert 0 < mild < 0.05 < severe
 
 
 def liteasr(*args):
@@ -81,7 +153,7 @@ def test_cli_target_params(random_whisper_dir, noise_clips, tmp_path):
     plan = json.loads((tmp_path / "plan.json").read_text())
     total = sum(cost("params", v["in_features"], v["out_features"], v["rank"], 1500) for v in plan["layers"].values())
     full = sum(cost("params", v["in_features"], v["out_features"], None, 1500) for v in plan["layers"].values())
-    assert total <= 0.7 * full and "sensitivity" in plan["method"]
+    assert total <= 0.7 * full and "decoder" in plan["method"]  # the default damage model
     r = liteasr("compress", random_whisper_dir, "--stats", tmp_path / "nope.st", "--target-params", "0.7",
                 "--plan", tmp_path / "plan.json", "-o", tmp_path / "u")
     assert r.returncode == 2 and "cannot be combined" in r.stderr

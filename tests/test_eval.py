@@ -8,6 +8,7 @@ import pytest
 from liteasr.audio import read_dataset
 from liteasr.errors import UserError
 from liteasr.report import evaluate_models
+from liteasr import sweep
 from liteasr.sweep import check_disjoint, pareto_front, run_sweep
 
 
@@ -49,7 +50,7 @@ def test_eval_json_schema(random_whisper_dir, noise_clips, tmp_path):
     json.dumps(r)
 
 
-def test_sweep_on_random_model(random_whisper_dir, noise_clips, tmp_path):
+def test_sweep_on_random_model(random_whisper_dir, noise_clips, tmp_path, monkeypatch):
     clips = sorted(noise_clips.glob("*.wav"))
     cal, ev = tmp_path / "cal", tmp_path / "ev"
     cal.mkdir()
@@ -66,15 +67,22 @@ def test_sweep_on_random_model(random_whisper_dir, noise_clips, tmp_path):
         shutil.copy(p, ev / p.name)
         lines.append(json.dumps({"audio": p.name, "text": "noise"}))
     (ev / "manifest.jsonl").write_text("\n".join(lines))
+    measured = []
+    real_measure = sweep.measure_damage
+    monkeypatch.setattr(sweep, "measure_damage", lambda *a, **k: measured.append(a[3]) or real_measure(*a, **k))
     results = run_sweep(str(random_whisper_dir), str(cal), [str(ev)], ["0.8", "0.95:0.99"], tmp_path / "out",
-                        batch_size=4, progress=False)
-    assert [r["label"] for r in results] == ["base", "threshold 0.8", "threshold 0.95:0.99"]
+                        batch_size=4, progress=False, targets=[0.8, 0.6], allocations=["encoder", "normalized"])
+    assert [r["label"] for r in results] == ["base", "threshold 0.8", "threshold 0.95:0.99", "encoder params 0.8",
+                                             "encoder params 0.6", "normalized params 0.8", "normalized params 0.6"]
+    assert measured == ["encoder", "normalized"]  # one damage measurement per model, shared by the budgets
     assert results[1]["encoder_params"] < results[0]["encoder_params"]
+    # (the planner also counts a bias for dense k_proj, which has none: a fraction of a percent)
+    assert results[4]["encoder_linear_params"] < 0.605 * results[0]["encoder_linear_params"]
     for name in ("sweep.csv", "sweep.json", "sweep.png", "stats.safetensors"):
         assert (tmp_path / "out" / name).is_file()
     assert (tmp_path / "out" / "sweep.png").read_bytes()[:4] == b"\x89PNG"
     rows = (tmp_path / "out" / "sweep.csv").read_text().splitlines()
-    assert len(rows) == 4 and rows[0].startswith("label,model,encoder_params")
+    assert len(rows) == 8 and rows[0].startswith("label,model,encoder_params")
 
 
 @pytest.mark.slow

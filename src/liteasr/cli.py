@@ -13,6 +13,10 @@ from pathlib import Path
 
 from .errors import UserError
 
+# damage.DAMAGE_MODELS / DEFAULT_DAMAGE, spelled out so that parsing arguments does not import torch
+DAMAGE_MODELS = ("decoder", "encoder", "sensitivity", "normalized", "variance")
+DEFAULT_DAMAGE = "decoder"
+
 
 def _device(name: str) -> str:
     import torch
@@ -128,7 +132,8 @@ def cmd_compress(args) -> None:
     check_stats(loaded.model, stats)
     eig = spectra(stats)
     if plan is None and budget is not None:
-        plan = target_plan(loaded, stats, eig, budget, args.allocation, clips, args.rank_multiple)
+        plan = target_plan(loaded, stats, eig, budget, args.allocation, clips, args.rank_multiple,
+                           probe_clips=args.probe_clips)
     plan = plan or threshold_plan(loaded.model, stats, rule, eig)
     if args.save_plan:
         plan.save(args.save_plan)
@@ -306,9 +311,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target-params", type=float, metavar="F",
                    help="keep this fraction of encoder linear parameters (ranks chosen per layer)")
     p.add_argument("--target-flops", type=float, metavar="F", help="keep this fraction of encoder FLOPs per window")
-    p.add_argument("--allocation", choices=["sensitivity", "normalized", "variance"], default="sensitivity",
-                   help="damage model for --target-*: measured sensitivity (default), normalized or absolute "
-                        "discarded variance")
+    p.add_argument("--allocation", choices=DAMAGE_MODELS, default=DEFAULT_DAMAGE,
+                   help="damage model for --target-*: decoder (default: measured change of the decoder's "
+                        "predictions on its own transcripts), encoder (measured encoder-output error), "
+                        "sensitivity (one probe per layer), normalized or variance (discarded variance)")
+    p.add_argument("--probe-clips", type=_positive(int), default=8, metavar="N",
+                   help="calibration clips the measured damage models probe (default 8; cost grows linearly)")
     p.add_argument("--plan", metavar="JSON", help="apply this rank plan instead of the threshold rule")
     p.add_argument("--save-plan", metavar="JSON", help="write the rank plan used")
     p.add_argument("--save-stats", metavar="FILE", help="also write the calibration statistics")
@@ -363,7 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--thresholds", nargs="*", default=["0.99:0.999", "0.995:0.9995", "0.999:0.9999", "0.9995:0.99995"])
     p.add_argument("--targets", nargs="*", type=float, default=[], metavar="F", help="budget fractions to allocate for")
     p.add_argument("--target-kind", choices=["params", "flops"], default="params")
-    p.add_argument("--allocations", nargs="+", default=["sensitivity"], choices=["sensitivity", "normalized", "variance"])
+    p.add_argument("--allocations", nargs="+", default=[DEFAULT_DAMAGE], choices=DAMAGE_MODELS)
     p.add_argument("--rank-multiple", type=int, default=16)
     p.add_argument("--output", "-o", required=True, metavar="DIR")
     p.set_defaults(func=cmd_sweep)
@@ -373,8 +381,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=_positive(int), default=64, help="calibration clips (default 64)")
     p.add_argument("--eval-samples", type=_positive(int), default=40, help="clips per evaluation set (default 40)")
     p.add_argument("--thresholds", nargs="*", default=["0.99:0.999"], help="paper-rule points (default 0.99:0.999)")
-    p.add_argument("--targets", nargs="*", type=float, default=[0.85],
-                   help="liteasr points: fraction of encoder linear parameters kept (default 0.85)")
+    p.add_argument("--targets", nargs="*", type=float, default=[0.7],
+                   help="liteasr points: fraction of encoder linear parameters kept (default 0.7)")
     p.add_argument("--output", default=None, metavar="DIR", help="keep the compressed checkpoints here")
     p.set_defaults(func=cmd_demo)
     return parser

@@ -8,6 +8,7 @@ from tqdm.auto import tqdm
 from . import whisper
 from .errors import UserError
 from .lowrank import factorize
+from .damage import DEFAULT_DAMAGE
 from .plan import RankPlan, ThresholdRule
 from .stats import CovarianceStats
 
@@ -52,22 +53,37 @@ def compress_(model: torch.nn.Module, stats: CovarianceStats, plan: RankPlan, ei
     return whisper.to_lite(model)
 
 
-def target_plan(loaded, stats: CovarianceStats, eig, budget, damage: str = "sensitivity", clips=None,
-                multiple: int = 16, sensitivity_clips: int = 4, progress: bool = True) -> RankPlan:
-    """Ranks meeting `budget` (allocate.Budget) with the least predicted damage."""
-    from .allocate import allocate, measure_sensitivity
+def measure_damage(loaded, stats: CovarianceStats, eig, damage: str = DEFAULT_DAMAGE, clips=None,
+                   multiple: int = 16, probe_clips: int = 8, probe_points: int = 6, progress: bool = True):
+    """Predicted damage of every candidate rank (damage.py); measured models probe the first
+    `probe_clips` calibration clips, each padded as at inference, at `probe_points` ranks per layer."""
     from .audio import load_audio, windows
+    from .damage import MEASURED, TruncationProbe, candidates, damage_table
+
+    if multiple <= 0:
+        raise UserError(f"rank multiple must be positive, got {multiple}")
+    if probe_clips <= 0:
+        raise UserError(f"probe clips must be positive, got {probe_clips}")
+    options = {k: candidates(*s, multiple) for k, s in shapes(loaded.model).items()}
+    probe = None
+    if damage in MEASURED:
+        if not clips:
+            raise UserError(f"the {damage} damage model needs calibration audio (use --calibration, not --stats)")
+        audios = [w for c in clips[:probe_clips] for w in windows(load_audio(c.path))][:probe_clips]
+        probe = TruncationProbe(loaded, audios, "decoder" if damage == "decoder" else "encoder")
+    return damage_table(damage, eig, options, stats, probe, probe_points, progress)
+
+
+def target_plan(loaded, stats: CovarianceStats, eig, budget, damage: str = DEFAULT_DAMAGE, clips=None,
+                multiple: int = 16, table=None, probe_clips: int = 8, progress: bool = True) -> RankPlan:
+    """Ranks meeting `budget` (allocate.Budget) with the least damage predicted by `damage`; pass a
+    `table` from measure_damage to allocate several budgets from one measurement."""
+    from .allocate import allocate
     from .flops import encoder_cost
 
+    if table is None:
+        table = measure_damage(loaded, stats, eig, damage, clips, multiple, probe_clips, progress=progress)
     model = loaded.model
-    sensitivity = None
-    if damage == "sensitivity":
-        if not clips:
-            raise UserError("the sensitivity damage model needs calibration audio (use --calibration, not --stats)")
-        audios = [w for c in clips[:sensitivity_clips] for w in windows(load_audio(c.path))][:sensitivity_clips]
-        param = next(model.parameters())
-        feats = whisper.features(loaded.processor, audios, device=param.device, dtype=param.dtype)
-        sensitivity = measure_sensitivity(loaded, stats, eig, feats, multiple=multiple, progress=progress)
     base = encoder_cost(model)
-    return allocate(eig, shapes(model), budget, damage, sensitivity, multiple,
-                    frames=model.config.max_source_positions, fixed_flops=base.attention_flops + base.conv_flops)
+    return allocate(table, shapes(model), budget, eig, damage, frames=model.config.max_source_positions,
+                    fixed_flops=base.attention_flops + base.conv_flops)

@@ -17,6 +17,7 @@ from .calibrate import calibrate
 from .checkpoint import Provenance, save_checkpoint
 from .allocate import Budget
 from .compress import compress_, spectra, target_plan, threshold_plan
+from .damage import DEFAULT_DAMAGE
 from .demo_audio import make_demo_audio
 from .flops import encoder_cost
 from .plan import ThresholdRule
@@ -56,9 +57,9 @@ def demo_data(eval_samples: int) -> tuple[str, list]:
 
 
 def run_demo(device: str = "cpu", samples: int = 64, eval_samples: int = 40,
-             thresholds: list[str] = ("0.99:0.999",), targets: list[float] = (0.85,),
+             thresholds: list[str] = ("0.99:0.999",), targets: list[float] = (0.7,),
              output: str | None = None) -> list[dict]:
-    """Paper rule at `thresholds` vs liteasr's sensitivity-aware allocation at `targets`."""
+    """Paper rule at `thresholds` vs liteasr's measured-damage allocation at `targets`."""
     calibration, eval_sets = demo_data(eval_samples)
     print(f"model {MODEL}; calibration {calibration}; evaluation "
           + ", ".join(f"{d.name} ({len(d.clips)} clips)" for d in eval_sets))
@@ -70,7 +71,7 @@ def run_demo(device: str = "cpu", samples: int = 64, eval_samples: int = 40,
     points = [(f"threshold-{t.replace(':', '_')}", f"--threshold {t}",
                lambda t=t: threshold_plan(base.model, stats, ThresholdRule.parse(t), eig)) for t in thresholds]
     points += [(f"target-params-{f}", f"--target-params {f}",
-                lambda f=f: target_plan(base, stats, eig, Budget("params", f), "sensitivity", clips)) for f in targets]
+                lambda f=f: target_plan(base, stats, eig, Budget("params", f), DEFAULT_DAMAGE, clips)) for f in targets]
     paths = []
     for name, flags, make_plan in points:
         plan = make_plan()

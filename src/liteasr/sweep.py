@@ -13,7 +13,8 @@ from .atomic import atomic_dir
 from .audio import Clip, audio_hash, read_dataset, sample
 from .calibrate import DEFAULT_PACKING, calibrate
 from .checkpoint import Provenance, save_checkpoint
-from .compress import compress_, spectra, target_plan, threshold_plan
+from .compress import compress_, measure_damage, spectra, target_plan, threshold_plan
+from .damage import DEFAULT_DAMAGE
 from .errors import UserError
 from .flops import encoder_cost
 from .plan import ThresholdRule
@@ -41,7 +42,7 @@ def pareto_front(points: list[tuple[float, float]]) -> list[bool]:
 def run_sweep(model: str, calibration: str, eval_data: list[str], thresholds: list[str], output: str | Path,
               samples: int = 64, eval_samples: int | None = None, seed: int = 0, device: str = "cpu",
               batch_size: int = 8, overwrite: bool = False, progress: bool = True,
-              targets: list[float] = (), allocations: list[str] = ("sensitivity",), target_kind: str = "params",
+              targets: list[float] = (), allocations: list[str] = (DEFAULT_DAMAGE,), target_kind: str = "params",
               rank_multiple: int = 16, packing: str = DEFAULT_PACKING) -> list[dict]:
     from .allocate import Budget
 
@@ -58,9 +59,14 @@ def run_sweep(model: str, calibration: str, eval_data: list[str], thresholds: li
         eig = spectra(stats, progress=progress)
         points = [(f"threshold {text}", lambda rule=rule: threshold_plan(base.model, stats, rule, eig))
                   for text, rule in zip(thresholds, rules)]
-        points += [(f"{damage} {b.kind} {b.fraction}",
-                    lambda b=b, damage=damage: target_plan(base, stats, eig, b, damage, cal_clips, rank_multiple,
-                                                           progress=progress))
+        tables = {}  # damage model -> measured once, shared by every budget
+
+        def allocated(budget, damage):
+            if damage not in tables:
+                tables[damage] = measure_damage(base, stats, eig, damage, cal_clips, rank_multiple, progress=progress)
+            return target_plan(base, stats, eig, budget, damage, multiple=rank_multiple, table=tables[damage])
+
+        points += [(f"{damage} {b.kind} {b.fraction}", lambda b=b, damage=damage: allocated(b, damage))
                    for damage in allocations for b in budgets]
         paths, labels = [], []
         for label, make_plan in points:
@@ -113,7 +119,8 @@ def plot(results: list[dict], path: Path, title: str = "", second=None) -> None:
         xs, ys = [key(r) for r in results], [r["average_wer"] for r in results]
         front = pareto_front(list(zip(xs, ys)))
         families = sorted({r.get("label", "").split(" ")[0] for r in results} - {"base"})
-        colors = dict(zip(families, ["tab:blue", "tab:green", "tab:orange", "tab:purple", "tab:brown"]))
+        colors = dict(zip(families, ["tab:blue", "tab:green", "tab:orange", "tab:purple", "tab:brown",
+                                        "tab:cyan", "tab:olive", "tab:pink", "tab:gray"]))
         for x, y, r, on in zip(xs, ys, results, front):
             family = r.get("label", "").split(" ")[0]
             base = family == "base"

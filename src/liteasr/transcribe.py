@@ -30,12 +30,17 @@ def _generate(model, **inputs) -> torch.Tensor:
         return model.generate(**inputs, do_sample=False, num_beams=1)
 
 
+def greedy_ids(loaded: whisper.LoadedModel, feats: torch.Tensor, samples: int) -> torch.Tensor:
+    """Greedy token ids (prompt included, padded after end-of-text) for clips of at most `samples`."""
+    budget = int(TOKENS_PER_SECOND * samples / SAMPLE_RATE) + 32
+    return _generate(loaded.model, input_features=feats,
+                     max_new_tokens=min(budget, loaded.model.generation_config.max_length - 4))
+
+
 def _short_batch(loaded: whisper.LoadedModel, audios: list[np.ndarray]) -> list[str]:
     param = next(loaded.model.parameters())
     feats = whisper.features(loaded.processor, audios, device=param.device, dtype=param.dtype)
-    budget = int(TOKENS_PER_SECOND * max(len(a) for a in audios) / SAMPLE_RATE) + 32
-    ids = _generate(loaded.model, input_features=feats,
-                    max_new_tokens=min(budget, loaded.model.generation_config.max_length - 4))
+    ids = greedy_ids(loaded, feats, max(len(a) for a in audios))
     return loaded.processor.batch_decode(ids, skip_special_tokens=True)
 
 

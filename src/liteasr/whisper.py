@@ -106,6 +106,21 @@ def features(processor, audios: list[np.ndarray], device="cpu", dtype=torch.floa
     return out.input_features.to(device=device, dtype=dtype)
 
 
+def prompt_ids(model: nn.Module, input_features: torch.Tensor) -> torch.Tensor:
+    """The decoder prompt greedy decoding starts from, per clip: <|startoftranscript|>, then language
+    (detected, as generate does) and task for multilingual models, then <|notimestamps|>."""
+    config = model.generation_config
+    start = [config.decoder_start_token_id]
+    if getattr(config, "is_multilingual", False):
+        with torch.inference_mode():
+            language = model.detect_language(input_features=input_features).view(-1, 1).cpu()
+        task = torch.full_like(language, config.task_to_id["transcribe"])
+        head = torch.cat([torch.full_like(language, start[0]), language, task], 1)
+    else:
+        head = torch.tensor([start] * input_features.shape[0])
+    return torch.cat([head, torch.full_like(head[:, :1], config.no_timestamps_token_id)], 1)
+
+
 def encoder_linears(model: nn.Module) -> dict[str, nn.Module]:
     """Every encoder projection, keyed `layers.{i}.{name}` (name in PROJECTIONS)."""
     layers = model.model.encoder.layers
@@ -173,6 +188,20 @@ def run_layer(layer: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
     with torch.inference_mode():
         out = layer(hidden, None)
     return out[0] if isinstance(out, tuple) else out
+
+
+def encoder_finish(model: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+    """The encoder output from the last layer's output (the final layer norm)."""
+    with torch.inference_mode():
+        return model.model.encoder.layer_norm(hidden)
+
+
+def next_token_log_probs(model: nn.Module, encoded: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Teacher-forced decoder: log-probabilities of the token after each of `ids[:, :-1]`, at the positions
+    where `mask` [batch, length - 1] is true, as [positions, vocab] in float32."""
+    with torch.inference_mode():
+        states = model.model.decoder(input_ids=ids[:, :-1], encoder_hidden_states=encoded).last_hidden_state
+        return torch.log_softmax(model.proj_out(states[mask]).float(), -1)
 
 
 def encoder_output(model: nn.Module, input_features: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,172 @@
+"""Damage models: how much does truncating one projection to rank r hurt? (statistics -> damage table)
+
+Allocation (allocate.py) needs, for every projection and candidate rank, a predicted damage. Models:
+
+- `variance`:    discarded output variance, absolute (the paper's signal, compared across layers)
+- `normalized`:  discarded fraction of each layer's output variance
+- `sensitivity`: normalized discard times one measured factor per layer (the encoder-output error when
+                 that layer alone is truncated at 99% kept variance)
+- `encoder`:     measured at several ranks per layer: relative encoder-output error with that layer
+                 alone truncated
+- `decoder`:     measured at several ranks per layer: KL divergence of the decoder's next-token
+                 distributions from the dense model's, teacher-forced on the dense model's own greedy
+                 transcripts of calibration clips (no labels needed; the closest cheap proxy for WER)
+
+Measured models probe a few ranks per layer and interpolate linearly in discarded variance between
+them; damages of different layers are assumed to add.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import whisper
+from .errors import UserError
+from .lowrank import factorize
+
+DAMAGE_MODELS = ("decoder", "encoder", "sensitivity", "normalized", "variance")
+MEASURED = ("decoder", "encoder", "sensitivity")
+DEFAULT_DAMAGE = "decoder"
+
+Rank = int | None  # None: dense
+DamageTable = dict[str, dict[Rank, float]]  # projection key -> rank -> predicted damage
+
+
+def candidates(d_in: int, d_out: int, multiple: int) -> list[Rank]:
+    """Ranks worth considering, ascending; None (dense) last."""
+    return [r for r in range(multiple, min(d_in, d_out) + 1, multiple) if r * (d_in + d_out) < d_in * d_out] + [None]
+
+
+def discarded(eigenvalues: torch.Tensor, rank: Rank, normalized: bool) -> float:
+    if rank is None:
+        return 0.0
+    tail = float(eigenvalues[rank:].sum())
+    total = float(eigenvalues.sum())
+    return tail / total if normalized and total > 0 else (0.0 if normalized else tail)
+
+
+class TruncationProbe:
+    """Runs the encoder (and optionally the decoder) with one projection truncated, starting from
+    cached inputs of that projection's encoder layer, and compares with the dense model."""
+
+    def __init__(self, loaded: whisper.LoadedModel, audios: list[np.ndarray], metric: str, batch_size: int = 8):
+        if metric not in ("encoder", "decoder"):
+            raise ValueError(metric)
+        self.model = copy.deepcopy(loaded.model).eval()
+        self.metric = metric
+        param = next(self.model.parameters())
+        self.batches = []  # per batch: inputs of every encoder layer, and the dense reference
+        for start in range(0, len(audios), batch_size):
+            chunk = audios[start : start + batch_size]
+            feats = whisper.features(loaded.processor, chunk, param.device, param.dtype)
+            hidden = [whisper.embed(self.model, feats)]
+            for layer in whisper.encoder_layers(self.model):
+                hidden.append(whisper.run_layer(layer, hidden[-1]))
+            out = whisper.encoder_finish(self.model, hidden.pop())
+            entry = {"inputs": hidden, "reference": out}
+            if metric == "decoder":
+                from .transcribe import greedy_ids
+
+                # prompt + own greedy transcript + end-of-text (generate drops the prompt, and the final
+                # end-of-text of the longest transcript)
+                eos = self.model.generation_config.eos_token_id
+                eos = eos[0] if isinstance(eos, list) else eos
+                text = greedy_ids(loaded, feats, max(len(a) for a in chunk)).cpu()
+                ids = torch.cat([whisper.prompt_ids(self.model, feats), text, torch.full_like(text[:, :1], eos)], 1)
+                entry["ids"], entry["mask"] = ids.to(param.device), _transcript_mask(ids, eos).to(param.device)
+                entry["logp"] = whisper.next_token_log_probs(self.model, out, entry["ids"], entry["mask"])
+            else:
+                entry["scale"] = float((out - out.mean((0, 1))).pow(2).sum())
+            self.batches.append(entry)
+
+    def damage(self, key: str, module: torch.nn.Module) -> float:
+        """Damage with projection `key` replaced by `module` (the dense one is put back)."""
+        index, _ = whisper.split_key(key)
+        dense = whisper.encoder_linears(self.model)[key]
+        whisper.replace_linear(self.model, key, module)
+        try:
+            layers = whisper.encoder_layers(self.model)[index:]
+            total, weight = 0.0, 0.0
+            for entry in self.batches:
+                hidden = entry["inputs"][index]
+                for layer in layers:
+                    hidden = whisper.run_layer(layer, hidden)
+                out = whisper.encoder_finish(self.model, hidden)
+                if self.metric == "encoder":
+                    total += float((out - entry["reference"]).pow(2).sum())
+                    weight += entry["scale"]
+                else:  # KL(dense || truncated) per transcript token
+                    ref = entry["logp"]
+                    logp = whisper.next_token_log_probs(self.model, out, entry["ids"], entry["mask"])
+                    kl = (ref.exp() * (ref - logp)).sum(-1)
+                    total += float(kl.double().sum())
+                    weight += len(kl)
+            return total / max(weight, 1e-300)
+        finally:
+            whisper.replace_linear(self.model, key, dense)
+
+
+def _transcript_mask(ids: torch.Tensor, eos: int) -> torch.Tensor:
+    """1 for positions predicting a transcript token (up to and including the first end-of-text)."""
+    ended = (ids[:, 1:] == eos).long().cumsum(1)
+    # keep the first eos itself (shifted cumsum == 0), drop the padding after it
+    return torch.cat([torch.zeros_like(ended[:, :1]), ended[:, :-1]], 1) == 0
+
+
+def probe_ranks(options: list[Rank], points: int) -> list[int]:
+    """`points` ranks spread over a layer's candidates (always the smallest and the largest)."""
+    ranks = [r for r in options if r is not None]
+    if not ranks:
+        return []
+    picks = np.unique(np.linspace(0, len(ranks) - 1, min(points, len(ranks))).round().astype(int))
+    return [ranks[i] for i in picks]
+
+
+def interpolate(values: torch.Tensor, measured: dict[int, float], options: list[Rank]) -> dict[Rank, float]:
+    """Damage at every candidate from damages measured at some: piecewise linear in discarded variance
+    (dense = 0), made non-increasing in rank so that more rank never predicts more damage."""
+    xs = [0.0] + [discarded(values, r, True) for r in sorted(measured, reverse=True)]
+    ys = [0.0] + [max(measured[r], 0.0) for r in sorted(measured, reverse=True)]
+    ys = list(np.maximum.accumulate(ys))  # as discard grows, damage does not shrink
+    order = np.argsort(xs, kind="stable")
+    xs, ys = np.asarray(xs)[order], np.asarray(ys)[order]
+    table = {}
+    for rank in options:
+        x = discarded(values, rank, True)
+        # beyond the smallest probed rank: extend the last segment's slope
+        slope = (ys[-1] - ys[-2]) / max(xs[-1] - xs[-2], 1e-12) if len(xs) > 1 else 0.0
+        table[rank] = float(np.interp(x, xs, ys)) if x <= xs[-1] else float(ys[-1] + slope * (x - xs[-1]))
+    return table
+
+
+def damage_table(damage: str, eig: dict, options: dict[str, list[Rank]], stats=None,
+                 probe: TruncationProbe | None = None, points: int = 6, progress: bool = True) -> DamageTable:
+    """Predicted damage of every candidate rank of every projection under `damage`."""
+    if damage not in DAMAGE_MODELS:
+        raise UserError(f"damage model must be one of {', '.join(DAMAGE_MODELS)}, got {damage!r}")
+    if damage in ("variance", "normalized"):
+        return {k: {r: discarded(eig[k][0], r, damage == "normalized") for r in opts} for k, opts in options.items()}
+    if probe is None:
+        raise UserError(f"the {damage} damage model needs calibration audio (use --calibration, not --stats)")
+    linears = whisper.encoder_linears(probe.model)
+    table = {}
+    for key in tqdm(options, desc=f"measuring {damage} damage", disable=not progress):
+        values, vectors = eig[key]
+        if damage == "sensitivity":  # one probe at 99% kept variance, scaled linearly in discard
+            ranks = [r for r in options[key] if r is not None]
+            explained = values.cumsum(0) / values.sum().clamp_min(1e-300)
+            at = next((r for r in ranks if explained[r - 1] >= 0.99), ranks[-1] if ranks else None)
+            probed = [at] if at is not None else []
+        else:
+            probed = probe_ranks(options[key], points)
+        measured = {r: probe.damage(key, factorize(linears[key], stats.layers[key].mean, vectors, r)) for r in probed}
+        if damage == "sensitivity":
+            factor = next(iter(measured.values()), 0.0) / max(discarded(values, at, True), 1e-12) if at else 0.0
+            table[key] = {r: factor * discarded(values, r, True) for r in options[key]}
+        else:
+            table[key] = interpolate(values, measured, options[key])
+    return table
