@@ -153,7 +153,7 @@ def test_cli_target_params(random_whisper_dir, noise_clips, tmp_path):
     plan = json.loads((tmp_path / "plan.json").read_text())
     total = sum(cost("params", v["in_features"], v["out_features"], v["rank"], 1500) for v in plan["layers"].values())
     full = sum(cost("params", v["in_features"], v["out_features"], None, 1500) for v in plan["layers"].values())
-    assert total <= 0.7 * full and "decoder" in plan["method"]  # the default damage model
+    assert total <= 0.7 * full and "encoder" in plan["method"]  # the default damage model
     r = liteasr("compress", random_whisper_dir, "--stats", tmp_path / "nope.st", "--target-params", "0.7",
                 "--plan", tmp_path / "plan.json", "-o", tmp_path / "u")
     assert r.returncode == 2 and "cannot be combined" in r.stderr
@@ -165,3 +165,9 @@ def test_dry_run_prints_the_plan_and_writes_nothing(random_whisper_dir, noise_cl
     assert r.returncode == 0, r.stderr
     assert "layers.0.fc1" in r.stdout and "linear parameters kept" in r.stdout
     assert (tmp_path / "p.json").is_file() and sorted(p.name for p in tmp_path.iterdir()) == ["p.json"]
+
+
+def test_cli_spells_the_damage_models_like_the_library():
+    from liteasr import cli, damage
+
+    assert cli.DAMAGE_MODELS == damage.DAMAGE_MODELS and cli.DEFAULT_DAMAGE == damage.DEFAULT_DAMAGE

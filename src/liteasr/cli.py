@@ -14,8 +14,8 @@ from pathlib import Path
 from .errors import UserError
 
 # damage.DAMAGE_MODELS / DEFAULT_DAMAGE, spelled out so that parsing arguments does not import torch
-DAMAGE_MODELS = ("decoder", "encoder", "sensitivity", "normalized", "variance")
-DEFAULT_DAMAGE = "decoder"
+DAMAGE_MODELS = ("encoder", "decoder", "sensitivity", "normalized", "variance")
+DEFAULT_DAMAGE = "encoder"
 
 
 def _device(name: str) -> str:
@@ -312,8 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep this fraction of encoder linear parameters (ranks chosen per layer)")
     p.add_argument("--target-flops", type=float, metavar="F", help="keep this fraction of encoder FLOPs per window")
     p.add_argument("--allocation", choices=DAMAGE_MODELS, default=DEFAULT_DAMAGE,
-                   help="damage model for --target-*: decoder (default: measured change of the decoder's "
-                        "predictions on its own transcripts), encoder (measured encoder-output error), "
+                   help="damage model for --target-*: encoder (default: measured encoder-output error), decoder "
+                        "(measured change of the decoder's predictions on its own transcripts), "
                         "sensitivity (one probe per layer), normalized or variance (discarded variance)")
     p.add_argument("--probe-clips", type=_positive(int), default=8, metavar="N",
                    help="calibration clips the measured damage models probe (default 8; cost grows linearly)")

@@ -28,9 +28,9 @@ from . import whisper
 from .errors import UserError
 from .lowrank import factorize
 
-DAMAGE_MODELS = ("decoder", "encoder", "sensitivity", "normalized", "variance")
+DAMAGE_MODELS = ("encoder", "decoder", "sensitivity", "normalized", "variance")
 MEASURED = ("decoder", "encoder", "sensitivity")
-DEFAULT_DAMAGE = "decoder"
+DEFAULT_DAMAGE = "encoder"  # chosen by the Pareto fronts in benchmarks/allocation.md
 
 Rank = int | None  # None: dense
 DamageTable = dict[str, dict[Rank, float]]  # projection key -> rank -> predicted damage
