@@ -11,7 +11,7 @@ import torch
 from liteasr import whisper
 from liteasr.allocate import Budget, allocate, cost
 from liteasr.audio import read_dataset
-from liteasr.damage import TruncationProbe, _transcript_mask, candidates, damage_table, interpolate
+from liteasr.damage import TruncationProbe, _transcript_mask, candidates, damage_table, discarded, interpolate
 from liteasr.lowrank import factorize
 from liteasr.errors import UserError
 
@@ -100,6 +100,9 @@ def test_interpolation_is_exact_at_probes_zero_when_dense_and_monotone():
     assert got[None] == 0.0 and got[6] == pytest.approx(0.001) and got[4] == pytest.approx(0.03)
     ordered = [got[r] for r in [None, 6, 5, 4, 3, 2, 1]]
     assert all(a <= b for a, b in zip(ordered, ordered[1:]))
+    one = interpolate(values, {4: 0.03}, options)  # the sensitivity model: one line through the origin
+    for r in (1, 3, 6):
+        assert one[r] == pytest.approx(0.03 * discarded(values, r, True) / discarded(values, 4, True))
     beyond = interpolate(values, {4: 0.03, 6: 0.001}, options)
     assert beyond[2] > beyond[4] == pytest.approx(0.03)  # below the smallest probe: extrapolated, still growing
 

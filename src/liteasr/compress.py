@@ -6,9 +6,9 @@ import torch
 from tqdm.auto import tqdm
 
 from . import whisper
+from .damage import DEFAULT_DAMAGE
 from .errors import UserError
 from .lowrank import factorize
-from .damage import DEFAULT_DAMAGE
 from .plan import RankPlan, ThresholdRule
 from .stats import CovarianceStats
 

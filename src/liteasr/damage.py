@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from . import whisper
 from .errors import UserError
 from .lowrank import factorize
+from .transcribe import greedy_ids
 
 DAMAGE_MODELS = ("encoder", "decoder", "sensitivity", "normalized", "variance")
 MEASURED = ("decoder", "encoder", "sensitivity")
@@ -42,11 +43,12 @@ def candidates(d_in: int, d_out: int, multiple: int) -> list[Rank]:
 
 
 def discarded(eigenvalues: torch.Tensor, rank: Rank, normalized: bool) -> float:
-    if rank is None:
-        return 0.0
-    tail = float(eigenvalues[rank:].sum())
+    """Output variance a rank leaves out: absolute, or as a fraction of the layer's total."""
+    tail = 0.0 if rank is None else float(eigenvalues[rank:].sum())
+    if not normalized:
+        return tail
     total = float(eigenvalues.sum())
-    return tail / total if normalized and total > 0 else (0.0 if normalized else tail)
+    return tail / total if total > 0 else 0.0
 
 
 class TruncationProbe:
@@ -59,7 +61,7 @@ class TruncationProbe:
         self.model = copy.deepcopy(loaded.model).eval()
         self.metric = metric
         param = next(self.model.parameters())
-        self.batches = []  # per batch: inputs of every encoder layer, and the dense reference
+        self.batches = []  # per batch: inputs of every encoder layer, and what the dense model gives
         for start in range(0, len(audios), batch_size):
             chunk = audios[start : start + batch_size]
             feats = whisper.features(loaded.processor, chunk, param.device, param.dtype)
@@ -67,10 +69,8 @@ class TruncationProbe:
             for layer in whisper.encoder_layers(self.model):
                 hidden.append(whisper.run_layer(layer, hidden[-1]))
             out = whisper.encoder_finish(self.model, hidden.pop())
-            entry = {"inputs": hidden, "reference": out}
+            entry = {"inputs": hidden}
             if metric == "decoder":
-                from .transcribe import greedy_ids
-
                 # prompt + own greedy transcript + end-of-text (generate drops the prompt, and the final
                 # end-of-text of the longest transcript)
                 eos = self.model.generation_config.eos_token_id
@@ -80,7 +80,7 @@ class TruncationProbe:
                 entry["ids"], entry["mask"] = ids.to(param.device), _transcript_mask(ids, eos).to(param.device)
                 entry["logp"] = whisper.next_token_log_probs(self.model, out, entry["ids"], entry["mask"])
             else:
-                entry["scale"] = float((out - out.mean((0, 1))).pow(2).sum())
+                entry["reference"], entry["scale"] = out, float((out - out.mean((0, 1))).pow(2).sum())
             self.batches.append(entry)
 
     def damage(self, key: str, module: torch.nn.Module) -> float:
@@ -134,13 +134,20 @@ def interpolate(values: torch.Tensor, measured: dict[int, float], options: list[
     ys = list(np.maximum.accumulate(ys))  # as discard grows, damage does not shrink
     order = np.argsort(xs, kind="stable")
     xs, ys = np.asarray(xs)[order], np.asarray(ys)[order]
+    # beyond the smallest probed rank: extend the last segment's slope
+    slope = (ys[-1] - ys[-2]) / max(xs[-1] - xs[-2], 1e-12) if len(xs) > 1 else 0.0
     table = {}
     for rank in options:
         x = discarded(values, rank, True)
-        # beyond the smallest probed rank: extend the last segment's slope
-        slope = (ys[-1] - ys[-2]) / max(xs[-1] - xs[-2], 1e-12) if len(xs) > 1 else 0.0
         table[rank] = float(np.interp(x, xs, ys)) if x <= xs[-1] else float(ys[-1] + slope * (x - xs[-1]))
     return table
+
+
+def sensitivity_rank(values: torch.Tensor, options: list[Rank], kept: float = 0.99) -> list[int]:
+    """The one rank the `sensitivity` model probes: the smallest keeping `kept` of the variance."""
+    ranks = [r for r in options if r is not None]
+    explained = values.cumsum(0) / values.sum().clamp_min(1e-300)
+    return [next((r for r in ranks if explained[r - 1] >= kept), ranks[-1])] if ranks else []
 
 
 def damage_table(damage: str, eig: dict, options: dict[str, list[Rank]], stats=None,
@@ -156,17 +163,8 @@ def damage_table(damage: str, eig: dict, options: dict[str, list[Rank]], stats=N
     table = {}
     for key in tqdm(options, desc=f"measuring {damage} damage", disable=not progress):
         values, vectors = eig[key]
-        if damage == "sensitivity":  # one probe at 99% kept variance, scaled linearly in discard
-            ranks = [r for r in options[key] if r is not None]
-            explained = values.cumsum(0) / values.sum().clamp_min(1e-300)
-            at = next((r for r in ranks if explained[r - 1] >= 0.99), ranks[-1] if ranks else None)
-            probed = [at] if at is not None else []
-        else:
-            probed = probe_ranks(options[key], points)
+        # sensitivity: one probe, so the interpolation is one line through the origin
+        probed = sensitivity_rank(values, options[key]) if damage == "sensitivity" else probe_ranks(options[key], points)
         measured = {r: probe.damage(key, factorize(linears[key], stats.layers[key].mean, vectors, r)) for r in probed}
-        if damage == "sensitivity":
-            factor = next(iter(measured.values()), 0.0) / max(discarded(values, at, True), 1e-12) if at else 0.0
-            table[key] = {r: factor * discarded(values, r, True) for r in options[key]}
-        else:
-            table[key] = interpolate(values, measured, options[key])
+        table[key] = interpolate(values, measured, options[key])
     return table

@@ -31,7 +31,8 @@ def _generate(model, **inputs) -> torch.Tensor:
 
 
 def greedy_ids(loaded: whisper.LoadedModel, feats: torch.Tensor, samples: int) -> torch.Tensor:
-    """Greedy token ids (prompt included, padded after end-of-text) for clips of at most `samples`."""
+    """Greedy token ids for clips of at most `samples` samples: the transcript without the prompt,
+    padded with end-of-text after the shorter ones."""
     budget = int(TOKENS_PER_SECOND * samples / SAMPLE_RATE) + 32
     return _generate(loaded.model, input_features=feats,
                      max_new_tokens=min(budget, loaded.model.generation_config.max_length - 4))

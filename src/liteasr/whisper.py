@@ -110,15 +110,13 @@ def prompt_ids(model: nn.Module, input_features: torch.Tensor) -> torch.Tensor:
     """The decoder prompt greedy decoding starts from, per clip: <|startoftranscript|>, then language
     (detected, as generate does) and task for multilingual models, then <|notimestamps|>."""
     config = model.generation_config
-    start = [config.decoder_start_token_id]
+    start = torch.full((input_features.shape[0], 1), config.decoder_start_token_id)
+    parts = [start]
     if getattr(config, "is_multilingual", False):
         with torch.inference_mode():
             language = model.detect_language(input_features=input_features).view(-1, 1).cpu()
-        task = torch.full_like(language, config.task_to_id["transcribe"])
-        head = torch.cat([torch.full_like(language, start[0]), language, task], 1)
-    else:
-        head = torch.tensor([start] * input_features.shape[0])
-    return torch.cat([head, torch.full_like(head[:, :1], config.no_timestamps_token_id)], 1)
+        parts += [language, torch.full_like(start, config.task_to_id["transcribe"])]
+    return torch.cat([*parts, torch.full_like(start, config.no_timestamps_token_id)], 1)
 
 
 def encoder_linears(model: nn.Module) -> dict[str, nn.Module]:
