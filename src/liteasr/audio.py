@@ -78,6 +78,39 @@ def sample(clips: list[Clip], n: int | None, seed: int = 0) -> list[Clip]:
     return [clips[i] for i in keep]
 
 
+def read_sources(sources: str | Path | list) -> list[Dataset]:
+    """One Dataset per source (a folder or manifest); a file listed twice is an error."""
+    sources = [sources] if isinstance(sources, (str, Path)) else list(sources)
+    if not sources:
+        raise UserError("no data sources given")
+    sets = [read_dataset(s) for s in sources]
+    seen: dict[Path, str] = {}
+    for source, ds in zip(sources, sets):
+        for clip in ds.clips:
+            if clip.path in seen:
+                raise UserError(f"{clip.path} is in both {seen[clip.path]} and {source}")
+            seen[clip.path] = str(source)
+    return sets
+
+
+def draw(sets: list[Dataset], n: int | None, seed: int = 0) -> list[Clip]:
+    """N clips drawn from all sets, as evenly as their sizes allow (a source with fewer clips than
+    its share gives all it has and the rest is spread over the others), each set sampled by `seed`."""
+    sizes = [len(ds.clips) for ds in sets]
+    if n is None or n >= sum(sizes):
+        return [c for ds in sets for c in ds.clips]
+    if n <= 0:
+        raise UserError(f"number of samples must be positive, got {n}")
+    shares = [0] * len(sets)
+    left = n
+    while left:
+        open_ = [i for i, size in enumerate(sizes) if shares[i] < size]
+        for i in open_[:left] if left < len(open_) else open_:
+            shares[i] += 1
+        left = n - sum(shares)
+    return [c for ds, k in zip(sets, shares) for c in sample(ds.clips, k, seed)]
+
+
 def load_audio(path: str | Path) -> np.ndarray:
     """Mono float32 at 16 kHz."""
     try:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from . import whisper
 from .atomic import atomic_dir
-from .audio import Clip, audio_hash, read_dataset, sample
+from .audio import Clip, audio_hash, draw, read_sources
 from .calibrate import DEFAULT_PACKING, calibrate
 from .checkpoint import Provenance, save_checkpoint
 from .compress import compress_, measure_damage, spectra, target_plan, threshold_plan
@@ -39,7 +39,7 @@ def pareto_front(points: list[tuple[float, float]]) -> list[bool]:
     return [not any(ox <= x and oy <= y and (ox < x or oy < y) for ox, oy in points) for x, y in points]
 
 
-def run_sweep(model: str, calibration: str, eval_data: list[str], thresholds: list[str], output: str | Path,
+def run_sweep(model: str, calibration: str | list[str], eval_data: list[str], thresholds: list[str], output: str | Path,
               samples: int = 64, eval_samples: int | None = None, seed: int = 0, device: str = "cpu",
               batch_size: int = 8, overwrite: bool = False, progress: bool = True,
               targets: list[float] = (), allocations: list[str] = (DEFAULT_DAMAGE,), target_kind: str = "params",
@@ -48,7 +48,8 @@ def run_sweep(model: str, calibration: str, eval_data: list[str], thresholds: li
 
     rules = [ThresholdRule.parse(t, rank_multiple) for t in thresholds]
     budgets = [Budget(target_kind, t) for t in targets]
-    cal_clips = sample(read_dataset(calibration).clips, samples, seed)
+    cal_clips = draw(read_sources(calibration), samples, seed)
+    calibration = " + ".join(map(str, [calibration] if isinstance(calibration, (str, Path)) else calibration))
     eval_sets = load_eval_sets(eval_data, eval_samples, seed)
     for ds in eval_sets:
         check_disjoint(cal_clips, ds.clips)

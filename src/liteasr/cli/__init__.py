@@ -1,0 +1,62 @@
+"""`liteasr` command line: one module per command, each with `register(subparsers)` and `run(args)`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import warnings
+
+from ..errors import UserError
+from . import bench, calibrate, compress, demo, info, sweep, transcribe
+from . import eval as eval_
+from .common import DAMAGE_MODELS, DEFAULT_DAMAGE  # noqa: F401  (checked against damage.py by the tests)
+
+# In the order `liteasr --help` lists them: the flow, then the tools around it.
+COMMANDS = (calibrate, compress, info, transcribe, eval_, bench, sweep, demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="liteasr", description="Make Whisper encoders smaller and faster from a little unlabeled audio.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for command in COMMANDS:
+        command.register(sub)
+    return parser
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    warnings.filterwarnings("ignore")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt  # unwinds through atomic writes, which remove their temp paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        _quiet_libraries()
+        args.func(args)
+        return 0
+    except UserError as exc:
+        if args.debug:
+            raise
+        print(f"liteasr: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("liteasr: interrupted; no output was written", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug, not a user mistake: keep it short unless asked
+        if args.debug:
+            raise
+        print(f"liteasr: error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr)
+        return 1

@@ -1,0 +1,53 @@
+"""`liteasr bench`: encoder latency of MODEL vs BASE, interleaved in one process."""
+
+from __future__ import annotations
+
+from . import common
+
+
+def register(sub) -> None:
+    p = sub.add_parser("bench", help="encoder latency of MODEL vs BASE, interleaved in one process")
+    common.model_args(p)
+    p.add_argument("--vs", required=True, metavar="BASE")
+    p.add_argument("--repeats", type=common.positive(int), default=10)
+    p.add_argument("--data", metavar="DATA", help="also time full transcription of these clips")
+    p.add_argument("--samples", type=common.positive(int), default=16, help="clips from --data (default 16)")
+    p.add_argument("--json", metavar="OUT")
+    common.attention_arg(p)
+    p.set_defaults(func=run, batch_size=1)
+
+
+def run(args) -> None:
+    from ..bench import encoder_latency
+    from ..flops import encoder_cost
+
+    a, b = common.load(args), common.load(args, args.vs)
+    model, base = a.model, b.model
+    t_model, t_base = encoder_latency([model, base], batch_size=args.batch_size, repeats=args.repeats)
+    bound = encoder_cost(base).flops / encoder_cost(model).flops
+    speedup = t_base.median_ms / t_model.median_ms
+    print(f"encoder ms per 30 s window (batch {args.batch_size}, {args.repeats} interleaved runs):")
+    print(f"  {args.model}: {t_model.median_ms:.1f} +/- {t_model.spread_ms:.1f}")
+    print(f"  {args.vs}: {t_base.median_ms:.1f} +/- {t_base.spread_ms:.1f}")
+    cb, cm = encoder_cost(base), encoder_cost(model)
+    print("GFLOPs/30 s (linear / attention / conv): "
+          f"{cm.linear_flops / 1e9:.2f} / {cm.attention_flops / 1e9:.2f} / {cm.conv_flops / 1e9:.2f} vs "
+          f"{cb.linear_flops / 1e9:.2f} / {cb.attention_flops / 1e9:.2f} / {cb.conv_flops / 1e9:.2f}")
+    print(f"speedup {speedup:.3f}x, FLOP bound {bound:.3f}x: measured = {speedup / bound:.0%} of the bound")
+    report = {"encoder_ms": {"model": t_model.median_ms, "base": t_base.median_ms},
+              "spread_ms": {"model": t_model.spread_ms, "base": t_base.spread_ms},
+              "speedup": speedup, "flop_bound": bound, "fraction_of_bound": speedup / bound,
+              "batch_size": args.batch_size}
+    if args.data:
+        from ..audio import load_audio, read_dataset, sample
+        from ..bench import transcription_latency
+
+        clips = sample(read_dataset(args.data).clips, args.samples, 0)
+        audios = [load_audio(c.path) for c in clips]
+        tm, tb = transcription_latency([a, b], audios, repeats=max(1, args.repeats // 5))
+        print(f"full transcription of {len(clips)} clips: {tm.median_ms / 1e3:.2f} s vs {tb.median_ms / 1e3:.2f} s "
+              f"(speedup {tb.median_ms / tm.median_ms:.3f}x)")
+        report["transcribe_s"] = {"model": tm.median_ms / 1e3, "base": tb.median_ms / 1e3}
+        report["transcribe_speedup"] = tb.median_ms / tm.median_ms
+    if args.json:
+        common.write_json(args.json, report)

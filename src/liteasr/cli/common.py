@@ -1,0 +1,98 @@
+"""What every command shares: device/dtype parsing, model loading, clip selection, common options."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..errors import UserError
+
+# damage.DAMAGE_MODELS / DEFAULT_DAMAGE, spelled out so that parsing arguments does not import torch
+DAMAGE_MODELS = ("encoder", "decoder", "sensitivity", "normalized", "variance")
+DEFAULT_DAMAGE = "encoder"
+
+
+def device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError("--device cuda requested but no CUDA device is available")
+    return name
+
+
+def dtype(name: str):
+    import torch
+
+    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
+
+
+def load(args, spec=None):
+    from .. import whisper
+
+    return whisper.load(spec or args.model, device=device(args.device), dtype=dtype(args.dtype),
+                        attention=getattr(args, "attention", "auto"))
+
+
+def positive(kind):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+    return parse
+
+
+def clips(args, source, n: int | None = None, with_text: bool = False):
+    """Clips of DATA (one source or several), N of them chosen by --seed, every file checked before
+    any model runs."""
+    from ..audio import draw, read_sources, screen
+
+    sets = read_sources(source)
+    for ds in sets:
+        ds.clips = [c for c in ds.clips if c.text is not None or not with_text]
+    good, bad = screen(draw(sets, n, getattr(args, "seed", 0)), args.on_bad_audio)
+    for path, reason in bad:
+        print(f"liteasr: skipped {path}: {reason}", file=sys.stderr)
+    return good, bad
+
+
+def write_json(path: str, data) -> None:
+    from ..atomic import atomic_file
+
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=1))
+
+
+def model_args(p, model=True):
+    if model:
+        p.add_argument("model", metavar="MODEL",
+                       help="HF dir, CTranslate2 dir, Hub id or short name (tiny.en, base, large-v3, turbo, ...)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    p.add_argument("--batch-size", type=positive(int), default=8)
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    p.add_argument("--on-bad-audio", choices=["error", "skip"], default="error",
+                   help="unreadable, empty or NaN audio: stop with its name (default) or skip and list it")
+
+
+def calibration_args(p, required):
+    p.add_argument("--calibration", metavar="DATA", nargs="+", required=required,
+                   help="folders of audio files or JSONL manifests; clips are drawn from all of them")
+    p.add_argument("--calibration-samples", type=positive(int), default=64, metavar="N",
+                   help="clips to calibrate on, chosen by --seed (default 64)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--packing", choices=["pad", "pack", "mix"], default="mix",
+                   help="calibration windows: each clip padded to 30 s (as inference sees short clips), "
+                        "clips packed into full 30 s windows, or a mix of both (default, best measured)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+
+
+def attention_arg(p):
+    p.add_argument("--attention", choices=["auto", "reduced", "standard"], default="auto",
+                   help="self-attention of lite models: as recorded in the checkpoint (auto) or forced")

@@ -1,0 +1,107 @@
+"""`liteasr compress`: calibrate and compress the encoder, write a checkpoint."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+
+from ..errors import UserError
+from . import common
+
+
+def register(sub) -> None:
+    p = sub.add_parser("compress", help="calibrate and compress the encoder, write a checkpoint")
+    common.model_args(p)
+    common.calibration_args(p, required=False)
+    p.add_argument("--stats", metavar="FILE", help="reuse statistics from `liteasr calibrate` instead of --calibration")
+    p.add_argument("--threshold", default="0.99:0.999", help="explained variance, A:M (attention:MLP) or one value")
+    p.add_argument("--rank-multiple", type=int, default=16, help="ranks are multiples of this (default 16)")
+    p.add_argument("--target-params", type=float, metavar="F",
+                   help="keep this fraction of encoder linear parameters (ranks chosen per layer)")
+    p.add_argument("--target-flops", type=float, metavar="F", help="keep this fraction of encoder FLOPs per window")
+    p.add_argument("--allocation", choices=common.DAMAGE_MODELS, default=common.DEFAULT_DAMAGE,
+                   help="damage model for --target-*: encoder (default: measured encoder-output error), decoder "
+                        "(measured change of the decoder's predictions on its own transcripts), "
+                        "sensitivity (one probe per layer), normalized or variance (discarded variance)")
+    p.add_argument("--probe-clips", type=common.positive(int), default=8, metavar="N",
+                   help="calibration clips the measured damage models probe (default 8; cost grows linearly)")
+    p.add_argument("--plan", metavar="JSON", help="apply this rank plan instead of the threshold rule")
+    p.add_argument("--save-plan", metavar="JSON", help="write the rank plan used")
+    p.add_argument("--save-stats", metavar="FILE", help="also write the calibration statistics")
+    p.add_argument("--sequential", action="store_true",
+                   help="factor layer by layer on inputs from the already-compressed earlier layers")
+    p.add_argument("--dry-run", action="store_true", help="print the rank plan (and --save-plan it); write no model")
+    p.add_argument("--output", "-o", metavar="DIR")
+    p.set_defaults(func=run)
+
+
+def budget(args):
+    from ..allocate import Budget
+
+    given = [(k, v) for k, v in (("params", args.target_params), ("flops", args.target_flops)) if v is not None]
+    if len(given) > 1:
+        raise UserError("give at most one of --target-params, --target-flops")
+    if given and args.plan:
+        raise UserError("--plan fixes the ranks; it cannot be combined with a target")
+    return Budget(*given[0]) if given else None
+
+
+def run(args) -> None:
+    from ..atomic import check_writable
+    from ..calibrate import calibrate
+    from ..checkpoint import Provenance, save_checkpoint
+    from ..compress import check_stats, compress_, spectra, target_plan, threshold_plan
+    from ..flops import encoder_cost
+    from ..plan import RankPlan, ThresholdRule
+    from ..stats import CovarianceStats
+
+    if args.output is None and not args.dry_run:
+        raise UserError("--output DIR is required (or --dry-run to print the rank plan only)")
+    if args.output is not None:
+        check_writable(args.output, args.overwrite)
+    rule = ThresholdRule.parse(args.threshold, args.rank_multiple)
+    if (args.calibration is None) == (args.stats is None):
+        raise UserError("give exactly one of --calibration DATA or --stats FILE")
+    plan = RankPlan.load(args.plan) if args.plan else None
+    target = budget(args)
+    clips, skipped = common.clips(args, args.calibration, args.calibration_samples) if args.calibration else (None, [])
+    loaded = common.load(args)
+    base = encoder_cost(loaded.model)
+    if args.sequential and clips is None:
+        raise UserError("--sequential needs --calibration audio")
+    if clips is not None:
+        stats = calibrate(loaded, clips, batch_size=args.batch_size, packing=args.packing)
+        if args.save_stats:
+            stats.save(args.save_stats)
+        sources = " + ".join(args.calibration)
+        calibration = f"{len(clips)} clips of {sources} (seed {args.seed}), {stats.meta['windows']} windows"
+        if skipped:
+            calibration += "; skipped as unreadable: " + ", ".join(str(p) for p, _ in skipped)
+    else:
+        stats = CovarianceStats.load(args.stats)
+        calibration = f"statistics {args.stats} ({stats.meta.get('clips', '?')} clips)"
+    check_stats(loaded.model, stats)
+    eig = spectra(stats)
+    if plan is None and target is not None:
+        plan = target_plan(loaded, stats, eig, target, args.allocation, clips, args.rank_multiple,
+                           probe_clips=args.probe_clips)
+    plan = plan or threshold_plan(loaded.model, stats, rule, eig)
+    if args.save_plan:
+        plan.save(args.save_plan)
+    if args.dry_run:
+        print(plan.table())
+        return
+    if args.sequential:
+        from ..sequential import compress_sequential
+
+        lite, stats = compress_sequential(loaded, clips, plan, args.batch_size, args.packing)
+        plan.method += ", sequential calibration"
+    else:
+        lite = compress_(loaded.model, stats, plan, eig)
+    command = "liteasr " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    save_checkpoint(lite, loaded.processor, args.output, Provenance(args.model, base, calibration, plan.method, command,
+                                                                         stats.meta.get("clip_hashes", [])),
+                    overwrite=args.overwrite)
+    after = encoder_cost(lite)
+    print(f"wrote {args.output}: encoder params {base.params:,} -> {after.params:,} ({after.params / base.params:.1%}), "
+          f"GFLOPs/window {base.gflops:.2f} -> {after.gflops:.2f}")

@@ -1,0 +1,34 @@
+"""`liteasr eval`: WER, RTFx and encoder cost of one or more models, ΔWER against the first."""
+
+from __future__ import annotations
+
+from . import common
+
+
+def register(sub) -> None:
+    p = sub.add_parser("eval", help="WER, RTFx and encoder cost of one or more models")
+    common.model_args(p, model=False)
+    p.add_argument("models", nargs="+", metavar="MODEL")
+    p.add_argument("--data", nargs="+", required=True, metavar="DATA", help="manifests or folders with transcripts")
+    p.add_argument("--samples", type=common.positive(int), help="evaluate on N clips per dataset (seeded)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", metavar="OUT")
+    p.add_argument("--no-latency", action="store_true", help="skip the encoder latency measurement")
+    common.attention_arg(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> None:
+    from ..audio import read_dataset
+    from ..report import evaluate_models, print_table
+
+    sets = []
+    for source in args.data:
+        ds = read_dataset(source)
+        ds.clips, _ = common.clips(args, source, args.samples, with_text=True)
+        sets.append(ds)
+    results = evaluate_models(args.models, sets, device=common.device(args.device), dtype=common.dtype(args.dtype),
+                              batch_size=args.batch_size, latency=not args.no_latency, attention=args.attention)
+    print_table(results)
+    if args.json:
+        common.write_json(args.json, results)
