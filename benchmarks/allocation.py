@@ -1,5 +1,5 @@
 """Issue 5 evidence on tiny.en: rank allocation methods (and, with --studies, calibration packing,
-clip counts and sequential calibration).
+clip counts and the anchored refit, which replaced sequential calibration).
 
     python benchmarks/allocation.py [--dc-tts N] [--studies] [--out benchmarks]
 
@@ -28,7 +28,7 @@ from liteasr.damage import DAMAGE_MODELS, DEFAULT_DAMAGE
 from liteasr.flops import encoder_cost
 from liteasr.plan import ThresholdRule
 from liteasr.report import evaluate_models, load_eval_sets
-from liteasr.sequential import compress_sequential
+from liteasr.refine import refit
 from liteasr.sweep import pareto_front, plot
 
 
@@ -40,7 +40,7 @@ def main() -> int:
     ap.add_argument("--thresholds", nargs="+", default=["0.99:0.999", "0.995:0.9995", "0.999:0.9999"])
     ap.add_argument("--flop-targets", nargs="*", type=float, default=[0.85, 0.8],
                     help=f"FLOP budgets for the default damage model ({DEFAULT_DAMAGE})")
-    ap.add_argument("--studies", action="store_true", help="also packing, clip counts, sequential at --study-target")
+    ap.add_argument("--studies", action="store_true", help="also packing, clip counts, refit at --study-target")
     ap.add_argument("--study-target", type=float, default=0.7)
     ap.add_argument("--out", default="benchmarks")
     args = ap.parse_args()
@@ -103,8 +103,7 @@ def main() -> int:
             add("clips", str(n), f"{DEFAULT_DAMAGE} params {t}, {n} clips", compress_(copy.deepcopy(base.model), s, plan, e),
                 plan, c, s)
         plan = allocated(Budget("params", t), DEFAULT_DAMAGE)
-        lite, seq_stats = compress_sequential(base, clips, plan)
-        add("sequential", "sequential", f"{DEFAULT_DAMAGE} params {t}, sequential", lite, plan, clips, seq_stats)
+        add("refit", "refit", f"{DEFAULT_DAMAGE} params {t}, anchored refit", refit(base, plan, clips), plan, clips, stats)
 
     labels = ["base", *models]
     results = evaluate_models(["tiny.en", *[p for _, _, p in models.values()]], sets, latency=False)
@@ -125,7 +124,7 @@ def main() -> int:
     ranked = [r for r in results if r["group"] in ("allocation", "flops", "base")]
     front = {id(r) for r, on in zip(ranked, pareto_front([(r["linear_params_kept"], r["average_wer"]) for r in ranked]))
              if on}
-    for group in ("allocation", "flops", "packing", "clips", "sequential"):
+    for group in ("allocation", "flops", "packing", "clips", "refit"):
         if not any(r["group"] == group for r in results):
             continue
         lines += [f"## {group}", "", "| method | linear params kept | FLOPs kept | " + " | ".join(f"WER {n}" for n in names)

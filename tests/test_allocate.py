@@ -11,8 +11,9 @@ import torch
 from liteasr import whisper
 from liteasr.allocate import Budget, allocate, cost
 from liteasr.audio import read_dataset
-from liteasr.damage import TruncationProbe, _transcript_mask, candidates, damage_table, discarded, interpolate
+from liteasr.damage import TruncationProbe, candidates, damage_table, discarded, interpolate
 from liteasr.lowrank import factorize
+from liteasr.transcribe import transcript_mask
 from liteasr.errors import UserError
 
 SHAPES = {"layers.0.fc1": (64, 256), "layers.0.q_proj": (64, 64)}
@@ -110,7 +111,7 @@ def test_interpolation_is_exact_at_probes_zero_when_dense_and_monotone():
 def test_transcript_mask_stops_after_first_end_of_text():
     eos = 9
     ids = torch.tensor([[1, 2, 5, 9, 9, 9], [1, 2, 5, 6, 7, 9]])
-    mask = _transcript_mask(ids, eos)
+    mask = transcript_mask(ids, eos)
     assert mask.int().tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]
 
 

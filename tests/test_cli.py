@@ -65,7 +65,7 @@ def test_transcribe_runs(compressed, noise_clips):
 
 
 @pytest.mark.parametrize("case", ["missing_data", "bad_threshold", "exists", "unknown_model", "not_whisper",
-                                  "bad_audio", "both_sources", "stats_other_model"])
+                                  "bad_audio", "both_sources", "stats_other_model", "refine_needs_audio"])
 def test_user_mistakes_get_one_line(case, random_whisper_dir, noise_clips, compressed, tmp_path, tiny_en_dir):
     if case == "missing_data":
         r = liteasr("compress", random_whisper_dir, "--calibration", tmp_path / "nope", "-o", tmp_path / "o")
@@ -91,4 +91,25 @@ def test_user_mistakes_get_one_line(case, random_whisper_dir, noise_clips, compr
     elif case == "stats_other_model":
         r = liteasr("compress", tiny_en_dir, "--stats", compressed.parent / "stats.safetensors", "-o", tmp_path / "o")
         assert_user_error(r, "another model")
+    elif case == "refine_needs_audio":
+        r = liteasr("compress", random_whisper_dir, "--stats", compressed.parent / "stats.safetensors",
+                    "--target-params", "0.8", "--allocation", "normalized", "--refine", "heal", "-o", tmp_path / "o")
+        assert_user_error(r, "--refine heal needs --calibration audio")
     assert not (tmp_path / "o").exists()
+
+
+def test_compress_to_a_budget_refits_and_heals_by_default(random_whisper_dir, noise_clips, tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    extra = tmp_path / "extra"  # a second calibration source: clips are drawn from both
+    extra.mkdir()
+    for i in range(3):
+        sf.write(extra / f"tone{i}.wav", 0.2 * np.sin(np.arange(24000) * (0.05 + 0.02 * i)).astype(np.float32), 16000)
+    r = liteasr("compress", random_whisper_dir, "--calibration", noise_clips, extra,
+                "--target-params", "0.8", "--allocation", "normalized", "--rank-multiple", "8",
+                "--heal-steps", "2", "--output", tmp_path / "healed")
+    assert r.returncode == 0, r.stderr
+    assert "healing: block-wise held-out loss" in r.stdout
+    card = (tmp_path / "healed" / "README.md").read_text()
+    assert "anchored refit" in card and "healed" in card and "extra" in card

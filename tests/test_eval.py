@@ -75,6 +75,12 @@ def test_sweep_on_random_model(random_whisper_dir, noise_clips, tmp_path, monkey
     assert [r["label"] for r in results] == ["base", "threshold 0.8", "threshold 0.95:0.99", "encoder params 0.8",
                                              "encoder params 0.6", "normalized params 0.8", "normalized params 0.6"]
     assert measured == ["encoder", "normalized"]  # one damage measurement per model, shared by the budgets
+    name = next(iter(results[0]["datasets"]))
+    assert "delta_wer" not in results[0]["datasets"][name]  # the first model is the reference
+    for r in results[1:]:
+        d = r["datasets"][name]["delta_wer"]
+        assert d["low"] <= d["delta"] <= d["high"]
+        assert d["delta"] == pytest.approx(r["datasets"][name]["wer"] - results[0]["datasets"][name]["wer"])
     assert results[1]["encoder_params"] < results[0]["encoder_params"]
     # (the planner also counts a bias for dense k_proj, which has none: a fraction of a percent)
     assert results[4]["encoder_linear_params"] < 0.605 * results[0]["encoder_linear_params"]

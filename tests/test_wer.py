@@ -2,7 +2,7 @@
 
 import pytest
 
-from liteasr.evaluate import corpus_wer, normalize
+from liteasr.evaluate import corpus_wer, normalize, paired_bootstrap, utterance_errors
 
 
 @pytest.mark.parametrize("ref, hyp", [
@@ -40,3 +40,22 @@ def test_empty_references_are_excluded_and_counted():
 def test_empty_hypothesis_is_all_deletions():
     w = corpus_wer(["a b c"], [""])
     assert w.deletions == 3 and w.wer == 100.0
+
+
+def test_paired_bootstrap_interval():
+    refs = ["the cat sat on the mat"] * 40
+    same = utterance_errors(refs, refs)
+    assert [w for _, w in same] == [6] * 40 and all(e == 0 for e, _ in same)
+    zero = paired_bootstrap(same, same)
+    assert (zero.delta, zero.low, zero.high) == (0.0, 0.0, 0.0)
+    # B drops one word in every utterance: worse by 1/6 of the words, and the interval is sure of it
+    worse = utterance_errors(refs, [r.rsplit(" ", 1)[0] for r in refs])
+    d = paired_bootstrap(same, worse)
+    assert d.delta == pytest.approx(100 / 6) and d.low == pytest.approx(100 / 6) and d.high == pytest.approx(100 / 6)
+    # B worse on only 2 utterances of 40: a positive delta whose interval reaches 0
+    mixed = same[:38] + worse[38:]
+    d = paired_bootstrap(same, mixed, seed=1)
+    assert d.delta > 0 and d.low <= 0.0 < d.high
+    assert paired_bootstrap(same, mixed, seed=1) == d  # seeded
+    with pytest.raises(ValueError):
+        paired_bootstrap(same, same[:3])

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from . import whisper
 from .errors import UserError
 from .lowrank import factorize
-from .transcribe import greedy_ids
+from .transcribe import own_transcripts
 
 DAMAGE_MODELS = ("encoder", "decoder", "sensitivity", "normalized", "variance")
 MEASURED = ("decoder", "encoder", "sensitivity")
@@ -71,13 +71,7 @@ class TruncationProbe:
             out = whisper.encoder_finish(self.model, hidden.pop())
             entry = {"inputs": hidden}
             if metric == "decoder":
-                # prompt + own greedy transcript + end-of-text (generate drops the prompt, and the final
-                # end-of-text of the longest transcript)
-                eos = self.model.generation_config.eos_token_id
-                eos = eos[0] if isinstance(eos, list) else eos
-                text = greedy_ids(loaded, feats, max(len(a) for a in chunk)).cpu()
-                ids = torch.cat([whisper.prompt_ids(self.model, feats), text, torch.full_like(text[:, :1], eos)], 1)
-                entry["ids"], entry["mask"] = ids.to(param.device), _transcript_mask(ids, eos).to(param.device)
+                entry["ids"], entry["mask"] = own_transcripts(loaded, feats, max(len(a) for a in chunk))
                 entry["logp"] = whisper.next_token_log_probs(self.model, out, entry["ids"], entry["mask"])
             else:
                 entry["reference"], entry["scale"] = out, float((out - out.mean((0, 1))).pow(2).sum())
@@ -108,13 +102,6 @@ class TruncationProbe:
             return total / max(weight, 1e-300)
         finally:
             whisper.replace_linear(self.model, key, dense)
-
-
-def _transcript_mask(ids: torch.Tensor, eos: int) -> torch.Tensor:
-    """1 for positions predicting a transcript token (up to and including the first end-of-text)."""
-    ended = (ids[:, 1:] == eos).long().cumsum(1)
-    # keep the first eos itself (shifted cumsum == 0), drop the padding after it
-    return torch.cat([torch.zeros_like(ended[:, :1]), ended[:, :-1]], 1) == 0
 
 
 def probe_ranks(options: list[Rank], points: int) -> list[int]:

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from . import whisper
-from .audio import read_dataset, sample
+from .audio import draw, read_dataset, read_sources
 from .calibrate import calibrate
 from .checkpoint import Provenance, save_checkpoint
 from .allocate import Budget
@@ -25,6 +25,7 @@ from .report import evaluate_models, print_table
 from .sources import cache_dir
 
 MODEL = "tiny.en"
+CALIBRATION = ("librispeech_calib", "vctk_p239", "cathy_arctic")
 
 
 def shared_speech() -> Path | None:
@@ -37,13 +38,13 @@ def shared_speech() -> Path | None:
     return None
 
 
-def demo_data(eval_samples: int) -> tuple[str, list]:
+def demo_data(eval_samples: int) -> tuple[list[str], list]:
     from .report import load_eval_sets
 
     speech = shared_speech()
-    if speech is not None:
-        return str(speech / "vctk_p239"), load_eval_sets([str(speech / "dc_tts"), str(speech / "ljspeech")],
-                                                         eval_samples, seed=0)
+    if speech is not None:  # many voices in, other voices out: calibration and evaluation speakers are disjoint
+        return [str(speech / s) for s in CALIBRATION], load_eval_sets(
+            [str(speech / "librispeech_other"), str(speech / "speechocean_train")], eval_samples, seed=0)
     manifest = make_demo_audio(cache_dir() / "demo_audio")
     data = read_dataset(manifest)
     # Disjoint halves: calibrate on the first, evaluate on the second.
@@ -53,7 +54,7 @@ def demo_data(eval_samples: int) -> tuple[str, list]:
     calibration = cache_dir() / "demo_audio_calibration.jsonl"
     calibration.write_text("".join(f'{{"audio": "{c.path}", "text": ""}}\n' for c in data.clips))
     data.clips = held_out
-    return str(calibration), [data]
+    return [str(calibration)], [data]
 
 
 def run_demo(device: str = "cpu", samples: int = 64, eval_samples: int = 40,
@@ -61,10 +62,10 @@ def run_demo(device: str = "cpu", samples: int = 64, eval_samples: int = 40,
              output: str | None = None) -> list[dict]:
     """Paper rule at `thresholds` vs liteasr's measured-damage allocation at `targets`."""
     calibration, eval_sets = demo_data(eval_samples)
-    print(f"model {MODEL}; calibration {calibration}; evaluation "
+    print(f"model {MODEL}; calibration {', '.join(calibration)}; evaluation "
           + ", ".join(f"{d.name} ({len(d.clips)} clips)" for d in eval_sets))
     base = whisper.load(MODEL, device=device)
-    clips = sample(read_dataset(calibration).clips, samples, seed=0)
+    clips = draw(read_sources(calibration), samples, seed=0)
     stats = calibrate(base, clips)
     eig = spectra(stats)
     out = Path(output) if output else Path(tempfile.mkdtemp(prefix="liteasr-demo-"))
@@ -78,7 +79,7 @@ def run_demo(device: str = "cpu", samples: int = 64, eval_samples: int = 40,
         lite = compress_(copy.deepcopy(base.model), stats, plan, eig)
         path = out / f"tiny.en-lite-{name}"
         save_checkpoint(lite, base.processor, path,
-                        Provenance(MODEL, encoder_cost(base.model), f"{len(clips)} clips of {calibration}",
+                        Provenance(MODEL, encoder_cost(base.model), f"{len(clips)} clips of {', '.join(calibration)}",
                                    plan.method, f"liteasr compress {MODEL} {flags}", stats.meta["clip_hashes"]),
                         overwrite=True)
         paths.append(str(path))

@@ -46,6 +46,47 @@ def corpus_wer(references: list[str], hypotheses: list[str]) -> WerCounts:
                      len(kept), len(pairs) - len(kept))
 
 
+def utterance_errors(references: list[str], hypotheses: list[str]) -> list[tuple[int, int]]:
+    """(edits, reference words) per utterance after normalization; (0, 0) for an empty reference,
+    which corpus_wer leaves out as well."""
+    out = []
+    for r, h in zip(references, hypotheses, strict=True):
+        r, h = normalize(r), normalize(h)
+        if not r.strip():
+            out.append((0, 0))
+            continue
+        m = jiwer.process_words(r, h)
+        out.append((m.substitutions + m.deletions + m.insertions, m.hits + m.substitutions + m.deletions))
+    return out
+
+
+@dataclass
+class PairedDelta:
+    delta: float  # corpus WER of model B minus model A, percentage points
+    low: float  # 95% interval from the paired bootstrap
+    high: float
+    resamples: int
+
+
+def paired_bootstrap(a: list[tuple[int, int]], b: list[tuple[int, int]], resamples: int = 2000,
+                     seed: int = 0) -> PairedDelta:
+    """ΔWER (B - A) with a 95% interval: resample utterances with replacement, recompute both corpus
+    WERs on the same resample, take the 2.5 / 97.5 percentiles of the difference."""
+    import numpy as np
+
+    if len(a) != len(b):
+        raise ValueError("paired bootstrap needs the same utterances for both models")
+    ea, n = np.array([e for e, _ in a], dtype=np.float64), np.array([w for _, w in a], dtype=np.float64)
+    eb = np.array([e for e, _ in b], dtype=np.float64)
+    delta = 100.0 * (eb.sum() - ea.sum()) / max(n.sum(), 1.0)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(a), size=(resamples, len(a)))
+    words = np.maximum(n[idx].sum(1), 1.0)
+    deltas = 100.0 * (eb[idx].sum(1) - ea[idx].sum(1)) / words
+    low, high = np.percentile(deltas, [2.5, 97.5])
+    return PairedDelta(float(delta), float(low), float(high), resamples)
+
+
 @dataclass
 class DatasetResult:
     wer: float
@@ -71,8 +112,9 @@ def evaluate_dataset(loaded: whisper.LoadedModel, dataset: Dataset, batch_size: 
     audios = [load_audio(c.path) for c in clips]
     result = transcribe(loaded, audios, batch_size=batch_size, progress=progress)
     counts = corpus_wer([c.text for c in clips], result.texts)
+    per_utterance = utterance_errors([c.text for c in clips], result.texts)
     audio_s = sum(len(a) for a in audios) / SAMPLE_RATE
     return DatasetResult(counts.wer, counts.n, counts.words, audio_s, audio_s / max(result.seconds, 1e-9),
                          counts.substitutions, counts.deletions, counts.insertions, counts.excluded,
-                         [{"audio": str(c.path), "reference": c.text, "hypothesis": h}
-                          for c, h in zip(clips, result.texts)])
+                         [{"audio": str(c.path), "reference": c.text, "hypothesis": h, "errors": e, "words": w}
+                          for c, h, (e, w) in zip(clips, result.texts, per_utterance)])

@@ -13,12 +13,20 @@ from .hf.modeling_lite_whisper import LowRankLinear
 
 def factorize(linear: nn.Linear, mean: torch.Tensor, vectors: torch.Tensor, rank: int) -> LowRankLinear:
     """LowRankLinear of `rank` from eigenvectors (columns of `vectors`, descending) of the output covariance."""
-    dtype, device = linear.weight.dtype, linear.weight.device
-    w = linear.weight.detach().to(torch.float64).cpu()  # [out, in]
-    b = linear.bias.detach().to(torch.float64).cpu() if linear.bias is not None else torch.zeros(w.shape[0], dtype=torch.float64)
+    w = linear.weight.detach()
+    b = linear.bias.detach() if linear.bias is not None else torch.zeros(w.shape[0], dtype=w.dtype, device=w.device)
+    return factor_weights(w, b, mean, vectors, rank, dtype=w.dtype, device=w.device)
+
+
+def factor_weights(weight: torch.Tensor, bias: torch.Tensor, mean: torch.Tensor, vectors: torch.Tensor, rank: int,
+                   dtype=torch.float32, device="cpu") -> LowRankLinear:
+    """LowRankLinear of `rank` approximating y = weight x + bias, whose outputs have mean `mean` and
+    principal directions `vectors` (columns, descending)."""
+    w = weight.to(torch.float64).cpu()  # [out, in]
+    b = bias.to(torch.float64).cpu()
     v = vectors[:, :rank].to(torch.float64).cpu()  # [out, r]
     mu = mean.to(torch.float64).cpu()
-    module = LowRankLinear(linear.in_features, linear.out_features, rank).to(dtype=dtype)
+    module = LowRankLinear(w.shape[1], w.shape[0], rank).to(dtype=dtype)
     with torch.no_grad():
         module.weight1.copy_(w.T @ v)  # [in, r] = (V^T W)^T
         module.weight2.copy_(v.T)  # [r, out]

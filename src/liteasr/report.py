@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from . import whisper
 from .audio import Dataset, audio_hash, read_dataset, sample
 from .checkpoint import calibration_hashes
 from .errors import UserError
 from .bench import encoder_latency
-from .evaluate import evaluate_dataset
+from .evaluate import evaluate_dataset, paired_bootstrap
 from .flops import encoder_cost
 
 
@@ -25,6 +27,7 @@ def evaluate_models(models: list[str], data: list[str] | list[Dataset], device="
 
     sets = data if data and isinstance(data[0], Dataset) else load_eval_sets(data, samples, seed)
     results, eval_hashes = [], None
+    first: dict[str, list] = {}  # per dataset, the first model's (errors, words) per utterance
     for spec in models:
         loaded = whisper.load(spec, device=device, dtype=dtype or torch.float32, attention=attention)
         calibrated_on = calibration_hashes(loaded.path)
@@ -40,7 +43,13 @@ def evaluate_models(models: list[str], data: list[str] | list[Dataset], device="
             entry["encoder_ms"] = {f"batch_{b}": encoder_latency([loaded.model], batch_size=b, repeats=3, warmup=1)[0].median_ms
                                    for b in (1, 8)}
         for ds in sets:
-            entry["datasets"][ds.name] = evaluate_dataset(loaded, ds, batch_size=batch_size, progress=progress).summary()
+            result = evaluate_dataset(loaded, ds, batch_size=batch_size, progress=progress)
+            entry["datasets"][ds.name] = result.summary()
+            errors = [(t["errors"], t["words"]) for t in result.transcripts]
+            if ds.name in first:  # every model after the first: ΔWER against it, paired over utterances
+                entry["datasets"][ds.name]["delta_wer"] = asdict(paired_bootstrap(first[ds.name], errors))
+            else:
+                first[ds.name] = errors
         wers = [d["wer"] for d in entry["datasets"].values()]
         entry["average_wer"] = sum(wers) / len(wers) if wers else float("nan")
         results.append(entry)
@@ -49,7 +58,8 @@ def evaluate_models(models: list[str], data: list[str] | list[Dataset], device="
 
 def print_table(results: list[dict]) -> None:
     names = list(results[0]["datasets"]) if results else []
-    head = f"{'model':<34}{'enc params':>12}{'GFLOPs':>9}" + "".join(f"{n[:14] + ' WER':>19}" for n in names) \
+    head = f"{'model':<34}{'enc params':>12}{'GFLOPs':>9}" \
+        + "".join(f"{n[:14] + ' WER':>19}{'ΔWER [95% CI]':>24}" for n in names) \
         + f"{'avg WER':>9}{'RTFx':>8}" + (f"{'enc ms b1':>11}" if results and "encoder_ms" in results[0] else "")
     print(head)
     for r in results:
@@ -57,8 +67,12 @@ def print_table(results: list[dict]) -> None:
         rtfx = sum(d["audio_s"] for d in r["datasets"].values()) / max(
             sum(d["audio_s"] / d["rtfx"] for d in r["datasets"].values()), 1e-9)
         row = f"{name:<34}{r['encoder_params'] / 1e6:>11.2f}M{r['encoder_gflops']:>9.2f}"
-        row += "".join(f"{r['datasets'][n]['wer']:>19.2f}" for n in names)
+        row += "".join(f"{r['datasets'][n]['wer']:>19.2f}{_delta(r['datasets'][n].get('delta_wer')):>24}" for n in names)
         row += f"{r['average_wer']:>9.2f}{rtfx:>8.1f}"
         if "encoder_ms" in r:
             row += f"{r['encoder_ms']['batch_1']:>11.1f}"
         print(row)
+
+
+def _delta(d: dict | None) -> str:
+    return "" if d is None else f"{d['delta']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]"

@@ -21,6 +21,9 @@ from .plan import ThresholdRule
 from .report import evaluate_models, load_eval_sets
 
 
+REFINES = ("none", "refit", "heal")
+
+
 def check_disjoint(calibration: list[Clip], evaluation: list[Clip]) -> None:
     """Calibration and evaluation must not share a file or the same audio under another name."""
     cal_paths = {c.path.resolve() for c in calibration}
@@ -43,7 +46,10 @@ def run_sweep(model: str, calibration: str | list[str], eval_data: list[str], th
               samples: int = 64, eval_samples: int | None = None, seed: int = 0, device: str = "cpu",
               batch_size: int = 8, overwrite: bool = False, progress: bool = True,
               targets: list[float] = (), allocations: list[str] = (DEFAULT_DAMAGE,), target_kind: str = "params",
-              rank_multiple: int = 16, packing: str = DEFAULT_PACKING) -> list[dict]:
+              rank_multiple: int = 16, packing: str = DEFAULT_PACKING, refines: list[str] = ("none",),
+              heal_config=None) -> list[dict]:
+    """Threshold points use plain PCA (the paper's setting); each budget point is built once per
+    entry of `refines` (none, refit, heal)."""
     from .allocate import Budget
 
     rules = [ThresholdRule.parse(t, rank_multiple) for t in thresholds]
@@ -58,7 +64,7 @@ def run_sweep(model: str, calibration: str | list[str], eval_data: list[str], th
         stats = calibrate(base, cal_clips, batch_size=batch_size, progress=progress, packing=packing)
         stats.save(tmp / "stats.safetensors")
         eig = spectra(stats, progress=progress)
-        points = [(f"threshold {text}", lambda rule=rule: threshold_plan(base.model, stats, rule, eig))
+        points = [(f"threshold {text}", lambda rule=rule: threshold_plan(base.model, stats, rule, eig), "none")
                   for text, rule in zip(thresholds, rules)]
         tables = {}  # damage model -> measured once, shared by every budget
 
@@ -67,12 +73,13 @@ def run_sweep(model: str, calibration: str | list[str], eval_data: list[str], th
                 tables[damage] = measure_damage(base, stats, eig, damage, cal_clips, rank_multiple, progress=progress)
             return target_plan(base, stats, eig, budget, damage, multiple=rank_multiple, table=tables[damage])
 
-        points += [(f"{damage} {b.kind} {b.fraction}", lambda b=b, damage=damage: allocated(b, damage))
-                   for damage in allocations for b in budgets]
+        points += [(f"{damage} {b.kind} {b.fraction}" + ("" if r == "none" else f" {r}"),
+                    lambda b=b, damage=damage: allocated(b, damage), r)
+                   for damage in allocations for b in budgets for r in refines]
         paths, labels = [], []
-        for label, make_plan in points:
+        for label, make_plan, refine in points:
             plan = make_plan()
-            lite = compress_(copy.deepcopy(base.model), stats, plan, eig)
+            lite = refined(base, stats, eig, plan, cal_clips, refine, heal_config, packing, progress)
             path = tmp / label.replace(" ", "-").replace(":", "_")
             save_checkpoint(lite, base.processor, path, Provenance(model, encoder_cost(base.model),
                             f"{len(cal_clips)} clips of {calibration}", plan.method, f"liteasr sweep ({label})",
@@ -87,6 +94,21 @@ def run_sweep(model: str, calibration: str | list[str], eval_data: list[str], th
         write_table(results, tmp)
         plot(results, tmp / "sweep.png", title=f"{model}: calibrated on {len(cal_clips)} clips")
     return results
+
+
+def refined(base, stats, eig, plan, clips, refine: str, heal_config=None, packing: str = DEFAULT_PACKING,
+            progress: bool = True):
+    """The compressed model for `plan`: plain PCA factors (`none`), the anchored refit, or refit + healing."""
+    from .refine import HealConfig, heal, refit
+
+    if refine not in REFINES:
+        raise UserError(f"refine must be one of {', '.join(REFINES)}, got {refine!r}")
+    if refine == "none":
+        return compress_(copy.deepcopy(base.model), stats, plan, eig)
+    lite = refit(base, plan, clips, packing, progress=progress)
+    if refine == "heal":
+        heal(base, lite, clips, heal_config or HealConfig(), packing, progress=progress)
+    return lite
 
 
 def write_table(results: list[dict], out: Path) -> None:
@@ -119,11 +141,11 @@ def plot(results: list[dict], path: Path, title: str = "", second=None) -> None:
                             (axes[1], *second)):
         xs, ys = [key(r) for r in results], [r["average_wer"] for r in results]
         front = pareto_front(list(zip(xs, ys)))
-        families = sorted({r.get("label", "").split(" ")[0] for r in results} - {"base"})
+        families = sorted({_family(r) for r in results} - {"base"})
         colors = dict(zip(families, ["tab:blue", "tab:green", "tab:orange", "tab:purple", "tab:brown",
                                         "tab:cyan", "tab:olive", "tab:pink", "tab:gray"]))
         for x, y, r, on in zip(xs, ys, results, front):
-            family = r.get("label", "").split(" ")[0]
+            family = _family(r)
             base = family == "base"
             ax.scatter([x], [y], marker="*" if base else "o", s=140 if base else 40, zorder=3,
                        color="black" if base else colors[family], edgecolors="red" if on else "none",
@@ -143,3 +165,11 @@ def plot(results: list[dict], path: Path, title: str = "", second=None) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def _family(result: dict) -> str:
+    """A point's method without its size: "encoder params 0.7 heal" -> "encoder params heal"."""
+    words = result.get("label", "").split(" ")
+    if words[0] == "threshold":
+        return "threshold"
+    return " ".join(w for w in words if not w.replace(".", "", 1).isdigit())

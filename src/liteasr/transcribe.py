@@ -38,6 +38,24 @@ def greedy_ids(loaded: whisper.LoadedModel, feats: torch.Tensor, samples: int) -
                      max_new_tokens=min(budget, loaded.model.generation_config.max_length - 4))
 
 
+def own_transcripts(loaded: whisper.LoadedModel, feats: torch.Tensor, samples: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model's own greedy transcripts as teacher-forcing targets (no labels needed): ids = prompt +
+    transcript + end-of-text (generate drops the prompt, and the final end-of-text of the longest
+    transcript), and the mask [batch, length - 1] of positions that predict a transcript token."""
+    eos = loaded.model.generation_config.eos_token_id
+    eos = eos[0] if isinstance(eos, list) else eos
+    text = greedy_ids(loaded, feats, samples).cpu()
+    ids = torch.cat([whisper.prompt_ids(loaded.model, feats), text, torch.full_like(text[:, :1], eos)], 1)
+    return ids.to(feats.device), transcript_mask(ids, eos).to(feats.device)
+
+
+def transcript_mask(ids: torch.Tensor, eos: int) -> torch.Tensor:
+    """True for positions predicting a transcript token (up to and including the first end-of-text)."""
+    ended = (ids[:, 1:] == eos).long().cumsum(1)
+    # keep the first eos itself (shifted cumsum == 0), drop the padding after it
+    return torch.cat([torch.zeros_like(ended[:, :1]), ended[:, :-1]], 1) == 0
+
+
 def _short_batch(loaded: whisper.LoadedModel, audios: list[np.ndarray]) -> list[str]:
     param = next(loaded.model.parameters())
     feats = whisper.features(loaded.processor, audios, device=param.device, dtype=param.dtype)

@@ -26,6 +26,9 @@ from .sources import model_kind, resolve_model
 
 WINDOW_SECONDS = 30
 ATTENTION = ("q_proj", "k_proj", "v_proj", "out_proj")
+# An encoder layer's projections in the order their inputs become available, grouped by shared input:
+# q/k/v read the first layer norm's output, out_proj the attention, fc1 the second norm, fc2 the GELU.
+LAYER_STAGES = (("q_proj", "k_proj", "v_proj"), ("out_proj",), ("fc1",), ("fc2",))
 
 # Known architectures, to find a processor for checkpoints that ship none (as the public
 # efficient-speech ones do): (d_model, encoder_layers, vocab_size) -> short name.
@@ -182,10 +185,18 @@ def embed(model: nn.Module, input_features: torch.Tensor) -> torch.Tensor:
         return x + enc.embed_positions.weight[: x.shape[1]]
 
 
+# The functions below come in pairs: `layer_forward`, `encoder_forward`, `decoder_log_probs` let
+# gradients flow (healing); `run_layer`, `encoder_output`, `next_token_log_probs` are the same under
+# inference mode.
+
+def layer_forward(layer: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+    out = layer(hidden, None)
+    return out[0] if isinstance(out, tuple) else out
+
+
 def run_layer(layer: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
     with torch.inference_mode():
-        out = layer(hidden, None)
-    return out[0] if isinstance(out, tuple) else out
+        return layer_forward(layer, hidden)
 
 
 def encoder_finish(model: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
@@ -194,14 +205,27 @@ def encoder_finish(model: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
         return model.model.encoder.layer_norm(hidden)
 
 
-def next_token_log_probs(model: nn.Module, encoded: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def decoder_log_probs(model: nn.Module, encoded: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Teacher-forced decoder: log-probabilities of the token after each of `ids[:, :-1]`, at the positions
     where `mask` [batch, length - 1] is true, as [positions, vocab] in float32."""
+    states = model.model.decoder(input_ids=ids[:, :-1], encoder_hidden_states=encoded).last_hidden_state
+    return torch.log_softmax(model.proj_out(states[mask]).float(), -1)
+
+
+def next_token_log_probs(model: nn.Module, encoded: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     with torch.inference_mode():
-        states = model.model.decoder(input_ids=ids[:, :-1], encoder_hidden_states=encoded).last_hidden_state
-        return torch.log_softmax(model.proj_out(states[mask]).float(), -1)
+        return decoder_log_probs(model, encoded, ids, mask)
+
+
+def encoder_forward(model: nn.Module, input_features: torch.Tensor) -> torch.Tensor:
+    return model.model.encoder(input_features).last_hidden_state
 
 
 def encoder_output(model: nn.Module, input_features: torch.Tensor) -> torch.Tensor:
     with torch.inference_mode():
-        return model.model.encoder(input_features).last_hidden_state
+        return encoder_forward(model, input_features)
+
+
+def encoder_norms(model: nn.Module) -> list[nn.Module]:
+    """The encoder's LayerNorms (healing may adjust them along with the factors)."""
+    return [m for m in model.model.encoder.modules() if isinstance(m, nn.LayerNorm)]

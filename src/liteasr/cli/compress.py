@@ -28,8 +28,14 @@ def register(sub) -> None:
     p.add_argument("--plan", metavar="JSON", help="apply this rank plan instead of the threshold rule")
     p.add_argument("--save-plan", metavar="JSON", help="write the rank plan used")
     p.add_argument("--save-stats", metavar="FILE", help="also write the calibration statistics")
-    p.add_argument("--sequential", action="store_true",
-                   help="factor layer by layer on inputs from the already-compressed earlier layers")
+    p.add_argument("--refine", choices=["auto", "none", "refit", "heal"], default="auto",
+                   help="correct the factors after factoring: none (plain PCA, the paper's setting), refit "
+                        "(anchored closed-form refit against the dense model), heal (refit, then healing on the "
+                        "calibration audio); auto (default): heal with --target-*, none with --threshold")
+    p.add_argument("--heal-minutes", type=common.positive(float), default=15.0, metavar="M",
+                   help="wall-clock budget for healing (default 15)")
+    p.add_argument("--heal-steps", type=int, default=60, metavar="N", help="end-to-end healing steps (default 60)")
+    p.add_argument("--heal-layernorm", action="store_true", help="let healing adjust the encoder's LayerNorms too")
     p.add_argument("--dry-run", action="store_true", help="print the rank plan (and --save-plan it); write no model")
     p.add_argument("--output", "-o", metavar="DIR")
     p.set_defaults(func=run)
@@ -67,8 +73,9 @@ def run(args) -> None:
     clips, skipped = common.clips(args, args.calibration, args.calibration_samples) if args.calibration else (None, [])
     loaded = common.load(args)
     base = encoder_cost(loaded.model)
-    if args.sequential and clips is None:
-        raise UserError("--sequential needs --calibration audio")
+    refine = args.refine if args.refine != "auto" else ("heal" if target is not None and clips is not None else "none")
+    if refine != "none" and clips is None:
+        raise UserError(f"--refine {refine} needs --calibration audio (statistics alone cannot refit or heal)")
     if clips is not None:
         stats = calibrate(loaded, clips, batch_size=args.batch_size, packing=args.packing)
         if args.save_stats:
@@ -91,13 +98,19 @@ def run(args) -> None:
     if args.dry_run:
         print(plan.table())
         return
-    if args.sequential:
-        from ..sequential import compress_sequential
-
-        lite, stats = compress_sequential(loaded, clips, plan, args.batch_size, args.packing)
-        plan.method += ", sequential calibration"
-    else:
+    if refine == "none":
         lite = compress_(loaded.model, stats, plan, eig)
+    else:
+        from ..refine import HealConfig, heal, refit
+
+        lite = refit(loaded, plan, clips, args.packing, args.batch_size)
+        plan.method += ", anchored refit"
+        if refine == "heal":
+            report = heal(loaded, lite, clips, HealConfig(steps=args.heal_steps, minutes=args.heal_minutes,
+                                                          layernorm=args.heal_layernorm, seed=args.seed),
+                          args.packing)
+            print(report.summary())
+            plan.method += f", healed ({report.steps} end-to-end steps, {report.seconds / 60:.1f} min)"
     command = "liteasr " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     save_checkpoint(lite, loaded.processor, args.output, Provenance(args.model, base, calibration, plan.method, command,
                                                                          stats.meta.get("clip_hashes", [])),

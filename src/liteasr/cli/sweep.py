@@ -16,12 +16,16 @@ def register(sub) -> None:
     p.add_argument("--target-kind", choices=["params", "flops"], default="params")
     p.add_argument("--allocations", nargs="+", default=[common.DEFAULT_DAMAGE], choices=common.DAMAGE_MODELS)
     p.add_argument("--rank-multiple", type=int, default=16)
+    p.add_argument("--refine", nargs="+", default=["none"], choices=["none", "refit", "heal"],
+                   help="corrections to build each budget point with (default none; heal costs minutes per point)")
+    p.add_argument("--heal-minutes", type=common.positive(float), default=15.0, metavar="M")
     p.add_argument("--output", "-o", required=True, metavar="DIR")
     p.set_defaults(func=run)
 
 
 def run(args) -> None:
     from ..atomic import check_writable
+    from ..refine import HealConfig
     from ..report import print_table
     from ..sweep import run_sweep
 
@@ -30,6 +34,7 @@ def run(args) -> None:
                         samples=args.calibration_samples, eval_samples=args.eval_samples, seed=args.seed,
                         device=common.device(args.device), batch_size=args.batch_size, overwrite=args.overwrite,
                         targets=args.targets, allocations=args.allocations, target_kind=args.target_kind,
-                        rank_multiple=args.rank_multiple, packing=args.packing)
+                        rank_multiple=args.rank_multiple, packing=args.packing, refines=args.refine,
+                        heal_config=HealConfig(minutes=args.heal_minutes, seed=args.seed))
     print_table(results)
     print(f"wrote {args.output}/sweep.csv, sweep.json, sweep.png")

@@ -66,14 +66,18 @@ class LiteEncoderAttention(nn.Module):
         self._cache = (None, None)
 
     def _weights(self) -> dict:
-        """Weight products the forward needs, rebuilt only when a parameter changes (not per call)."""
+        """Weight products the forward needs, rebuilt only when a parameter changes (not per call).
+        While gradients flow (healing the factors), they are rebuilt on every call instead, so that
+        every factor, the fused q/k/v first stage included, receives its gradient."""
         params = tuple(self.parameters())
+        if torch.is_grad_enabled() and any(p.requires_grad for p in params):
+            return self._build()
         key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in params)
         if self._cache[0] != key:
-            self._cache = (key, self._build())
+            with torch.no_grad():
+                self._cache = (key, self._build())
         return self._cache[1]
 
-    @torch.no_grad()
     def _build(self) -> dict:
         h, dh = self.num_heads, self.head_dim
         q, k, v, o = self.q_proj, self.k_proj, self.v_proj, self.out_proj

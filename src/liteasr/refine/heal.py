@@ -1,0 +1,234 @@
+"""Healing: a short optimization of the factors on unlabeled audio, against the dense model.
+
+Only the factored projections' `weight1`, `weight2` and `bias` move (the encoder's LayerNorms too with
+`layernorm=True`); shapes never change, so the checkpoint format and the reduced-dimension attention
+stay as they are, and healing runs through the very modules that run at inference.
+
+1. Block-wise: encoder layer by layer, the compressed layer fed the compressed path's input is fitted to
+   the dense layer's output on the dense path (relative squared error), then the compressed path moves on.
+2. End to end: relative squared error of the encoder output plus the KL divergence of the decoder's
+   next-token distributions from the dense model's, teacher-forced on the dense model's own greedy
+   transcripts (no labels). The decoder is frozen.
+
+Early stopping on held-out calibration clips (never on evaluation data): each stage keeps the weights
+with the lowest held-out loss seen, its starting point included, so healing never ends worse on the
+held-out clips than it started.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+from .. import whisper
+from ..audio import Clip
+from ..calibrate import DEFAULT_PACKING, batches, calibration_windows
+from ..errors import UserError
+from ..hf.modeling_lite_whisper import LowRankLinear
+from ..transcribe import own_transcripts
+
+
+@dataclass
+class HealConfig:
+    block_epochs: int = 2  # passes over the training windows per encoder layer
+    steps: int = 60  # end-to-end optimizer steps
+    block_lr: float = 1e-4
+    lr: float = 3e-5  # end to end
+    kl_weight: float = 1.0
+    layernorm: bool = False
+    held_out: float = 0.125  # fraction of calibration clips kept out for early stopping
+    eval_every: int = 10  # end-to-end steps between held-out checks
+    patience: int = 3  # held-out checks without improvement before stopping
+    minutes: float | None = 15.0  # wall-clock budget for both stages (None: unlimited)
+    batch_size: int = 8
+    seed: int = 0
+
+
+@dataclass
+class HealReport:
+    block_loss: list[tuple[float, float]]  # per layer: held-out loss before, after
+    e2e_loss: tuple[float, float]  # held-out loss before, after
+    steps: int
+    seconds: float
+
+    def summary(self) -> str:
+        layers = ", ".join(f"{a:.4f}->{b:.4f}" for a, b in self.block_loss)
+        return (f"healing: block-wise held-out loss per layer {layers}; end to end {self.e2e_loss[0]:.4f} -> "
+                f"{self.e2e_loss[1]:.4f} in {self.steps} steps; {self.seconds / 60:.1f} min")
+
+
+def trainable(model: torch.nn.Module, layernorm: bool) -> list[torch.nn.Parameter]:
+    """Freeze everything, then free the factors (and the encoder's LayerNorms if asked)."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    modules = [m for m in whisper.encoder_linears(model).values() if isinstance(m, LowRankLinear)]
+    if layernorm:
+        modules += whisper.encoder_norms(model)
+    params = [p for m in modules for p in m.parameters()]
+    for p in params:
+        p.requires_grad_(True)
+    return params
+
+
+def split_clips(clips: list[Clip], fraction: float, seed: int) -> tuple[list[Clip], list[Clip]]:
+    """(training clips, held-out clips), the held-out ones chosen by `seed`."""
+    if len(clips) < 2:
+        raise UserError("healing needs at least 2 calibration clips (one is held out for early stopping)")
+    n = min(len(clips) - 1, max(1, round(fraction * len(clips))))
+    held = set(random.Random(seed).sample(range(len(clips)), n))
+    return [c for i, c in enumerate(clips) if i not in held], [c for i, c in enumerate(clips) if i in held]
+
+
+def relative_error(out: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    return (out - ref).pow(2).sum() / (ref - ref.mean((0, 1))).pow(2).sum().clamp_min(1e-12)
+
+
+class _Budget:
+    def __init__(self, minutes: float | None):
+        self.end = None if minutes is None else time.monotonic() + 60 * minutes
+
+    def left(self) -> bool:
+        return self.end is None or time.monotonic() < self.end
+
+
+def _snapshot(params):
+    return [p.detach().clone() for p in params]
+
+
+def _restore(params, saved):
+    with torch.no_grad():
+        for p, s in zip(params, saved):
+            p.copy_(s)
+
+
+def heal(loaded: whisper.LoadedModel, lite: torch.nn.Module, clips: list[Clip], config: HealConfig = HealConfig(),
+         packing: str = DEFAULT_PACKING, progress: bool = True) -> HealReport:
+    """Heal `lite` (a compressed copy of `loaded.model`) in place."""
+    torch.manual_seed(config.seed)
+    start = time.monotonic()
+    budget = _Budget(config.minutes)
+    train_clips, held_clips = split_clips(clips, config.held_out, config.seed)
+    param = next(loaded.model.parameters())
+
+    def feature_batches(chosen):
+        return [whisper.features(loaded.processor, b, param.device, param.dtype)
+                for b in batches(calibration_windows(chosen, packing), config.batch_size)]
+
+    train, held = feature_batches(train_clips), feature_batches(held_clips)
+    params = trainable(lite, config.layernorm)
+    lite.train(False)  # no dropout: Whisper's is 0 anyway, and healing must be deterministic
+    block = _heal_blocks(loaded.model, lite, train, held, config, budget, progress)
+    e2e, steps = _heal_end_to_end(loaded, lite, train, held, params, config, budget, progress)
+    for p in lite.parameters():
+        p.requires_grad_(False)
+    return HealReport(block, e2e, steps, time.monotonic() - start)
+
+
+def _heal_blocks(teacher, student, train, held, config: HealConfig, budget: _Budget, progress: bool):
+    """Stage 1: each encoder layer fitted to the dense layer's output, on the compressed path's input."""
+    embed = lambda feats: [whisper.embed(teacher, f).clone() for f in feats]  # noqa: E731
+    dense_train, dense_held = embed(train), embed(held)
+    comp_train, comp_held = [h.clone() for h in dense_train], [h.clone() for h in dense_held]
+    report = []
+    layers = list(zip(whisper.encoder_layers(teacher), whisper.encoder_layers(student)))
+    order = random.Random(config.seed)
+    bar = tqdm(total=len(layers) * config.block_epochs * len(train), desc="healing (block-wise)", disable=not progress)
+    for dense_layer, layer in layers:
+        target_train = [whisper.run_layer(dense_layer, h).clone() for h in dense_train]
+        target_held = [whisper.run_layer(dense_layer, h).clone() for h in dense_held]
+        params = [p for p in layer.parameters() if p.requires_grad]
+
+        def held_loss():
+            with torch.no_grad():
+                return sum(float(relative_error(whisper.layer_forward(layer, x), y))
+                           for x, y in zip(comp_held, target_held)) / len(comp_held)
+
+        before = best = held_loss()
+        saved = _snapshot(params)
+        if params:
+            optimizer = torch.optim.Adam(params, lr=config.block_lr)
+            for _ in range(config.block_epochs):
+                if not budget.left():
+                    break
+                for i in order.sample(range(len(train)), len(train)):
+                    optimizer.zero_grad(set_to_none=True)
+                    relative_error(whisper.layer_forward(layer, comp_train[i]), target_train[i]).backward()
+                    optimizer.step()
+                    bar.update(1)
+                loss = held_loss()
+                bar.set_postfix(held_out=f"{loss:.4f}")
+                if loss >= best:
+                    break  # early stopping: this epoch did not help on held-out clips
+                best, saved = loss, _snapshot(params)
+            _restore(params, saved)
+        report.append((before, best))
+        comp_train = [whisper.run_layer(layer, h).clone() for h in comp_train]
+        comp_held = [whisper.run_layer(layer, h).clone() for h in comp_held]
+        dense_train = [t for t in target_train]
+        dense_held = [t for t in target_held]
+    bar.close()
+    return report
+
+
+def _heal_end_to_end(loaded, student, train, held, params, config: HealConfig, budget: _Budget, progress: bool):
+    """Stage 2: encoder output error + decoder KL against the dense model on its own transcripts."""
+    teacher = loaded.model
+    samples = whisper.WINDOW_SECONDS * 16000
+
+    def targets(feats):
+        encoded = whisper.encoder_output(teacher, feats).clone()
+        ids, mask = own_transcripts(loaded, feats, samples)
+        return encoded, ids, mask
+
+    train_t, held_t = [targets(f) for f in train], [targets(f) for f in held]
+
+    def loss_of(feats, target):
+        encoded, ids, mask = target
+        out = whisper.encoder_forward(student, feats)
+        loss = relative_error(out, encoded)
+        if config.kl_weight:
+            with torch.no_grad():
+                ref = whisper.decoder_log_probs(teacher, encoded, ids, mask)
+            logp = whisper.decoder_log_probs(student, out, ids, mask)
+            loss = loss + config.kl_weight * (ref.exp() * (ref - logp)).sum(-1).mean()
+        return loss
+
+    def held_loss():
+        with torch.no_grad():
+            return sum(float(loss_of(f, t)) for f, t in zip(held, held_t)) / len(held)
+
+    before = best = held_loss()
+    saved, stale, step = _snapshot(params), 0, 0
+    if config.steps <= 0 or not params:
+        return (before, best), 0
+    optimizer = torch.optim.Adam(params, lr=config.lr)
+    order = random.Random(config.seed + 1)
+    queue: list[int] = []
+    bar = tqdm(total=config.steps, desc="healing (end to end)", disable=not progress)
+    while step < config.steps and budget.left():
+        if not queue:
+            queue = order.sample(range(len(train)), len(train))
+        i = queue.pop()
+        optimizer.zero_grad(set_to_none=True)
+        loss_of(train[i], train_t[i]).backward()
+        optimizer.step()
+        step += 1
+        bar.update(1)
+        if step % config.eval_every == 0 or step == config.steps:
+            loss = held_loss()
+            bar.set_postfix(held_out=f"{loss:.4f}", best=f"{best:.4f}")
+            if loss < best:
+                best, saved, stale = loss, _snapshot(params), 0
+            else:
+                stale += 1
+                if stale >= config.patience:
+                    break
+    bar.close()
+    _restore(params, saved)
+    return (before, best), step

@@ -1,0 +1,129 @@
+"""Anchored closed-form refit: fit each factored projection to the *dense* model's output, given the
+input it actually sees in the compressed model.
+
+Layer by layer, stage by stage (q/k/v, out_proj, fc1, fc2), over the calibration windows:
+
+    x = input of the projection on the compressed path,  y = output of the dense projection on the dense path
+    A = argmin ||[x, 1] A - y||^2 + lam ||A - [W^T; b^T]||^2         (ridge anchored at the dense weights)
+      = (G + lam I)^-1 (H + lam [W^T; b^T]),  G = sum [x,1][x,1]^T,  H = sum [x,1] y^T   (float64, streamed)
+
+then the rank-k principal components of the fitted outputs [x, 1] A (their covariance is A^T (G/n) A - mu mu^T,
+so no activation is ever stored) give the factors exactly as for plain PCA. When the compressed path's
+inputs equal the dense ones, H = G [W^T; b^T], A is the dense layer and the factors are the PCA factors.
+Memory is O(d_in^2 + d_in d_out) per stage. Each layer's errors are thus corrected by the layers after it,
+rather than fitted to their own shifted outputs (which is what the old sequential calibration did).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from tqdm.auto import tqdm
+
+from .. import whisper
+from ..audio import Clip
+from ..calibrate import DEFAULT_PACKING
+from ..lowrank import factor_weights
+from ..plan import RankPlan
+from .lockstep import Lockstep
+
+DEFAULT_RIDGE = 1e-4  # times the mean diagonal of G: keeps the fit anchored where the inputs are degenerate
+
+
+class RegressionStats:
+    """G = sum x~ x~^T and, per target, H = sum x~ y^T with x~ = [x, 1], in float64."""
+
+    def __init__(self, d_in: int, d_outs: dict[str, int]):
+        self.count = 0
+        self.gram = torch.zeros(d_in + 1, d_in + 1, dtype=torch.float64)
+        self.cross = {k: torch.zeros(d_in + 1, d, dtype=torch.float64) for k, d in d_outs.items()}
+
+    def add(self, x: torch.Tensor, ys: dict[str, torch.Tensor]) -> None:
+        x = x.reshape(-1, x.shape[-1]).to(torch.float64).cpu()
+        x = torch.cat([x, torch.ones(len(x), 1, dtype=torch.float64)], 1)
+        self.count += len(x)
+        self.gram.addmm_(x.T, x)
+        for key, y in ys.items():
+            self.cross[key].addmm_(x.T, y.reshape(-1, y.shape[-1]).to(torch.float64).cpu())
+
+
+def fit(dense: torch.nn.Linear, gram: torch.Tensor, cross: torch.Tensor, count: int, rank: int,
+        ridge: float = DEFAULT_RIDGE):
+    """The refit LowRankLinear of `rank` for one projection from its regression sums."""
+    w = dense.weight.detach().to(torch.float64).cpu()
+    b = dense.bias.detach().to(torch.float64).cpu() if dense.bias is not None else torch.zeros(w.shape[0], dtype=torch.float64)
+    anchor = torch.cat([w.T, b[None]], 0)  # [d_in + 1, d_out]
+    g, h = gram / count, cross / count
+    lam = ridge * float(g.diagonal().mean())
+    eye = torch.eye(len(g), dtype=torch.float64)
+    a = torch.linalg.solve(g + lam * eye, h + lam * anchor)
+    mean_x = g[-1]  # the constant column's row of G/n is the mean of x~
+    mu = a.T @ mean_x
+    cov = a.T @ g @ a - torch.outer(mu, mu)
+    _, vectors = torch.linalg.eigh((cov + cov.T) / 2)
+    return factor_weights(a[:-1].T, a[-1], mu, vectors.flip(1), rank, dtype=dense.weight.dtype,
+                          device=dense.weight.device)
+
+
+class _Captured(Exception):
+    """Raised by the last capture hook of a stage: the rest of the layer is not needed."""
+
+
+def _capture(modules: dict[str, torch.nn.Module], what: str, store: dict) -> list:
+    """Forward hooks storing each module's input (`what="input"`) or output into `store`; once all
+    are stored, the layer's forward is cut short."""
+    def hook(key):
+        def f(module, inputs, output):
+            store[key] = inputs[0] if what == "input" else output
+            if len(store) == len(modules):
+                raise _Captured
+        return f
+    return [m.register_forward_hook(hook(k)) for k, m in modules.items()]
+
+
+def _run_until_captured(layer: torch.nn.Module, hidden: torch.Tensor, store: dict) -> None:
+    store.clear()
+    try:
+        whisper.run_layer(layer, hidden)
+    except _Captured:
+        pass
+
+
+def refit(loaded: whisper.LoadedModel, plan: RankPlan, clips: list[Clip], packing: str = DEFAULT_PACKING,
+          batch_size: int = 8, ridge: float = DEFAULT_RIDGE, progress: bool = True):
+    """The lite-whisper model for `plan`, every factored projection refit against the dense model."""
+    student = copy.deepcopy(loaded.model).eval()
+    steps = Lockstep(loaded, student, clips, packing, batch_size, progress)
+    layers = whisper.encoder_layers(student)
+    bar = tqdm(total=len(layers) * len(whisper.LAYER_STAGES), desc="anchored refit", disable=not progress)
+    for index in range(len(layers)):
+        dense_layer, student_layer = steps.layers()
+        for stage in whisper.LAYER_STAGES:
+            keys = [f"layers.{index}.{name}" for name in stage if plan.layers[f"layers.{index}.{name}"].rank is not None]
+            if keys:
+                _refit_stage(steps, dense_layer, student_layer, keys, plan, ridge)
+            bar.update(1)
+        steps.advance()
+    bar.close()
+    return whisper.to_lite(student)
+
+
+def _refit_stage(steps: Lockstep, dense_layer, student_layer, keys: list[str], plan: RankPlan, ridge: float) -> None:
+    names = [whisper.split_key(k)[1] for k in keys]
+    dense = {k: getattr(whisper.projection_parent(dense_layer, n), n) for k, n in zip(keys, names)}
+    student = {k: getattr(whisper.projection_parent(student_layer, n), n) for k, n in zip(keys, names)}
+    outputs, inputs = {}, {}
+    handles = _capture(dense, "output", outputs) + _capture(student, "input", inputs)
+    reg = RegressionStats(dense[keys[0]].in_features, {k: m.out_features for k, m in dense.items()})
+    try:
+        for h_dense, h_student in zip(steps.dense, steps.compressed):
+            _run_until_captured(dense_layer, h_dense, outputs)
+            _run_until_captured(student_layer, h_student, inputs)
+            reg.add(inputs[keys[0]], outputs)  # the stage's projections share one input
+    finally:
+        for handle in handles:
+            handle.remove()
+    for key in keys:
+        module = fit(dense[key], reg.gram, reg.cross[key], reg.count, plan.layers[key].rank, ridge)
+        whisper.replace_linear(steps.student, key, module)

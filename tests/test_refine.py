@@ -1,0 +1,149 @@
+"""Refit and healing: the corrections that make the factors hold on voices calibration never heard."""
+
+import copy
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from liteasr import whisper
+from liteasr.audio import load_audio, read_dataset, sample
+from liteasr.calibrate import calibrate
+from liteasr.checkpoint import Provenance, save_checkpoint
+from liteasr.compress import compress_, spectra, threshold_plan
+from liteasr.flops import encoder_cost
+from liteasr.hf.modeling_lite_whisper import LiteEncoderAttention, LowRankLinear, set_attention_modes
+from liteasr.plan import LayerRank, RankPlan, ThresholdRule
+from liteasr.refine import HealConfig, heal, refit
+from liteasr.refine.heal import split_clips
+from liteasr.transcribe import transcribe
+
+
+def plan_for(model, ranks: dict[str, int]) -> RankPlan:
+    return RankPlan({k: LayerRank(ranks.get(k), m.in_features, m.out_features, 1.0, "")
+                     for k, m in whisper.encoder_linears(model).items()}, "test")
+
+
+def effective(module: LowRankLinear) -> tuple[torch.Tensor, torch.Tensor]:
+    return (module.weight1 @ module.weight2).double(), module.bias.double()
+
+
+@pytest.fixture(scope="module")
+def calibration(tiny_en, speech):
+    clips = sample(read_dataset(speech / "librispeech_calib").clips, 6, seed=0)
+    return clips, calibrate(tiny_en, clips, progress=False)
+
+
+@pytest.mark.parametrize("keys", [("layers.0.q_proj", "layers.0.k_proj", "layers.0.v_proj"), ("layers.0.fc1",)])
+def test_refit_equals_pca_factors_when_inputs_coincide(tiny_en, calibration, keys):
+    """Layer 0's q/k/v (and its fc1 while attention stays dense) see the same input in the dense and the
+    compressed model, so the anchored refit must give exactly the plain PCA factors."""
+    clips, stats = calibration
+    plan = plan_for(tiny_en.model, {k: 64 for k in keys})
+    pca = compress_(copy.deepcopy(tiny_en.model), stats, plan)
+    refitted = refit(tiny_en, plan, clips, progress=False)
+    for key in keys:
+        (w_pca, b_pca), (w_ref, b_ref) = effective(whisper.encoder_linears(pca)[key]), effective(
+            whisper.encoder_linears(refitted)[key])
+        scale = w_pca.abs().max()
+        assert (w_ref - w_pca).abs().max() < 1e-5 * scale, key
+        assert (b_ref - b_pca).abs().max() < 1e-5 * b_pca.abs().max().clamp_min(1), key
+
+
+def test_refit_fits_later_layers_to_the_dense_model(tiny_en, calibration, speech):
+    """Past the first layer, the refit sees the compressed path's inputs: its factors differ from PCA and
+    the encoder output on held-out speakers is closer to the dense model's."""
+    clips, stats = calibration
+    plan = threshold_plan(tiny_en.model, stats, ThresholdRule(0.99, 0.999))
+    pca = compress_(copy.deepcopy(tiny_en.model), stats, plan)
+    refitted = refit(tiny_en, plan, clips, progress=False)
+    assert whisper.low_rank_config(refitted) == whisper.low_rank_config(pca)
+    held = [load_audio(c.path) for c in sample(read_dataset(speech / "librispeech_other").clips, 4, seed=1)]
+    feats = whisper.features(tiny_en.processor, held)
+    ref = whisper.encoder_output(tiny_en.model, feats)
+    error = lambda m: float((whisper.encoder_output(m, feats) - ref).pow(2).sum())  # noqa: E731
+    assert error(refitted) < error(pca)
+
+
+def test_held_out_clips_are_disjoint_and_seeded(noise_clips):
+    clips = read_dataset(noise_clips).clips
+    train, held = split_clips(clips, 0.25, seed=3)
+    assert len(held) == 2 and not set(train) & set(held) and len(train) + len(held) == len(clips)
+    assert split_clips(clips, 0.25, seed=3) == (train, held)
+
+
+@pytest.fixture(scope="module")
+def random_lite(random_whisper_dir, noise_clips):
+    loaded = whisper.load(str(random_whisper_dir))
+    clips = read_dataset(noise_clips).clips
+    stats = calibrate(loaded, clips, progress=False)
+    plan = threshold_plan(loaded.model, stats, ThresholdRule(0.8, 0.8, rank_multiple=8))
+    lite = refit(loaded, plan, clips, progress=False)
+    set_attention_modes(whisper.encoder_layers(lite), [{"scores": True, "values": True}] * 2)
+    return loaded, clips, lite
+
+
+def test_healing_reaches_every_factor_and_never_ends_worse(random_lite):
+    loaded, clips, lite = random_lite
+    lite = copy.deepcopy(lite)
+    assert any(isinstance(layer.self_attn, LiteEncoderAttention) for layer in whisper.encoder_layers(lite))
+    before = {k: v.clone() for k, v in lite.state_dict().items()}
+    report = heal(loaded, lite, clips, HealConfig(block_epochs=2, steps=6, eval_every=2, block_lr=1e-3, lr=1e-3,
+                                                 minutes=None), progress=False)
+    assert all(after <= start for start, after in report.block_loss)
+    assert report.e2e_loss[1] <= report.e2e_loss[0]
+    changed = {k for k, v in lite.state_dict().items() if not torch.equal(v, before[k])}
+    factored = [k for k, m in whisper.encoder_linears(lite).items() if isinstance(m, LowRankLinear)]
+    assert changed, "healing moved nothing"
+    # only factors move (no LayerNorm unless asked), and the q/k/v first stages behind the fused GEMM do
+    assert all(".weight1" in k or ".weight2" in k or ".bias" in k for k in changed), changed
+    assert all("encoder" in k for k in changed)
+    assert any(k.endswith("q_proj.weight1") for k in changed) and any(k.endswith("v_proj.weight1") for k in changed)
+    assert factored and not any(p.requires_grad for p in lite.parameters())
+
+
+def test_healing_is_deterministic_for_a_seed(random_lite):
+    loaded, clips, lite = random_lite
+    config = HealConfig(block_epochs=1, steps=3, eval_every=3, lr=1e-3, block_lr=1e-3, minutes=None, seed=5)
+    a, b = copy.deepcopy(lite), copy.deepcopy(lite)
+    heal(loaded, a, clips, config, progress=False)
+    heal(loaded, b, clips, config, progress=False)
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(x, y), name
+
+
+AUTOMODEL_SCRIPT = r"""
+import sys, torch
+from transformers import AutoModel
+model = AutoModel.from_pretrained(sys.argv[1], trust_remote_code=True).eval()
+assert "liteasr" not in sys.modules
+feats = torch.load(sys.argv[2])
+with torch.inference_mode():
+    ids = model.generate(feats, do_sample=False, num_beams=1)
+torch.save(ids, sys.argv[3])
+"""
+
+
+@pytest.mark.slow
+def test_healed_tiny_en_loads_with_transformers_and_attention_forms_agree(tiny_en, calibration, speech, tmp_path):
+    clips, stats = calibration
+    plan = threshold_plan(tiny_en.model, stats, ThresholdRule(0.99, 0.999))
+    lite = refit(tiny_en, plan, clips, progress=False)
+    report = heal(tiny_en, lite, clips, HealConfig(block_epochs=1, steps=2, eval_every=1, minutes=None), progress=False)
+    assert report.e2e_loss[1] <= report.e2e_loss[0]
+    save_checkpoint(lite, tiny_en.processor, tmp_path / "healed",
+                    Provenance("tiny.en", encoder_cost(tiny_en.model), "test", plan.method, "test"))
+    audios = [load_audio(c.path) for c in read_dataset(speech / "librispeech_other").clips[:3]]
+    reduced = whisper.load(str(tmp_path / "healed"), attention="reduced")
+    standard = whisper.load(str(tmp_path / "healed"), attention="standard")
+    texts = transcribe(reduced, audios, progress=False, warmup=False).texts
+    assert texts == transcribe(standard, audios, progress=False, warmup=False).texts
+    feats = whisper.features(tiny_en.processor, audios)
+    torch.save(feats, tmp_path / "feats.pt")
+    subprocess.run([sys.executable, "-c", AUTOMODEL_SCRIPT, str(tmp_path / "healed"), str(tmp_path / "feats.pt"),
+                    str(tmp_path / "ids.pt")], check=True, cwd=tmp_path)
+    other = reduced.processor.batch_decode(torch.load(tmp_path / "ids.pt"), skip_special_tokens=True)
+    assert [t.strip() for t in other] == texts
+    assert json.loads((tmp_path / "healed" / "config.json").read_text())["model_type"] == "lite-whisper"
