@@ -9,7 +9,6 @@ from dataclasses import dataclass
 import torch
 
 
-
 @dataclass
 class Timing:
     median_ms: float
@@ -28,23 +27,35 @@ def _sync(device: torch.device):
         torch.cuda.synchronize(device)
 
 
-def encoder_latency(models: list[torch.nn.Module], batch_size: int = 1, repeats: int = 10,
+def _encoder(model):
+    """(run one encoder forward on features, the model's structure): PyTorch models, loaded models of
+    any runtime (runtime.load)."""
+    if isinstance(model, torch.nn.Module):
+        return model.model.encoder, model
+    if hasattr(model, "encode"):  # ONNX Runtime, CTranslate2
+        return model.encode, model.architecture
+    return model.model.model.encoder, model.model  # whisper.LoadedModel
+
+
+def encoder_latency(models: list, batch_size: int = 1, repeats: int = 10,
                     warmup: int = 2, seed: int = 0) -> list[Timing]:
     """Per-window encoder latency (ms per 30 s window) of each model on the same random features."""
-    first = models[0]
-    param = next(first.parameters())
+    encoders = [_encoder(m) for m in models]
+    first = encoders[0][1]
+    param = next((p for _, s in encoders for p in s.parameters() if not p.is_meta), None)
+    device, dtype = (param.device, param.dtype) if param is not None else (torch.device("cpu"), torch.float32)
     n_mels = first.config.num_mel_bins
     frames = 2 * first.config.max_source_positions
     gen = torch.Generator().manual_seed(seed)
-    feats = torch.randn(batch_size, n_mels, frames, generator=gen).to(param.device, param.dtype)
+    feats = torch.randn(batch_size, n_mels, frames, generator=gen).to(device, dtype)
     samples: list[list[float]] = [[] for _ in models]
     with torch.inference_mode():
         for it in range(warmup + repeats):
-            for i, model in enumerate(models):
-                _sync(param.device)
+            for i, (encode, _) in enumerate(encoders):
+                _sync(device)
                 t0 = time.perf_counter()
-                model.model.encoder(feats)
-                _sync(param.device)
+                encode(feats)
+                _sync(device)
                 if it >= warmup:
                     samples[i].append((time.perf_counter() - t0) / batch_size)
     return [_summary(s) for s in samples]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from . import whisper
+from . import runtime
 from .audio import Dataset, audio_hash, read_dataset, sample
 from .checkpoint import calibration_hashes
 from .errors import UserError
@@ -26,22 +26,26 @@ def evaluate_models(models: list[str], data: list[str] | list[Dataset], device="
     import torch
 
     sets = data if data and isinstance(data[0], Dataset) else load_eval_sets(data, samples, seed)
-    results, eval_hashes = [], None
+    loaded_models, eval_hashes = [], None
     first: dict[str, list] = {}  # per dataset, the first model's (errors, words) per utterance
     for spec in models:
-        loaded = whisper.load(spec, device=device, dtype=dtype or torch.float32, attention=attention)
+        loaded = runtime.load(spec, device=device, dtype=dtype or torch.float32, attention=attention)
         calibrated_on = calibration_hashes(loaded.path)
         if calibrated_on:
             eval_hashes = eval_hashes or {audio_hash(c.path): c.path for ds in sets for c in ds.clips}
             overlap = sorted(str(p) for h, p in eval_hashes.items() if h in calibrated_on)
             if overlap:
                 raise UserError(f"{spec} was calibrated on {len(overlap)} of the evaluation clips (e.g. {overlap[0]})")
-        cost = encoder_cost(loaded.model)
+        loaded_models.append(loaded)
+    if latency:  # all models interleaved (A B C A B C ...): one after another, a busy machine skews them
+        timings = {b: encoder_latency(loaded_models, batch_size=b, repeats=3, warmup=1) for b in (1, 8)}
+    results = []
+    for i, (spec, loaded) in enumerate(zip(models, loaded_models)):
+        cost = encoder_cost(runtime.architecture(loaded))
         entry = {"model": str(spec), "encoder_params": cost.params, "encoder_linear_params": cost.linear_params,
                  "encoder_gflops": cost.gflops, "datasets": {}}
         if latency:
-            entry["encoder_ms"] = {f"batch_{b}": encoder_latency([loaded.model], batch_size=b, repeats=3, warmup=1)[0].median_ms
-                                   for b in (1, 8)}
+            entry["encoder_ms"] = {f"batch_{b}": t[i].median_ms for b, t in timings.items()}
         for ds in sets:
             result = evaluate_dataset(loaded, ds, batch_size=batch_size, progress=progress)
             entry["datasets"][ds.name] = result.summary()

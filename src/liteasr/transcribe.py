@@ -30,12 +30,16 @@ def _generate(model, **inputs) -> torch.Tensor:
         return model.generate(**inputs, do_sample=False, num_beams=1)
 
 
+def token_budget(samples: int, max_length: int) -> int:
+    """New tokens allowed for clips of at most `samples` samples (every runtime decodes under this cap)."""
+    return min(int(TOKENS_PER_SECOND * samples / SAMPLE_RATE) + 32, max_length - 4)
+
+
 def greedy_ids(loaded: whisper.LoadedModel, feats: torch.Tensor, samples: int) -> torch.Tensor:
     """Greedy token ids for clips of at most `samples` samples: the transcript without the prompt,
     padded with end-of-text after the shorter ones."""
-    budget = int(TOKENS_PER_SECOND * samples / SAMPLE_RATE) + 32
     return _generate(loaded.model, input_features=feats,
-                     max_new_tokens=min(budget, loaded.model.generation_config.max_length - 4))
+                     max_new_tokens=token_budget(samples, loaded.model.generation_config.max_length))
 
 
 def own_transcripts(loaded: whisper.LoadedModel, feats: torch.Tensor, samples: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -57,6 +61,8 @@ def transcript_mask(ids: torch.Tensor, eos: int) -> torch.Tensor:
 
 
 def _short_batch(loaded: whisper.LoadedModel, audios: list[np.ndarray]) -> list[str]:
+    if not isinstance(loaded, whisper.LoadedModel):  # ONNX Runtime or CTranslate2 (runtime/): decodes itself
+        return loaded.short_batch(audios)
     param = next(loaded.model.parameters())
     feats = whisper.features(loaded.processor, audios, device=param.device, dtype=param.dtype)
     ids = greedy_ids(loaded, feats, max(len(a) for a in audios))
@@ -64,6 +70,8 @@ def _short_batch(loaded: whisper.LoadedModel, audios: list[np.ndarray]) -> list[
 
 
 def _long_one(loaded: whisper.LoadedModel, audio: np.ndarray) -> str:
+    if not isinstance(loaded, whisper.LoadedModel):
+        return loaded.long_one(audio)
     param = next(loaded.model.parameters())
     inputs = loaded.processor.feature_extractor(audio, sampling_rate=SAMPLE_RATE, truncation=False, padding="longest",
                                                 return_attention_mask=True, return_tensors="pt")

@@ -112,13 +112,20 @@ def features(processor, audios: list[np.ndarray], device="cpu", dtype=torch.floa
 def prompt_ids(model: nn.Module, input_features: torch.Tensor) -> torch.Tensor:
     """The decoder prompt greedy decoding starts from, per clip: <|startoftranscript|>, then language
     (detected, as generate does) and task for multilingual models, then <|notimestamps|>."""
-    config = model.generation_config
-    start = torch.full((input_features.shape[0], 1), config.decoder_start_token_id)
+    language = None
+    if getattr(model.generation_config, "is_multilingual", False):
+        with torch.inference_mode():
+            language = model.detect_language(input_features=input_features).view(-1).cpu()
+    return build_prompt(model.generation_config, input_features.shape[0], language)
+
+
+def build_prompt(config, batch: int, language=None) -> torch.Tensor:
+    """prompt_ids from a generation config and, for multilingual models, each clip's language token id
+    (however the runtime detected it)."""
+    start = torch.full((batch, 1), config.decoder_start_token_id)
     parts = [start]
     if getattr(config, "is_multilingual", False):
-        with torch.inference_mode():
-            language = model.detect_language(input_features=input_features).view(-1, 1).cpu()
-        parts += [language, torch.full_like(start, config.task_to_id["transcribe"])]
+        parts += [torch.as_tensor(language).view(-1, 1).to(start.dtype), torch.full_like(start, config.task_to_id["transcribe"])]
     return torch.cat([*parts, torch.full_like(start, config.no_timestamps_token_id)], 1)
 
 

@@ -20,10 +20,11 @@ def register(sub) -> None:
 def run(args) -> None:
     from ..bench import encoder_latency
     from ..flops import encoder_cost
+    from ..runtime import architecture
 
     a, b = common.load(args), common.load(args, args.vs)
-    model, base = a.model, b.model
-    t_model, t_base = encoder_latency([model, base], batch_size=args.batch_size, repeats=args.repeats)
+    model, base = architecture(a), architecture(b)
+    t_model, t_base = encoder_latency([a, b], batch_size=args.batch_size, repeats=args.repeats)
     bound = encoder_cost(base).flops / encoder_cost(model).flops
     speedup = t_base.median_ms / t_model.median_ms
     print(f"encoder ms per 30 s window (batch {args.batch_size}, {args.repeats} interleaved runs):")

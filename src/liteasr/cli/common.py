@@ -30,9 +30,9 @@ def dtype(name: str):
 
 
 def load(args, spec=None):
-    from .. import whisper
+    from .. import runtime
 
-    return whisper.load(spec or args.model, device=device(args.device), dtype=dtype(args.dtype),
+    return runtime.load(spec or args.model, device=device(args.device), dtype=dtype(args.dtype),
                         attention=getattr(args, "attention", "auto"))
 
 
@@ -72,7 +72,8 @@ def write_json(path: str, data) -> None:
 def model_args(p, model=True):
     if model:
         p.add_argument("model", metavar="MODEL",
-                       help="HF dir, CTranslate2 dir, Hub id or short name (tiny.en, base, large-v3, turbo, ...)")
+                       help="HF dir, CTranslate2 dir, Hub id or short name (tiny.en, base, large-v3, turbo, ...), "
+                            "a `liteasr export` dir (ONNX Runtime) or ctranslate2:SPEC[:COMPUTE_TYPE]")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     p.add_argument("--batch-size", type=positive(int), default=8)

@@ -15,11 +15,14 @@ def run(args) -> None:
     from .. import whisper
     from ..flops import encoder_cost
 
+    from ..runtime import architecture
+
     loaded = common.load(args)
-    before, after = encoder_cost(loaded.model, dense=True), encoder_cost(loaded.model)
-    print(f"model: {loaded.path}")
+    model = architecture(loaded)
+    before, after = encoder_cost(model, dense=True), encoder_cost(model)
+    print(f"model: {loaded.path}" + (f" (runs in {loaded.runtime})" if hasattr(loaded, "runtime") else ""))
     print("layer  q_proj  k_proj  v_proj  out_proj  fc1    fc2")
-    for i, ranks in enumerate(whisper.low_rank_config(loaded.model)):
+    for i, ranks in enumerate(whisper.low_rank_config(model)):
         cells = [str(ranks.get(n, "dense")) for n in ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")]
         print(f"{i:<6} " + " ".join(f"{c:<7}" for c in cells))
     print(f"{'':28}{'dense':>14}{'this model':>14}{'kept':>8}")

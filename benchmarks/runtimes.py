@@ -1,0 +1,96 @@
+"""Runtimes side by side: PyTorch, CTranslate2 (faster-whisper's engine) and liteasr's ONNX exports,
+dense and lite, fp32 and int8, all in this process on the same CPU threads, interleaved.
+
+    python benchmarks/runtimes.py LITE_DIR [--work DIR] [--samples 40] [--repeats 10] [--markdown benchmarks/RESULTS.md]
+    python benchmarks/runtimes.py LITE_DIR --encoder-only    # encoder rows only (fast, for graph work)
+
+LITE_DIR is a lite-whisper checkpoint of tiny.en (`liteasr compress tiny.en ... --target-params 0.7`).
+Exports go to --work (reused when present). Encoder: ms per 30 s window, batch 1 and 8, median ± half
+the interquartile range of interleaved runs. Transcription: greedy, batch 8, over --samples clips of
+librispeech_other, models interleaved; WER from the same run.
+"""
+
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+from _common import emit, speech_or_exit
+
+from liteasr import runtime
+from liteasr.audio import SAMPLE_RATE, load_audio, read_dataset, sample
+from liteasr.bench import _summary, encoder_latency
+from liteasr.evaluate import corpus_wer
+from liteasr.runtime.export import export, is_onnx_dir
+from liteasr.transcribe import transcribe
+
+
+def models(lite: str, work: Path) -> dict[str, str]:
+    exports = {"liteasr ONNX dense fp32": ("tiny.en", None), "liteasr ONNX dense int8": ("tiny.en", "int8"),
+               "liteasr ONNX lite fp32": (lite, None), "liteasr ONNX lite int8": (lite, "int8")}
+    specs = {"HF dense fp32 (PyTorch)": "tiny.en", "PyTorch lite fp32": lite,
+             "CTranslate2 fp32": "ctranslate2:tiny.en:float32", "CTranslate2 int8": "ctranslate2:tiny.en:int8"}
+    for label, (src, quantize) in exports.items():
+        out = work / label.split(" ", 2)[2].replace(" ", "_")
+        if not is_onnx_dir(out):
+            export(src, out, quantize=quantize, overwrite=True, progress=False)
+        specs[label] = str(out)
+    return specs
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("lite")
+    ap.add_argument("--work", type=Path, default=Path("/tmp/liteasr-runtimes"))
+    ap.add_argument("--samples", type=int, default=40)
+    ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--transcribe-repeats", type=int, default=2)
+    ap.add_argument("--encoder-only", action="store_true")
+    ap.add_argument("--markdown")
+    args = ap.parse_args()
+    speech = speech_or_exit()
+    t0 = time.time()
+    specs = models(args.lite, args.work)
+    loaded = {label: runtime.load(spec) for label, spec in specs.items()}
+    enc = {b: dict(zip(loaded, encoder_latency(list(loaded.values()), batch_size=b, repeats=args.repeats)))
+           for b in (1, 8)}
+    ref = "CTranslate2 int8"
+    rows = {label: {"b1": enc[1][label], "b8": enc[8][label]} for label in loaded}
+    if not args.encoder_only:
+        clips = sample([c for c in read_dataset(speech / "librispeech_other").clips if c.text], args.samples, 0)
+        audios = [load_audio(c.path) for c in clips]
+        audio_s = sum(len(a) for a in audios) / SAMPLE_RATE
+        seconds = {label: [] for label in loaded}
+        for label, m in loaded.items():  # warm-up
+            transcribe(m, audios[:8], progress=False, warmup=False)
+        for _ in range(args.transcribe_repeats):
+            for label, m in loaded.items():
+                out = transcribe(m, audios, batch_size=8, progress=False, warmup=False)
+                seconds[label].append(out.seconds)
+                rows[label]["wer"] = corpus_wer([c.text for c in clips], out.texts).wer
+        for label in loaded:
+            t = _summary(seconds[label])
+            rows[label]["rtfx"] = audio_s / (t.median_ms / 1e3)
+    lines = [f"### Runtimes: tiny.en, {platform.machine()} CPU, {torch.get_num_threads()} threads (shared machine)",
+             "", f"Command: `python benchmarks/runtimes.py {args.lite}"
+             + (" --encoder-only" if args.encoder_only else f" --samples {args.samples}") + f"` ({time.time() - t0:.0f} s);"
+             f" {args.repeats} interleaved encoder runs per batch size; lite = `{args.lite}`."
+             + ("" if args.encoder_only else f" Transcription: {args.samples} librispeech_other clips, batch 8, "
+                f"{args.transcribe_repeats} interleaved runs (median)."), "",
+             "| runtime | enc ms/window b1 | vs CT2 int8 | enc ms/window b8 | vs CT2 int8 |"
+             + ("" if args.encoder_only else " RTFx | vs CT2 int8 | WER |"),
+             "|---|---:|---:|---:|---:|" + ("" if args.encoder_only else "---:|---:|---:|")]
+    for label, r in rows.items():
+        line = (f"| {label} | {r['b1'].median_ms:.0f} ± {r['b1'].spread_ms:.0f} | {rows[ref]['b1'].median_ms / r['b1'].median_ms:.2f}x"
+                f" | {r['b8'].median_ms:.0f} ± {r['b8'].spread_ms:.0f} | {rows[ref]['b8'].median_ms / r['b8'].median_ms:.2f}x |")
+        if not args.encoder_only:
+            line += f" {r['rtfx']:.1f} | {r['rtfx'] / rows[ref]['rtfx']:.2f}x | {r['wer']:.2f} |"
+        lines.append(line)
+    emit(lines, args.markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

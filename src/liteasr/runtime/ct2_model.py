@@ -1,0 +1,85 @@
+"""`ctranslate2:SPEC[:COMPUTE_TYPE]`: a base Whisper run by CTranslate2, the engine of faster-whisper,
+as the reference a liteasr model is compared against (same features, prompt and token budget)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .. import whisper
+from ..ct2 import is_ct2_dir
+from ..errors import UserError
+from ..sources import offline_copy, resolve_model
+from ..transcribe import WINDOW, token_budget
+
+PREFIX = "ctranslate2:"
+COMPUTE_TYPES = ("default", "auto", "int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16", "float16",
+                 "bfloat16", "float32")
+
+
+def parse(spec: str) -> tuple[Path, str]:
+    """`ctranslate2:SPEC[:COMPUTE_TYPE]` -> (CTranslate2 directory, compute type)."""
+    rest = spec[len(PREFIX):]
+    name, _, compute = rest.partition(":")
+    compute = compute or "default"
+    if compute not in COMPUTE_TYPES:
+        raise UserError(f"{spec}: unknown compute type {compute!r} (one of {', '.join(COMPUTE_TYPES)})")
+    path = Path(name)
+    if not (path.is_dir() and is_ct2_dir(path)):
+        copy = offline_copy(name)
+        if copy is None:
+            raise UserError(f"{spec}: {name!r} is neither a CTranslate2 model directory nor a short name with a "
+                            "CTranslate2 copy here (tiny.en)")
+        path = copy
+    return path, compute
+
+
+class CT2Model:
+    runtime = "ctranslate2"
+
+    def __init__(self, spec: str, device: str = "cpu", threads: int | None = None):
+        import ctranslate2
+        import torch
+
+        path, compute = parse(spec)
+        self.path, self.name = path, spec
+        threads = threads or torch.get_num_threads()  # the same CPU threads as the other runtimes
+        try:
+            self.model = ctranslate2.models.Whisper(str(path), device="cuda" if device.startswith("cuda") else "cpu",
+                                                    compute_type=compute, intra_threads=threads)
+        except (RuntimeError, ValueError) as exc:
+            raise UserError(f"{spec}: CTranslate2 cannot load it ({str(exc).splitlines()[0]})") from None
+        # Tokenizer, feature extractor, generation config and structure from its Hugging Face conversion.
+        hf = whisper.load(str(path))
+        self.processor, self.generation_config = hf.processor, hf.model.generation_config
+        self.architecture, self.config = hf.model, hf.model.config
+
+    def features(self, audios: list[np.ndarray]) -> np.ndarray:
+        return whisper.features(self.processor, audios).numpy()
+
+    def encode(self, features):
+        import ctranslate2
+
+        features = features.numpy() if hasattr(features, "numpy") else features
+        return self.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(features, np.float32)),
+                                 to_cpu=True)
+
+    def short_batch(self, audios: list[np.ndarray]) -> list[str]:
+        import ctranslate2
+
+        config = self.generation_config
+        features = ctranslate2.StorageView.from_array(self.features(audios))
+        language = None
+        if getattr(config, "is_multilingual", False):
+            found = self.model.detect_language(features)
+            language = [config.lang_to_id[langs[0][0]] for langs in found]
+        prompt = whisper.build_prompt(config, len(audios), language).tolist()
+        budget = token_budget(max(len(a) for a in audios), config.max_length)
+        results = self.model.generate(features, prompt, beam_size=1, max_length=len(prompt[0]) + budget,
+                                      suppress_blank=True, suppress_tokens=list(config.suppress_tokens or []))
+        return self.processor.batch_decode([r.sequences_ids[0] for r in results], skip_special_tokens=True)
+
+    def long_one(self, audio: np.ndarray) -> str:
+        windows = [audio[i : i + WINDOW] for i in range(0, len(audio), WINDOW)]
+        return " ".join(t.strip() for t in self.short_batch(windows))

@@ -1,0 +1,136 @@
+"""An exported directory run by ONNX Runtime: encoder, then our batched greedy loop over the decoder
+graphs with their key/value cache (same prompt, token budget and token suppression as transcribe.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .. import whisper
+from ..errors import UserError
+from ..transcribe import WINDOW, token_budget
+from .export import DECODER, DECODER_WITH_PAST, ENCODER, MANIFEST
+
+
+def session(path: Path, threads: int, device: str = "cpu", profile: str | None = None):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    if profile:
+        options.enable_profiling, options.profile_file_prefix = True, profile
+    providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device.startswith("cuda") else ["CPUExecutionProvider"]
+    if device.startswith("cuda") and "CUDAExecutionProvider" not in ort.get_available_providers():
+        raise UserError("--device cuda: this onnxruntime has no CUDA provider (install onnxruntime-gpu)")
+    try:
+        return ort.InferenceSession(str(path), options, providers=providers)
+    except Exception as exc:  # corrupt or truncated graph: onnxruntime raises its own exception types
+        raise UserError(f"{path}: cannot load ONNX graph ({str(exc).splitlines()[0][:200]})") from None
+
+
+class OnnxModel:
+    """MODEL = a directory written by `liteasr export`."""
+
+    runtime = "onnxruntime"
+
+    def __init__(self, path: str | Path, device: str = "cpu", threads: int | None = None):
+        import torch
+        from transformers import GenerationConfig, WhisperFeatureExtractor, WhisperProcessor, WhisperTokenizerFast
+
+        self.path, self.name = Path(path), str(path)
+        self.manifest = json.loads((self.path / MANIFEST).read_text()) if (self.path / MANIFEST).is_file() else {}
+        threads = threads or torch.get_num_threads()  # the same CPU threads as the PyTorch runtime
+        self.encoder = session(self.path / ENCODER, threads, device)
+        self.decoder = session(self.path / DECODER, threads, device)
+        self.decoder_with_past = session(self.path / DECODER_WITH_PAST, threads, device)
+        self.generation_config = GenerationConfig.from_pretrained(self.path)
+        self.processor = WhisperProcessor(WhisperFeatureExtractor.from_pretrained(self.path),
+                                          WhisperTokenizerFast.from_pretrained(self.path))
+        self.architecture = self._architecture()
+        self.config = self.architecture.config
+        layers = self.config.decoder_layers
+        self.past_names = [f"past_key_values.{i}.{k}" for i in range(layers)
+                           for k in ("decoder.key", "decoder.value", "encoder.key", "encoder.value")]
+
+    def _architecture(self):
+        """The model's structure without weights (meta device), for costs and `info`: the checkpoint's
+        low-rank layout less the projections the graph runs dense."""
+        import torch
+
+        from ..hf.configuration_lite_whisper import LiteWhisperConfig
+        from ..hf.modeling_lite_whisper import LiteWhisperForConditionalGeneration
+
+        values = json.loads((self.path / "config.json").read_text())
+        ranks = [dict(r) for r in self.manifest.get("low_rank_config") or []]
+        for key in self.manifest.get("fused_to_dense", []):
+            index, name = whisper.split_key(key)
+            ranks[index].pop(name, None)
+        for key in ("model_type", "architectures", "transformers_version"):
+            values.pop(key, None)
+        config = LiteWhisperConfig(low_rank_config=ranks or None, attention_modes=self.manifest.get("attention_modes"),
+                                   **values)
+        with torch.device("meta"):
+            return LiteWhisperForConditionalGeneration(config).eval()
+
+    def features(self, audios: list[np.ndarray]) -> np.ndarray:
+        return whisper.features(self.processor, audios).numpy()
+
+    def encode(self, features) -> np.ndarray:
+        features = features.numpy() if hasattr(features, "numpy") else features
+        return self.encoder.run(None, {"input_features": np.ascontiguousarray(features, dtype=np.float32)})[0]
+
+    def _prompt(self, encoded: np.ndarray) -> np.ndarray:
+        config = self.generation_config
+        language = None
+        if getattr(config, "is_multilingual", False):  # as generate does: most likely language token
+            start = np.full((len(encoded), 1), config.decoder_start_token_id, dtype=np.int64)
+            logits = self.decoder.run(["logits"], {"input_ids": start, "encoder_hidden_states": encoded})[0][:, -1]
+            ids = np.array(sorted(config.lang_to_id.values()))
+            language = ids[logits[:, ids].argmax(-1)]
+        return whisper.build_prompt(config, len(encoded), language).numpy()
+
+    def greedy_ids(self, features: np.ndarray, samples: int) -> list[list[int]]:
+        """Greedy tokens after the prompt, for clips of at most `samples` samples."""
+        config = self.generation_config
+        encoded = self.encode(features)
+        ids = self._prompt(encoded)
+        budget = token_budget(samples, config.max_length)
+        eot = config.eos_token_id
+        suppress = np.array(config.suppress_tokens or [], dtype=np.int64)
+        begin = np.array(config.begin_suppress_tokens or [], dtype=np.int64)
+        out = self.decoder.run(None, {"input_ids": ids, "encoder_hidden_states": encoded})
+        cross = {i: out[1 + 4 * i + 2 : 1 + 4 * i + 4] for i in range(self.config.decoder_layers)}
+        cache = {i: out[1 + 4 * i : 1 + 4 * i + 2] for i in range(self.config.decoder_layers)}
+        logits = out[0][:, -1]
+        tokens, done = [], np.zeros(len(ids), dtype=bool)
+        for step in range(budget):
+            logits[:, suppress] = -np.inf
+            if step == 0:
+                logits[:, begin] = -np.inf
+            token = np.where(done, eot, logits.argmax(-1))
+            tokens.append(token)
+            done |= token == eot
+            if done.all() or step == budget - 1:
+                break
+            feed = {"input_ids": token[:, None].astype(np.int64)}
+            for i in range(self.config.decoder_layers):
+                feed.update(zip(self.past_names[4 * i : 4 * i + 4], (*cache[i], *cross[i])))
+            out = self.decoder_with_past.run(None, feed)
+            logits = out[0][:, -1]
+            cache = {i: out[1 + 2 * i : 3 + 2 * i] for i in range(self.config.decoder_layers)}
+        return np.stack(tokens, 1).tolist() if tokens else [[] for _ in ids]
+
+    def short_batch(self, audios: list[np.ndarray]) -> list[str]:
+        ids = self.greedy_ids(self.features(audios), max(len(a) for a in audios))
+        return self.processor.batch_decode(ids, skip_special_tokens=True)
+
+    def long_one(self, audio: np.ndarray) -> str:
+        """Clips over 30 s: consecutive 30 s windows, transcribed as one batch and joined (no timestamp-based
+        cut points, unlike the PyTorch runtime's long-form generate)."""
+        windows = [audio[i : i + WINDOW] for i in range(0, len(audio), WINDOW)]
+        return " ".join(t.strip() for t in self.short_batch(windows))
+
+

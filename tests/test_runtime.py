@@ -1,0 +1,148 @@
+"""ONNX export and the runtimes (PyTorch, ONNX Runtime, CTranslate2) behind one MODEL argument."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from liteasr import runtime, whisper
+from liteasr.audio import load_audio, read_dataset
+from liteasr.hf.configuration_lite_whisper import LiteWhisperConfig
+from liteasr.hf.modeling_lite_whisper import LiteWhisperForConditionalGeneration
+from liteasr.runtime.export import ENCODER, export
+from liteasr.transcribe import transcribe
+from test_attention import low_rank_tiny  # noqa: F401  (real tiny.en, q/k/v below head_dim: reduced attention)
+
+INTEGER_OPS = {"MatMulInteger", "DynamicQuantizeMatMul", "MatMulIntegerToFloat"}
+
+
+def liteasr(*args):
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    return subprocess.run([sys.executable, "-m", "liteasr", *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=600)
+
+
+def assert_user_error(result, *fragments):
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("liteasr: error:") and "Traceback" not in result.stderr, result.stderr
+    assert all(f in lines[0] for f in fragments), lines[0]
+
+
+@pytest.fixture(scope="module")
+def random_lite_dir(random_whisper_dir, tmp_path_factory):
+    """The random Whisper with every encoder projection factored (random factors), layer 0 in reduced
+    attention, layer 1 standard: both attention graphs in one small model."""
+    values = json.loads((random_whisper_dir / "config.json").read_text())
+    for key in ("model_type", "architectures", "transformers_version"):
+        values.pop(key, None)
+    ranks = {"q_proj": 8, "k_proj": 12, "v_proj": 10, "out_proj": 16, "fc1": 24, "fc2": 24}
+    config = LiteWhisperConfig(low_rank_config=[ranks, ranks], attention_modes=[
+        {"scores": True, "values": True}, {"scores": False, "values": False}], **values)
+    torch.manual_seed(1)
+    lite = LiteWhisperForConditionalGeneration(config).eval()
+    base = whisper.load(str(random_whisper_dir))
+    lite.model.decoder.load_state_dict(base.model.model.decoder.state_dict())
+    lite.generation_config = base.model.generation_config
+    out = tmp_path_factory.mktemp("random-lite") / "lite"
+    lite.save_pretrained(out)
+    base.processor.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def lite_onnx(random_lite_dir, tmp_path_factory):
+    return export(str(random_lite_dir), tmp_path_factory.mktemp("onnx") / "fp32", progress=False)
+
+
+def encoder_error(hf_dir, onnx_dir, feats) -> float:
+    reference = whisper.encoder_output(whisper.load(str(hf_dir)).model, feats)
+    return float(np.abs(runtime.load(str(onnx_dir)).encode(feats) - reference.numpy()).max())
+
+
+def test_fp32_encoder_matches_pytorch_in_both_attention_forms(random_lite_dir, lite_onnx):
+    feats = torch.randn(3, 80, 3000, generator=torch.Generator().manual_seed(0))
+    assert encoder_error(random_lite_dir, lite_onnx, feats) < 1e-4
+    # reduced attention stays multi-query: keys/values of width r shared by the heads, never padded or expanded
+    ops = {n.op_type for n in onnx.load(lite_onnx / ENCODER).graph.node}
+    assert not ops & {"Pad", "Expand"}, ops
+    manifest = json.loads((lite_onnx / "liteasr_export.json").read_text())
+    assert manifest["attention_modes"][0] == {"scores": True, "values": True}
+
+
+def test_fp32_greedy_tokens_match_pytorch(random_lite_dir, lite_onnx, speech):
+    audios = [load_audio(c.path) for c in read_dataset(speech / "ljspeech").clips[:3]]
+    theirs = transcribe(whisper.load(str(random_lite_dir)), audios, progress=False, warmup=False).texts
+    ours = transcribe(runtime.load(str(lite_onnx)), audios, progress=False, warmup=False).texts
+    assert ours == theirs
+
+
+def test_int8_export_runs_integer_kernels(random_lite_dir, tmp_path):
+    out = tmp_path / "int8"
+    r = liteasr("export", random_lite_dir, "--quantize", "int8", "--output", out)
+    assert r.returncode == 0, r.stderr
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(out / ENCODER), options, providers=["CPUExecutionProvider"])
+    optimized = {n.op_type for n in onnx.load(tmp_path / "optimized.onnx").graph.node}
+    assert optimized & INTEGER_OPS, optimized
+    manifest = json.loads((out / "liteasr_export.json").read_text())
+    assert manifest["quantize"] == "int8" and isinstance(manifest["fp32_fallback"], list)
+
+
+def test_exported_dir_is_a_model_for_info_transcribe_eval_bench(lite_onnx, speech, tmp_path):
+    info = liteasr("info", lite_onnx)
+    assert info.returncode == 0 and "onnxruntime" in info.stdout and "8" in info.stdout, info.stderr
+    clip = read_dataset(speech / "ljspeech").clips[0].path
+    t = liteasr("transcribe", lite_onnx, clip, "--device", "cpu")
+    assert t.returncode == 0, t.stderr
+    e = liteasr("eval", lite_onnx, "--data", speech / "ljspeech", "--samples", "2", "--json", tmp_path / "e.json")
+    assert e.returncode == 0, e.stderr
+    result = json.loads((tmp_path / "e.json").read_text())[0]
+    assert set(result["encoder_ms"]) == {"batch_1", "batch_8"} and result["datasets"]["ljspeech"]["n"] == 2
+
+
+def test_ctranslate2_reference_runs_and_benches(lite_onnx, speech, tmp_path):
+    clips = read_dataset(speech / "ljspeech").clips[:2]
+    ct2 = runtime.load("ctranslate2:tiny.en:int8")
+    texts = transcribe(ct2, [load_audio(c.path) for c in clips], progress=False, warmup=False).texts
+    from liteasr.evaluate import corpus_wer
+
+    assert corpus_wer([c.text for c in clips], texts).wer < 20  # real model, real speech
+    r = liteasr("bench", lite_onnx, "--vs", "ctranslate2:tiny.en:int8", "--repeats", "2", "--json", tmp_path / "b.json")
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "b.json").read_text())
+    assert report["speedup"] > 0 and report["flop_bound"] > 0
+
+
+def test_bad_inputs_are_one_line_errors(lite_onnx, random_lite_dir, tmp_path):
+    assert_user_error(liteasr("info", "ctranslate2:tiny.en:int3"), "compute type")
+    assert_user_error(liteasr("info", "ctranslate2:nosuchmodel"), "nosuchmodel")
+    assert_user_error(liteasr("export", random_lite_dir, "--output", lite_onnx), "already exists")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for f in lite_onnx.iterdir():
+        (broken / f.name).write_bytes(f.read_bytes()[:1000] if f.name == ENCODER else f.read_bytes())
+    assert_user_error(liteasr("info", broken), "encoder_model.onnx")
+
+
+@pytest.mark.slow
+def test_real_lite_tiny_en_parity_on_real_speech(low_rank_tiny, speech, tmp_path):  # noqa: F811
+    _, lite_dir = low_rank_tiny
+    out = export(str(lite_dir), tmp_path / "onnx", progress=False)
+    audios = [load_audio(c.path) for c in read_dataset(speech / "librispeech_other").clips[:4]]
+    loaded = whisper.load(str(lite_dir))
+    feats = whisper.features(loaded.processor, audios)
+    error = encoder_error(lite_dir, out, feats)
+    print(f"fp32 encoder max abs error vs PyTorch: {error:.2e}")
+    assert error < 1e-3  # activations of order 1-10
+    theirs = transcribe(loaded, audios, progress=False, warmup=False).texts
+    ours = transcribe(runtime.load(str(out)), audios, progress=False, warmup=False).texts
+    assert ours == theirs and all(t.strip() for t in ours)
