@@ -20,7 +20,8 @@ def load_eval_sets(data: list[str], samples: int | None = None, seed: int = 0) -
 
 def evaluate_models(models: list[str], data: list[str] | list[Dataset], device="cpu", dtype=None,
                     batch_size: int = 8, samples: int | None = None, seed: int = 0,
-                    latency: bool = True, progress: bool = True, attention: str = "auto") -> list[dict]:
+                    latency: bool = True, progress: bool = True, attention: str = "auto",
+                    language: str | None = None, task: str | None = None) -> list[dict]:
     import torch
 
     sets = data if data and isinstance(data[0], Dataset) else load_eval_sets(data, samples, seed)
@@ -40,7 +41,8 @@ def evaluate_models(models: list[str], data: list[str] | list[Dataset], device="
             entry["encoder_ms"] = {f"batch_{b}": encoder_latency([loaded.model], batch_size=b, repeats=3, warmup=1)[0].median_ms
                                    for b in (1, 8)}
         for ds in sets:
-            entry["datasets"][ds.name] = evaluate_dataset(loaded, ds, batch_size=batch_size, progress=progress).summary()
+            entry["datasets"][ds.name] = evaluate_dataset(loaded, ds, batch_size=batch_size, progress=progress,
+                                                           language=language, task=task).summary()
         wers = [d["wer"] for d in entry["datasets"].values()]
         entry["average_wer"] = sum(wers) / len(wers) if wers else float("nan")
         results.append(entry)

@@ -30,51 +30,92 @@ def _generate(model, **inputs) -> torch.Tensor:
         return model.generate(**inputs, do_sample=False, num_beams=1)
 
 
-def greedy_ids(loaded: whisper.LoadedModel, feats: torch.Tensor, samples: int) -> torch.Tensor:
+def _max_new_tokens(loaded: whisper.LoadedModel, samples: int, options: dict) -> int:
+    budget = int(TOKENS_PER_SECOND * min(samples, WINDOW) / SAMPLE_RATE) + 32
+    prompt = options.get("prompt_ids")
+    # the decoder's context holds the prompt, up to 4 start tokens and the new tokens
+    room = loaded.model.generation_config.max_length - 4 - (0 if prompt is None else len(prompt))
+    return min(budget, room)
+
+
+def greedy_ids(loaded: whisper.LoadedModel, feats: torch.Tensor, samples: int, **options) -> torch.Tensor:
     """Greedy token ids for clips of at most `samples` samples: the transcript without the prompt,
-    padded with end-of-text after the shorter ones."""
-    budget = int(TOKENS_PER_SECOND * samples / SAMPLE_RATE) + 32
-    return _generate(loaded.model, input_features=feats,
-                     max_new_tokens=min(budget, loaded.model.generation_config.max_length - 4))
+    padded with end-of-text after the shorter ones. `options`: from whisper.generate_options."""
+    return _generate(loaded.model, input_features=feats, max_new_tokens=_max_new_tokens(loaded, samples, options),
+                     **options)
 
 
-def _short_batch(loaded: whisper.LoadedModel, audios: list[np.ndarray]) -> list[str]:
+def _short_batch(loaded: whisper.LoadedModel, audios: list[np.ndarray], options: dict | None = None) -> list[str]:
     param = next(loaded.model.parameters())
     feats = whisper.features(loaded.processor, audios, device=param.device, dtype=param.dtype)
-    ids = greedy_ids(loaded, feats, max(len(a) for a in audios))
+    ids = greedy_ids(loaded, feats, max(len(a) for a in audios), **(options or {}))
     return loaded.processor.batch_decode(ids, skip_special_tokens=True)
 
 
-def _long_one(loaded: whisper.LoadedModel, audio: np.ndarray) -> str:
+def _inputs(loaded: whisper.LoadedModel, audio: np.ndarray) -> dict:
+    """generate() inputs for one clip: one padded window, or all of a long clip (long-form)."""
     param = next(loaded.model.parameters())
+    if len(audio) <= WINDOW:
+        return {"input_features": whisper.features(loaded.processor, [audio], param.device, param.dtype)}
     inputs = loaded.processor.feature_extractor(audio, sampling_rate=SAMPLE_RATE, truncation=False, padding="longest",
                                                 return_attention_mask=True, return_tensors="pt")
-    ids = _generate(loaded.model, input_features=inputs.input_features.to(param.device, param.dtype),
-                    attention_mask=inputs.attention_mask.to(param.device), return_timestamps=True)
+    return {"input_features": inputs.input_features.to(param.device, param.dtype),
+            "attention_mask": inputs.attention_mask.to(param.device)}
+
+
+def _long_one(loaded: whisper.LoadedModel, audio: np.ndarray, options: dict | None = None) -> str:
+    ids = _generate(loaded.model, **_inputs(loaded, audio), return_timestamps=True, **(options or {}))
     return loaded.processor.batch_decode(ids, skip_special_tokens=True)[0]
 
 
+@dataclass
+class Segment:
+    start: float  # seconds from the start of the clip
+    end: float
+    text: str
+    tokens: list[int]
+
+
+def transcribe_segments(loaded: whisper.LoadedModel, audio: np.ndarray, language: str | None = None,
+                        task: str | None = None, prompt: str | None = None) -> tuple[str, list[Segment]]:
+    """One clip, greedy, with Whisper's timestamps: the text and its segments."""
+    options = whisper.generate_options(loaded, language, task, prompt)
+    out = _generate(loaded.model, **_inputs(loaded, audio), return_timestamps=True, return_segments=True,
+                    max_new_tokens=_max_new_tokens(loaded, len(audio), options), **options)
+    first_special = loaded.processor.tokenizer.eos_token_id  # text tokens come before it in Whisper's vocabulary
+    segments = []
+    for s in out["segments"][0]:
+        tokens = [t for t in s["tokens"].tolist() if t < first_special]
+        text = loaded.processor.decode(tokens).strip()
+        if text:
+            segments.append(Segment(float(s["start"]), float(s["end"]), text, tokens))
+    text = loaded.processor.batch_decode(out["sequences"], skip_special_tokens=True)[0].strip()
+    return text, segments
+
+
 def transcribe(loaded: whisper.LoadedModel, audios: list[np.ndarray], batch_size: int = 8,
-               progress: bool = True, warmup: bool = True) -> Transcription:
+               progress: bool = True, warmup: bool = True, language: str | None = None, task: str | None = None,
+               prompt: str | None = None) -> Transcription:
+    options = whisper.generate_options(loaded, language, task, prompt)
     short = [i for i, a in enumerate(audios) if len(a) <= WINDOW]
     long = [i for i, a in enumerate(audios) if len(a) > WINDOW]
     if warmup and audios:  # first calls pay for allocation and kernel selection
         first = audios[short[0]] if short else audios[long[0]][:WINDOW]
-        _short_batch(loaded, [first] * min(batch_size, max(1, len(short))))
+        _short_batch(loaded, [first] * min(batch_size, max(1, len(short))), options)
     texts: list[str] = [""] * len(audios)
     elapsed = 0.0
     with tqdm(total=len(audios), desc="transcribing", unit="clip", disable=not progress) as bar:
         for start in range(0, len(short), batch_size):
             idx = short[start : start + batch_size]
             t0 = time.perf_counter()
-            out = _short_batch(loaded, [audios[i] for i in idx])
+            out = _short_batch(loaded, [audios[i] for i in idx], options)
             elapsed += time.perf_counter() - t0
             for i, text in zip(idx, out):
                 texts[i] = text.strip()
             bar.update(len(idx))
         for i in long:
             t0 = time.perf_counter()
-            texts[i] = _long_one(loaded, audios[i]).strip()
+            texts[i] = _long_one(loaded, audios[i], options).strip()
             elapsed += time.perf_counter() - t0
             bar.update(1)
     return Transcription(texts, elapsed)
