@@ -42,14 +42,14 @@ def listen(host: str, port: int) -> socket.socket:
 
 
 def run(args) -> None:
+    if args.max_wait_ms < 0:
+        raise UserError(f"--max-wait-ms must be 0 or more, got {args.max_wait_ms:g}")
+    sock = listen(args.host, args.port)
     import uvicorn
 
     from ..serve.app import create_app
     from ..serve.engine import Engine
 
-    if args.max_wait_ms < 0:
-        raise UserError(f"--max-wait-ms must be 0 or more, got {args.max_wait_ms:g}")
-    sock = listen(args.host, args.port)
     engine = Engine(args.model, device=common.device(args.device), dtype=common.dtype(args.dtype),
                     attention=args.attention)
     engine.warm_up()
