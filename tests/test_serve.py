@@ -3,14 +3,10 @@
 
 import asyncio
 import io
-import json
-import os
-import re
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -22,53 +18,28 @@ import soundfile as sf
 
 from liteasr.audio import load_audio, read_dataset
 from liteasr.errors import UserError
+from liteasr.serve.process import ServerProcess
 from liteasr.transcribe import transcribe
 
 KEY = "test-key-123"
 UPLOAD_LIMIT_MB = 1
 
 
-class Server:
-    """`liteasr serve MODEL --port 0 ...` in a subprocess; `url` waits until it listens."""
-
-    def __init__(self, model, *args):
-        env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
-        self.proc = subprocess.Popen([sys.executable, "-m", "liteasr", "serve", str(model), "--port", "0",
-                                      "--log-level", "warning", *map(str, args)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-        self.lines: list[str] = []
-        self._url = None
-
-    @property
-    def url(self) -> str:
-        while self._url is None:
-            line = self.proc.stdout.readline()
-            assert line, "server exited before listening:\n" + "".join(self.lines)
-            self.lines.append(line)
-            found = re.search(r"at (http://127\.0\.0\.1:\d+)/v1", line)
-            if found:
-                self._url = found.group(1)
-                threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True).start()
-        return self._url
-
-    def client(self, key=KEY, **kw) -> openai.OpenAI:
-        return openai.OpenAI(base_url=self.url + "/v1", api_key=key, max_retries=0, timeout=300, **kw)
+class Server(ServerProcess):
+    def client(self, key=KEY) -> openai.OpenAI:
+        return openai.OpenAI(base_url=self.url + "/v1", api_key=key, max_retries=0, timeout=300)
 
     def health(self) -> dict:
         return httpx.get(self.url + "/health").json()
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(60)
 
 
 @pytest.fixture(scope="module")
 def servers(random_whisper_dir, tiny_en_dir):
     """Both servers start at once (each pays its imports and model load in parallel)."""
-    tiny = Server(tiny_en_dir)
+    env = {"OMP_NUM_THREADS": "1"}
+    tiny = Server(tiny_en_dir, env=env)
     small = Server(random_whisper_dir, "--api-key", KEY, "--max-batch", 2, "--max-wait-ms", 200,
-                   "--max-queue", 1, "--max-upload-mb", UPLOAD_LIMIT_MB)
+                   "--max-queue", 1, "--max-upload-mb", UPLOAD_LIMIT_MB, env=env)
     yield tiny, small
     tiny.stop()
     small.stop()
@@ -123,9 +94,10 @@ def test_text_equals_liteasr_transcribe(tiny, tiny_en, clips):
             return client.audio.transcriptions.create(model="whisper-1", file=f).text
 
     with ThreadPoolExecutor(len(clips)) as pool:  # concurrent: the server batches them
-        served = list(pool.map(ask, clips))
-    # what `liteasr transcribe` prints: the same function, on the same decoded files
-    expected = transcribe(tiny_en, [load_audio(p) for p in clips], warmup=False, progress=False).texts
+        served = pool.map(ask, clips)
+        # meanwhile, what `liteasr transcribe` prints: the same function on the same decoded files
+        expected = transcribe(tiny_en, [load_audio(p) for p in clips], warmup=False, progress=False).texts
+        served = list(served)
     assert all(expected) and served == expected
     assert len(expected[-1].split()) > 60  # the long clip was decoded past its first 30 s
 
@@ -282,13 +254,13 @@ def test_taken_port_is_a_one_line_error(random_whisper_dir):
 
 def test_language_and_task_options(tiny_en):
     audio = [np.zeros(16000, np.float32)]
-    assert transcribe(tiny_en, audio, language="en", task="transcribe", progress=False).texts == \
-        transcribe(tiny_en, audio, progress=False).texts
+    run = lambda **kw: transcribe(tiny_en, audio, progress=False, warmup=False, **kw).texts  # noqa: E731
+    assert run(language="en", task="transcribe") == run() == run(language="English")
     for kw, message in [({"language": "de"}, "English-only: language must be en, got 'de'"),
                         ({"task": "translate"}, "English-only: it cannot translate"),
                         ({"task": "summarize"}, "task must be one of transcribe, translate")]:
         with pytest.raises(UserError, match=message):
-            transcribe(tiny_en, audio, progress=False, **kw)
+            run(**kw)
 
 
 def test_sigterm_finishes_in_flight_requests(small):
@@ -296,5 +268,5 @@ def test_sigterm_finishes_in_flight_requests(small):
     busy = hold_worker(small)
     small.proc.send_signal(signal.SIGTERM)
     assert isinstance(busy.result(timeout=120).text, str)
-    assert small.proc.wait(60) == 0
+    assert small.stop() == 0
     assert "liteasr serve: stopped" in "".join(small.lines)
