@@ -7,6 +7,7 @@ import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -113,14 +114,20 @@ def draw(sets: list[Dataset], n: int | None, seed: int = 0) -> list[Clip]:
 
 def load_audio(path: str | Path) -> np.ndarray:
     """Mono float32 at 16 kHz."""
+    return decode_audio(str(path), str(path))
+
+
+def decode_audio(source: str | BinaryIO, name: str) -> np.ndarray:
+    """Mono float32 at 16 kHz from a path or an open binary file (an upload); errors call it `name`."""
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
-        raise UserError(f"{path}: cannot read audio ({exc})") from None
+        data, rate = sf.read(source, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
+        # libsndfile's own reason; its full message would also print the file object
+        raise UserError(f"{name}: cannot read audio ({getattr(exc, 'error_string', None) or exc})") from None
     if data.shape[0] == 0:
-        raise UserError(f"{path}: audio is empty")
+        raise UserError(f"{name}: audio is empty")
     if not np.isfinite(data).all():
-        raise UserError(f"{path}: audio contains NaN or infinite samples")
+        raise UserError(f"{name}: audio contains NaN or infinite samples")
     mono = data.mean(axis=1)
     if rate != SAMPLE_RATE:
         mono = soxr.resample(mono, rate, SAMPLE_RATE, quality="HQ").astype(np.float32)

@@ -107,10 +107,10 @@ class DatasetResult:
 
 
 def evaluate_dataset(loaded: whisper.LoadedModel, dataset: Dataset, batch_size: int = 8,
-                     progress: bool = True) -> DatasetResult:
+                     progress: bool = True, language: str | None = None, task: str | None = None) -> DatasetResult:
     clips = [c for c in dataset.clips if c.text is not None]
     audios = [load_audio(c.path) for c in clips]
-    result = transcribe(loaded, audios, batch_size=batch_size, progress=progress)
+    result = transcribe(loaded, audios, batch_size=batch_size, progress=progress, language=language, task=task)
     counts = corpus_wer([c.text for c in clips], result.texts)
     per_utterance = utterance_errors([c.text for c in clips], result.texts)
     audio_s = sum(len(a) for a in audios) / SAMPLE_RATE

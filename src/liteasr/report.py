@@ -22,7 +22,8 @@ def load_eval_sets(data: list[str], samples: int | None = None, seed: int = 0) -
 
 def evaluate_models(models: list[str], data: list[str] | list[Dataset], device="cpu", dtype=None,
                     batch_size: int = 8, samples: int | None = None, seed: int = 0,
-                    latency: bool = True, progress: bool = True, attention: str = "auto") -> list[dict]:
+                    latency: bool = True, progress: bool = True, attention: str = "auto",
+                    language: str | None = None, task: str | None = None) -> list[dict]:
     import torch
 
     sets = data if data and isinstance(data[0], Dataset) else load_eval_sets(data, samples, seed)
@@ -47,7 +48,7 @@ def evaluate_models(models: list[str], data: list[str] | list[Dataset], device="
         if latency:
             entry["encoder_ms"] = {f"batch_{b}": t[i].median_ms for b, t in timings.items()}
         for ds in sets:
-            result = evaluate_dataset(loaded, ds, batch_size=batch_size, progress=progress)
+            result = evaluate_dataset(loaded, ds, batch_size=batch_size, progress=progress, language=language, task=task)
             entry["datasets"][ds.name] = result.summary()
             errors = [(t["errors"], t["words"]) for t in result.transcripts]
             if ds.name in first:  # every model after the first: ΔWER against it, paired over utterances

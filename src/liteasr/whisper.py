@@ -129,6 +129,40 @@ def build_prompt(config, batch: int, language=None) -> torch.Tensor:
     return torch.cat([*parts, torch.full_like(start, config.no_timestamps_token_id)], 1)
 
 
+TASKS = ("transcribe", "translate")
+
+
+def generate_options(loaded: LoadedModel, language: str | None = None, task: str | None = None,
+                     prompt: str | None = None) -> dict:
+    """generate() keyword arguments for a language (code or English name), a task and a text prompt,
+    checked against the model: English-only models take only `en` and `transcribe` (and need neither)."""
+    from transformers.models.whisper.tokenization_whisper import LANGUAGES, TO_LANGUAGE_CODE
+
+    config = loaded.model.generation_config
+    if task is not None and task not in TASKS:
+        raise UserError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+    options: dict = {}
+    code = None if language is None else TO_LANGUAGE_CODE.get(language.lower(), language.lower())
+    if getattr(config, "is_multilingual", False):
+        if code is not None:
+            if code not in LANGUAGES or f"<|{code}|>" not in config.lang_to_id:
+                raise UserError(f"{loaded.name} does not know language {language!r}")
+            options["language"] = code
+        if task is not None:
+            options["task"] = task
+    else:
+        if code not in (None, "en"):
+            raise UserError(f"{loaded.name} is English-only: language must be en, got {language!r}")
+        if task == "translate":
+            raise UserError(f"{loaded.name} is English-only: it cannot translate")
+    if prompt:
+        # Like openai/whisper, only the prompt's last tokens: it may use at most half the decoder's context.
+        ids = loaded.processor.get_prompt_ids(prompt, return_tensors="pt")
+        keep = loaded.model.config.max_target_positions // 2 - 1
+        options["prompt_ids"] = torch.cat([ids[:1], ids[1:][-keep:]]).to(next(loaded.model.parameters()).device)
+    return options
+
+
 def encoder_linears(model: nn.Module) -> dict[str, nn.Module]:
     """Every encoder projection, keyed `layers.{i}.{name}` (name in PROJECTIONS)."""
     layers = model.model.encoder.layers

@@ -9,12 +9,12 @@ import sys
 import warnings
 
 from ..errors import UserError
-from . import bench, calibrate, compress, demo, export, info, sweep, transcribe
+from . import bench, calibrate, compress, demo, export, info, serve, sweep, transcribe
 from . import eval as eval_
 from .common import DAMAGE_MODELS, DEFAULT_DAMAGE  # noqa: F401  (checked against damage.py by the tests)
 
 # In the order `liteasr --help` lists them: the flow, then the tools around it.
-COMMANDS = (calibrate, compress, export, info, transcribe, eval_, bench, sweep, demo)
+COMMANDS = (calibrate, compress, export, info, transcribe, eval_, bench, sweep, serve, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

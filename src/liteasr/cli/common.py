@@ -69,17 +69,19 @@ def write_json(path: str, data) -> None:
         tmp.write_text(json.dumps(data, indent=1))
 
 
-def model_args(p, model=True):
+def model_args(p, model=True, files=True):
+    """`files`: the command reads audio files in batches (--batch-size, --on-bad-audio)."""
     if model:
         p.add_argument("model", metavar="MODEL",
                        help="HF dir, CTranslate2 dir, Hub id or short name (tiny.en, base, large-v3, turbo, ...), "
                             "a `liteasr export` dir (ONNX Runtime) or ctranslate2:SPEC[:COMPUTE_TYPE]")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
-    p.add_argument("--batch-size", type=positive(int), default=8)
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
-    p.add_argument("--on-bad-audio", choices=["error", "skip"], default="error",
-                   help="unreadable, empty or NaN audio: stop with its name (default) or skip and list it")
+    if files:
+        p.add_argument("--batch-size", type=positive(int), default=8)
+        p.add_argument("--on-bad-audio", choices=["error", "skip"], default="error",
+                       help="unreadable, empty or NaN audio: stop with its name (default) or skip and list it")
 
 
 def calibration_args(p, required):
@@ -97,3 +99,10 @@ def calibration_args(p, required):
 def attention_arg(p):
     p.add_argument("--attention", choices=["auto", "reduced", "standard"], default="auto",
                    help="self-attention of lite models: as recorded in the checkpoint (auto) or forced")
+
+
+def language_args(p):
+    p.add_argument("--language", metavar="LANG",
+                   help="spoken language (code or English name) for multilingual models; default: detected")
+    p.add_argument("--task", choices=["transcribe", "translate"], default=None,
+                   help="multilingual models: transcribe (default) or translate into English")

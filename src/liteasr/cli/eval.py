@@ -15,6 +15,7 @@ def register(sub) -> None:
     p.add_argument("--json", metavar="OUT")
     p.add_argument("--no-latency", action="store_true", help="skip the encoder latency measurement")
     common.attention_arg(p)
+    common.language_args(p)
     p.set_defaults(func=run)
 
 
@@ -28,7 +29,8 @@ def run(args) -> None:
         ds.clips, _ = common.clips(args, source, args.samples, with_text=True)
         sets.append(ds)
     results = evaluate_models(args.models, sets, device=common.device(args.device), dtype=common.dtype(args.dtype),
-                              batch_size=args.batch_size, latency=not args.no_latency, attention=args.attention)
+                              batch_size=args.batch_size, latency=not args.no_latency, attention=args.attention,
+                              language=args.language, task=args.task)
     print_table(results)
     if args.json:
         common.write_json(args.json, results)

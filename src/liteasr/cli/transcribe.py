@@ -13,6 +13,7 @@ def register(sub) -> None:
     common.model_args(p)
     p.add_argument("audio", nargs="+", metavar="AUDIO")
     common.attention_arg(p)
+    common.language_args(p)
     p.set_defaults(func=run)
 
 
@@ -25,6 +26,7 @@ def run(args) -> None:
         print(f"liteasr: skipped {path}: {reason}", file=sys.stderr)
     audios = [load_audio(c.path) for c in good]
     loaded = common.load(args)
-    result = transcribe(loaded, audios, batch_size=args.batch_size, warmup=False)
+    result = transcribe(loaded, audios, batch_size=args.batch_size, warmup=False, language=args.language,
+                        task=args.task)
     for path, text in zip([c.path for c in good], result.texts):
         print(f"{path}\t{text}" if len(args.audio) > 1 else text)

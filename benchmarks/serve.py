@@ -1,0 +1,144 @@
+"""`liteasr serve` under load: 1, 8 and 32 concurrent clients, dense vs compressed, batching on vs off.
+
+    python benchmarks/serve.py COMPRESSED [--base tiny.en] [--requests 24] [--rounds 1] [--markdown benchmarks/RESULTS.md]
+
+COMPRESSED: e.g. `liteasr compress tiny.en --calibration .../librispeech_calib/manifest.jsonl
+--target-params 0.7 --allocation normalized -o /tmp/tiny70`.
+
+Four servers run at once on loopback (model x batching); idle ones cost nothing, and every load
+level runs all four one after another (interleaved), so they see the same machine. Each load run
+sends the same `--requests` development clips (librispeech_other, seeded) through N clients, each
+a bounded loop taking the next clip until none is left. Throughput = audio seconds / wall seconds.
+The encoder's speedup and its share of transcription time are measured in this process first.
+"""
+
+import argparse
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import openai
+from _common import emit, speech_or_exit
+
+from liteasr import whisper
+from liteasr.audio import SAMPLE_RATE, load_audio, read_dataset, sample
+from liteasr.bench import encoder_latency, transcription_latency
+from liteasr.serve.process import ServerProcess
+
+CLIENTS = (1, 8, 32)
+
+
+def encoder_share(base: str, compressed: str, audios, repeats: int) -> tuple[float, float]:
+    """(encoder speedup at batch 8, the encoder's share of dense transcription time at batch 8)."""
+    dense, lite = whisper.load(base), whisper.load(compressed)
+    t_dense, t_lite = encoder_latency([dense.model, lite.model], batch_size=8, repeats=repeats, warmup=1)
+    (t_total,) = transcription_latency([dense], audios[:8], batch_size=8, repeats=1)
+    share = t_dense.median_ms * 8 / t_total.median_ms  # encoder ms per window x 8 windows / whole batch
+    return t_dense.median_ms / t_lite.median_ms, share
+
+
+def load(url: str, paths, clients: int) -> dict:
+    """Every clip once, through `clients` concurrent clients; latencies and failures per request."""
+    todo = iter(list(enumerate(paths)))
+    latencies, failures = [], []
+
+    def client_loop():
+        client = openai.OpenAI(base_url=url + "/v1", api_key="-", max_retries=0, timeout=600)
+        for _, path in todo:  # shared iterator: a bounded loop over the remaining clips
+            t0 = time.perf_counter()
+            try:
+                with open(path, "rb") as f:
+                    client.audio.transcriptions.create(model="whisper-1", file=f)
+                latencies.append(time.perf_counter() - t0)
+            except openai.APIError as exc:
+                failures.append(exc)
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        for f in [pool.submit(client_loop) for _ in range(clients)]:
+            f.result()
+    return {"wall": time.perf_counter() - t0, "latencies": sorted(latencies), "failed": len(failures)}
+
+
+def percentile(values, q):
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("compressed")
+    p.add_argument("--base", default="tiny.en")
+    p.add_argument("--requests", type=int, default=24, help="clips sent per load run (default 24)")
+    p.add_argument("--rounds", type=int, default=1, help="interleaved repeats of every run (default 1)")
+    p.add_argument("--max-batch", type=int, default=8)
+    p.add_argument("--max-wait-ms", type=float, default=50)
+    p.add_argument("--encoder-repeats", type=int, default=3, help="interleaved encoder timings (default 3)")
+    p.add_argument("--markdown")
+    args = p.parse_args()
+
+    speech = speech_or_exit()
+    clips = sample(read_dataset(speech / "librispeech_other").clips, args.requests, seed=0)
+    paths = [c.path for c in clips]
+    audios = [load_audio(p) for p in paths]
+    audio_s = sum(len(a) for a in audios) / SAMPLE_RATE
+    started = time.perf_counter()
+    configs = [(name, model, batch) for name, model in (("dense", args.base), ("compressed", args.compressed))
+               for batch in (args.max_batch, 1)]
+    servers = {c: ServerProcess(c[1], "--max-batch", c[2], "--max-wait-ms", args.max_wait_ms, "--max-queue", 256)
+               for c in configs}
+    try:
+        for server in servers.values():
+            server.url  # wait until all four listen
+        # measured while the servers sit idle
+        speedup, share = encoder_share(args.base, args.compressed, audios, args.encoder_repeats)
+        expected = 1 / ((1 - share) + share / speedup)  # Amdahl: only the encoder got faster
+        for server in servers.values():  # one warm request each (first calls allocate)
+            load(server.url, paths[:1], 1)
+        results = {(c, n): [] for c in configs for n in CLIENTS}
+        for _ in range(args.rounds):
+            for clients in CLIENTS:
+                for config in configs:
+                    results[config, clients].append(load(servers[config].url, paths, clients))
+                    print(config[0], f"batch {config[2]}", clients, "clients:",
+                          f"{audio_s / results[config, clients][-1]['wall']:.2f} audio s/s", flush=True)
+    finally:
+        for server in servers.values():
+            server.stop()
+
+    def throughput(config, clients):
+        return statistics.median(audio_s / r["wall"] for r in results[config, clients])
+
+    lines = [f"### liteasr serve under load: {args.base} vs {args.compressed.rstrip('/').split('/')[-1]}",
+             "",
+             f"Command: `python benchmarks/serve.py {args.compressed} --requests {args.requests} --rounds {args.rounds}`"
+             f" ({time.perf_counter() - started:.0f} s). {args.requests} librispeech_other clips ({audio_s:.0f} s of "
+             "audio) per run; four servers on 127.0.0.1 (default 2 torch threads each) and the clients on the "
+             "same machine, runs interleaved; **the 2-core machine was shared with other engineers' jobs "
+             "during the run**, so absolute numbers are low and noisy; compare within a row group.",
+             "",
+             f"Encoder, measured in-process (batch 8, interleaved): compressed {speedup:.3f}x faster than dense; "
+             f"the encoder is {share:.0%} of dense transcription time at batch 8, so the expected end-to-end "
+             f"gain is {expected:.3f}x.",
+             "",
+             "| model | max batch | clients | throughput (audio s / s) | p50 latency s | p95 latency s | failed |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for clients in CLIENTS:
+        for config in configs:
+            runs = results[config, clients]
+            lat = sorted(x for r in runs for x in r["latencies"])
+            failed = sum(r["failed"] for r in runs)
+            p50, p95 = (f"{percentile(lat, q):.2f}" for q in (50, 95)) if lat else ("-", "-")
+            lines.append(f"| {config[0]} | {config[2]} | {clients} | {throughput(config, clients):.2f} | {p50} | {p95} "
+                         f"| {failed} |")
+    lines.append("")
+    for clients in CLIENTS[1:]:
+        on, off = configs[0], configs[1]
+        lite_on = configs[2]
+        lines.append(f"- {clients} clients: batching on / off (dense) = "
+                     f"{throughput(on, clients) / throughput(off, clients):.2f}x; compressed / dense (batching on) = "
+                     f"{throughput(lite_on, clients) / throughput(on, clients):.2f}x (expected {expected:.2f}x)")
+    emit(lines, args.markdown)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""Response bodies in the shapes OpenAI's /v1/audio/transcriptions returns."""
+
+from __future__ import annotations
+
+from .engine import Result
+
+FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
+TIMESTAMPED = ("srt", "vtt", "verbose_json")
+MEDIA_TYPES = {"json": "application/json", "verbose_json": "application/json", "text": "text/plain",
+               "srt": "application/x-subrip", "vtt": "text/vtt"}
+
+
+def clock(seconds: float, decimal: str) -> str:
+    """HH:MM:SS,mmm (SubRip) or HH:MM:SS.mmm (WebVTT)."""
+    ms = round(seconds * 1000)
+    hours, ms = divmod(ms, 3_600_000)
+    minutes, ms = divmod(ms, 60_000)
+    secs, ms = divmod(ms, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}{decimal}{ms:03d}"
+
+
+def srt(result: Result) -> str:
+    cues = [f"{i}\n{clock(s.start, ',')} --> {clock(s.end, ',')}\n{s.text}\n" for i, s in enumerate(result.segments, 1)]
+    return "\n".join(cues)
+
+
+def vtt(result: Result) -> str:
+    cues = [f"{clock(s.start, '.')} --> {clock(s.end, '.')}\n{s.text}\n" for s in result.segments]
+    return "WEBVTT\n\n" + "\n".join(cues)
+
+
+def verbose_json(result: Result, task: str) -> dict:
+    # Greedy decoding without fallback: temperature is always 0. Whisper's per-segment quality
+    # scores (avg_logprob, compression_ratio, no_speech_prob) are not computed and left out.
+    segments = [{"id": i, "start": s.start, "end": s.end, "text": s.text, "tokens": s.tokens,
+                 "temperature": 0.0} for i, s in enumerate(result.segments)]
+    return {"task": task, "language": result.language, "duration": result.duration, "text": result.text,
+            "segments": segments}
+
+
+def render(result: Result, response_format: str, task: str) -> str | dict:
+    """A dict for the JSON formats, text for the others."""
+    if response_format == "json":
+        return {"text": result.text}
+    if response_format == "verbose_json":
+        return verbose_json(result, task)
+    if response_format == "srt":
+        return srt(result)
+    if response_format == "vtt":
+        return vtt(result)
+    return result.text + "\n"
