@@ -120,7 +120,9 @@ def transcribe_segments(loaded: whisper.LoadedModel, audio: np.ndarray, language
     return text, segments
 
 
-def _options(loaded, language: str | None, task: str | None, prompt: str | None) -> dict:
+def transcribe_options(loaded, language: str | None, task: str | None, prompt: str | None) -> dict:
+    """generate() options for PyTorch models (whisper.generate_options); other runtimes decode plain greedy
+    English-or-detected text and refuse the rest."""
     if isinstance(loaded, whisper.LoadedModel):
         return whisper.generate_options(loaded, language, task, prompt)
     if language not in (None, "en", "english") or task not in (None, "transcribe") or prompt:
@@ -131,7 +133,7 @@ def _options(loaded, language: str | None, task: str | None, prompt: str | None)
 def transcribe(loaded: whisper.LoadedModel, audios: list[np.ndarray], batch_size: int = 8,
                progress: bool = True, warmup: bool = True, language: str | None = None, task: str | None = None,
                prompt: str | None = None) -> Transcription:
-    options = _options(loaded, language, task, prompt)
+    options = transcribe_options(loaded, language, task, prompt)
     short = [i for i, a in enumerate(audios) if len(a) <= WINDOW]
     long = [i for i, a in enumerate(audios) if len(a) > WINDOW]
     if warmup and audios:  # first calls pay for allocation and kernel selection

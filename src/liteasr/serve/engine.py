@@ -11,9 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .. import whisper
+from .. import runtime, whisper
 from ..audio import SAMPLE_RATE
-from ..transcribe import Segment, transcribe, transcribe_segments
+from ..errors import UserError
+from ..transcribe import Segment, transcribe, transcribe_options, transcribe_segments
 
 
 @dataclass(frozen=True)
@@ -36,18 +37,22 @@ class Result:
 
 class Engine:
     def __init__(self, spec: str, device: str = "cpu", dtype: torch.dtype = torch.float32, attention: str = "auto"):
-        self.loaded = whisper.load(spec, device=device, dtype=dtype, attention=attention)
+        self.loaded = runtime.load(spec, device=device, dtype=dtype, attention=attention)
         self.name = str(spec)
 
     def check(self, options: Options) -> None:
         """Raise UserError for options this model cannot honour (before the request is queued)."""
-        whisper.generate_options(self.loaded, options.language, options.task, options.prompt)
+        if not isinstance(self.loaded, whisper.LoadedModel):  # ONNX Runtime / CTranslate2: plain greedy text
+            if options.timestamps:
+                raise UserError(f"{self.name}: timestamped formats (verbose_json, srt, vtt) need the PyTorch runtime")
+        transcribe_options(self.loaded, options.language, options.task, options.prompt)
 
     def language(self, options: Options) -> str:
         from transformers.models.whisper.tokenization_whisper import LANGUAGES, TO_LANGUAGE_CODE
 
         if options.language is None:  # detected per window by multilingual models; not reported back
-            multilingual = getattr(self.loaded.model.generation_config, "is_multilingual", False)
+            config = getattr(self.loaded, "generation_config", None) or runtime.architecture(self.loaded).generation_config
+            multilingual = getattr(config, "is_multilingual", False)
             return "unknown" if multilingual else "english"
         return LANGUAGES.get(TO_LANGUAGE_CODE.get(options.language.lower(), options.language.lower()), "unknown")
 
