@@ -1,11 +1,13 @@
-"""Audio in: folders of audio files or JSONL manifests, read with soundfile, resampled with soxr."""
+"""Audio in: folders of audio files, JSONL manifests or Hugging Face datasets (data/hf.py), read with
+soundfile, resampled with soxr."""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +22,13 @@ AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".w
 
 @dataclass(frozen=True)
 class Clip:
-    path: Path
+    path: Path  # the file, or a name for a dataset row (`row` then holds the audio)
     text: str | None = None
+    row: object = field(default=None, compare=False, repr=False)  # has .audio_bytes(): a Hugging Face row
+
+    def open(self):
+        """Something soundfile reads: the file, or the row's stored bytes."""
+        return str(self.path) if self.row is None else io.BytesIO(self.row.audio_bytes())
 
 
 @dataclass
@@ -30,8 +37,17 @@ class Dataset:
     clips: list[Clip]
 
 
-def read_dataset(source: str | Path) -> Dataset:
-    """A folder of audio files (recursive, sorted) or a JSONL manifest with `audio` and `text`."""
+def read_dataset(source: str | Path, audio_column: str = "audio", text_column: str = "text") -> Dataset:
+    """A folder of audio files (recursive, sorted), a JSONL manifest with `audio` and `text`, or a
+    Hugging Face dataset (`hf:ORG/NAME[:CONFIG]:SPLIT`, a save_to_disk folder, parquet files)."""
+    from .data import hf
+
+    if hf.is_hf_source(source):
+        name, rows = hf.read_rows(str(source), audio_column, text_column)
+        clips = [Clip(Path(label), text, row) for label, text, row in rows]
+        if not clips:
+            raise UserError(f"{source}: dataset has no usable rows")
+        return Dataset(name, clips)
     source = Path(source)
     if source.is_dir():
         manifest = source / "manifest.jsonl"
@@ -78,12 +94,12 @@ def sample(clips: list[Clip], n: int | None, seed: int = 0) -> list[Clip]:
     return [clips[i] for i in keep]
 
 
-def read_sources(sources: str | Path | list) -> list[Dataset]:
-    """One Dataset per source (a folder or manifest); a file listed twice is an error."""
+def read_sources(sources: str | Path | list, audio_column: str = "audio", text_column: str = "text") -> list[Dataset]:
+    """One Dataset per source (see read_dataset); a file listed twice is an error."""
     sources = [sources] if isinstance(sources, (str, Path)) else list(sources)
     if not sources:
         raise UserError("no data sources given")
-    sets = [read_dataset(s) for s in sources]
+    sets = [read_dataset(s, audio_column, text_column) for s in sources]
     seen: dict[Path, str] = {}
     for source, ds in zip(sources, sets):
         for clip in ds.clips:
@@ -111,10 +127,12 @@ def draw(sets: list[Dataset], n: int | None, seed: int = 0) -> list[Clip]:
     return [c for ds, k in zip(sets, shares) for c in sample(ds.clips, k, seed)]
 
 
-def load_audio(path: str | Path) -> np.ndarray:
-    """Mono float32 at 16 kHz."""
+def load_audio(path: str | Path | Clip) -> np.ndarray:
+    """Mono float32 at 16 kHz, from a file or a clip (file or dataset row)."""
+    clip = path if isinstance(path, Clip) else Clip(Path(path))
+    path = clip.path
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        data, rate = sf.read(clip.open(), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
         raise UserError(f"{path}: cannot read audio ({exc})") from None
     if data.shape[0] == 0:
@@ -133,7 +151,7 @@ def screen(clips: list[Clip], on_bad: str = "error") -> tuple[list[Clip], list[t
     good, bad = [], []
     for clip in clips:
         try:
-            load_audio(clip.path)
+            load_audio(clip)
             good.append(clip)
         except UserError as exc:
             if on_bad == "error":
@@ -150,5 +168,8 @@ def windows(audio: np.ndarray, seconds: int = 30) -> list[np.ndarray]:
     return [audio[i : i + size] for i in range(0, max(len(audio), 1), size)]
 
 
-def audio_hash(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+def audio_hash(path: str | Path | Clip) -> str:
+    """Of the stored (encoded) audio, file or dataset row."""
+    if isinstance(path, Clip) and path.row is not None:
+        return hashlib.sha256(path.row.audio_bytes()).hexdigest()
+    return hashlib.sha256(Path(path.path if isinstance(path, Clip) else path).read_bytes()).hexdigest()

@@ -40,5 +40,5 @@ def compress_sequential(loaded: whisper.LoadedModel, clips: list[Clip], plan: Ra
         hidden = [whisper.run_layer(layer, h) for h in hidden]  # inputs of the next layer, compressed path
     meta = {"model": loaded.name, "model_hash": model_hash(loaded.model), "clips": len(clips),
             "windows": sum(h.shape[0] for h in hidden), "packing": packing, "sequential": True,
-            "clip_hashes": sorted(audio_hash(c.path) for c in clips)}
+            "clip_hashes": sorted(audio_hash(c) for c in clips)}
     return whisper.to_lite(model), CovarianceStats(seen, meta)

@@ -28,11 +28,12 @@ def register(sub) -> None:
     p.add_argument("--plan", metavar="JSON", help="apply this rank plan instead of the threshold rule")
     p.add_argument("--save-plan", metavar="JSON", help="write the rank plan used")
     p.add_argument("--save-stats", metavar="FILE", help="also write the calibration statistics")
+    common.shard_windows_arg(p)
     p.add_argument("--sequential", action="store_true",
                    help="factor layer by layer on inputs from the already-compressed earlier layers")
     p.add_argument("--dry-run", action="store_true", help="print the rank plan (and --save-plan it); write no model")
     p.add_argument("--output", "-o", metavar="DIR")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, distributed=True)
 
 
 def budget(args):
@@ -51,10 +52,12 @@ def run(args) -> None:
     from ..calibrate import calibrate
     from ..checkpoint import Provenance, save_checkpoint
     from ..compress import check_stats, compress_, spectra, target_plan, threshold_plan
+    from ..distributed import current
     from ..flops import encoder_cost
     from ..plan import RankPlan, ThresholdRule
     from ..stats import CovarianceStats
 
+    main = current().is_main  # under torchrun every process computes, only rank 0 writes
     if args.output is None and not args.dry_run:
         raise UserError("--output DIR is required (or --dry-run to print the rank plan only)")
     if args.output is not None:
@@ -70,8 +73,9 @@ def run(args) -> None:
     if args.sequential and clips is None:
         raise UserError("--sequential needs --calibration audio")
     if clips is not None:
-        stats = calibrate(loaded, clips, batch_size=args.batch_size, packing=args.packing)
-        if args.save_stats:
+        stats = calibrate(loaded, clips, batch_size=args.batch_size, packing=args.packing,
+                          shard_windows=args.shard_windows)
+        if args.save_stats and main:
             stats.save(args.save_stats)
         sources = " + ".join(args.calibration)
         calibration = f"{len(clips)} clips of {sources} (seed {args.seed}), {stats.meta['windows']} windows"
@@ -86,7 +90,7 @@ def run(args) -> None:
         plan = target_plan(loaded, stats, eig, target, args.allocation, clips, args.rank_multiple,
                            probe_clips=args.probe_clips)
     plan = plan or threshold_plan(loaded.model, stats, rule, eig)
-    if args.save_plan:
+    if args.save_plan and main:
         plan.save(args.save_plan)
     if args.dry_run:
         print(plan.table())
@@ -99,6 +103,8 @@ def run(args) -> None:
     else:
         lite = compress_(loaded.model, stats, plan, eig)
     command = "liteasr " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    if not main:
+        return
     save_checkpoint(lite, loaded.processor, args.output, Provenance(args.model, base, calibration, plan.method, command,
                                                                          stats.meta.get("clip_hashes", [])),
                     overwrite=args.overwrite)

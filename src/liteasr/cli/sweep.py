@@ -17,7 +17,7 @@ def register(sub) -> None:
     p.add_argument("--allocations", nargs="+", default=[common.DEFAULT_DAMAGE], choices=common.DAMAGE_MODELS)
     p.add_argument("--rank-multiple", type=int, default=16)
     p.add_argument("--output", "-o", required=True, metavar="DIR")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, distributed=True)
 
 
 def run(args) -> None:
@@ -30,6 +30,7 @@ def run(args) -> None:
                         samples=args.calibration_samples, eval_samples=args.eval_samples, seed=args.seed,
                         device=common.device(args.device), batch_size=args.batch_size, overwrite=args.overwrite,
                         targets=args.targets, allocations=args.allocations, target_kind=args.target_kind,
-                        rank_multiple=args.rank_multiple, packing=args.packing)
+                        rank_multiple=args.rank_multiple, packing=args.packing,
+                        columns=common.columns(args))
     print_table(results)
     print(f"wrote {args.output}/sweep.csv, sweep.json, sweep.png")
