@@ -6,6 +6,7 @@ NCCL on GPUs, gloo on CPU. Every collective has a timeout (LITEASR_DIST_TIMEOUT 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 from dataclasses import dataclass
@@ -101,25 +102,28 @@ def _collective(what: str):
 
 @contextlib.contextmanager
 def session(device: str = "cpu"):
-    """Join torchrun's process group for the duration of a command (size 1 when not launched).
-
-    `device`: the command's device; `cuda` uses NCCL and this process's GPU (LOCAL_RANK)."""
+    """Join torchrun's process group (size 1 when not launched). The group lives as long as the
+    process: joining twice (several commands in one launch) reuses it."""
     global _current
-    if not launched():
+    if not launched() or dist.is_initialized():
         yield _current
         return
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     cuda = device.startswith("cuda")
     if cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    backend_device = f"cuda:{torch.cuda.current_device()}" if cuda else "cpu"
-    _current = Group(rank, world, backend_device)
-    with _collective("joining the process group"):
-        dist.init_process_group("nccl" if cuda else "gloo", rank=rank, world_size=world,
-                                timeout=timedelta(seconds=timeout_s()))
+    _current = Group(rank, world, f"cuda:{torch.cuda.current_device()}" if cuda else "cpu")
     try:
-        yield _current
-    finally:
-        with contextlib.suppress(Exception):
-            dist.destroy_process_group()
+        with _collective("joining the process group"):
+            dist.init_process_group("nccl" if cuda else "gloo", rank=rank, world_size=world,
+                                    timeout=timedelta(seconds=timeout_s()))
+    except BaseException:
         _current = Group()
+        raise
+    atexit.register(_leave)
+    yield _current
+
+
+def _leave() -> None:
+    with contextlib.suppress(Exception):
+        dist.destroy_process_group()
