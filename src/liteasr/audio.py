@@ -30,6 +30,10 @@ class Clip:
         """Something soundfile reads: the file, or the row's stored bytes."""
         return str(self.path) if self.row is None else io.BytesIO(self.row.audio_bytes())
 
+    def encoded(self) -> bytes:
+        """The stored audio, still encoded."""
+        return self.path.read_bytes() if self.row is None else self.row.audio_bytes()
+
 
 @dataclass
 class Dataset:
@@ -127,9 +131,9 @@ def draw(sets: list[Dataset], n: int | None, seed: int = 0) -> list[Clip]:
     return [c for ds, k in zip(sets, shares) for c in sample(ds.clips, k, seed)]
 
 
-def load_audio(path: str | Path | Clip) -> np.ndarray:
+def load_audio(source: str | Path | Clip) -> np.ndarray:
     """Mono float32 at 16 kHz, from a file or a clip (file or dataset row)."""
-    clip = path if isinstance(path, Clip) else Clip(Path(path))
+    clip = source if isinstance(source, Clip) else Clip(Path(source))
     path = clip.path
     try:
         data, rate = sf.read(clip.open(), dtype="float32", always_2d=True)
@@ -168,8 +172,7 @@ def windows(audio: np.ndarray, seconds: int = 30) -> list[np.ndarray]:
     return [audio[i : i + size] for i in range(0, max(len(audio), 1), size)]
 
 
-def audio_hash(path: str | Path | Clip) -> str:
+def audio_hash(source: str | Path | Clip) -> str:
     """Of the stored (encoded) audio, file or dataset row."""
-    if isinstance(path, Clip) and path.row is not None:
-        return hashlib.sha256(path.row.audio_bytes()).hexdigest()
-    return hashlib.sha256(Path(path.path if isinstance(path, Clip) else path).read_bytes()).hexdigest()
+    clip = source if isinstance(source, Clip) else Clip(Path(source))
+    return hashlib.sha256(clip.encoded()).hexdigest()
