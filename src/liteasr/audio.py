@@ -1,11 +1,13 @@
-"""Audio in: folders of audio files or JSONL manifests, read with soundfile, resampled with soxr."""
+"""Audio in: folders of audio files, JSONL manifests or Hugging Face datasets (data/hf.py), read with
+soundfile, resampled with soxr."""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -21,8 +23,17 @@ AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".w
 
 @dataclass(frozen=True)
 class Clip:
-    path: Path
+    path: Path  # the file, or a name for a dataset row (`row` then holds the audio)
     text: str | None = None
+    row: object = field(default=None, compare=False, repr=False)  # has .audio_bytes(): a Hugging Face row
+
+    def open(self):
+        """Something soundfile reads: the file, or the row's stored bytes."""
+        return str(self.path) if self.row is None else io.BytesIO(self.row.audio_bytes())
+
+    def encoded(self) -> bytes:
+        """The stored audio, still encoded."""
+        return self.path.read_bytes() if self.row is None else self.row.audio_bytes()
 
 
 @dataclass
@@ -31,8 +42,17 @@ class Dataset:
     clips: list[Clip]
 
 
-def read_dataset(source: str | Path) -> Dataset:
-    """A folder of audio files (recursive, sorted) or a JSONL manifest with `audio` and `text`."""
+def read_dataset(source: str | Path, audio_column: str = "audio", text_column: str = "text") -> Dataset:
+    """A folder of audio files (recursive, sorted), a JSONL manifest with `audio` and `text`, or a
+    Hugging Face dataset (`hf:ORG/NAME[:CONFIG]:SPLIT`, a save_to_disk folder, parquet files)."""
+    from .data import hf
+
+    if hf.is_hf_source(source):
+        name, rows = hf.read_rows(str(source), audio_column, text_column)
+        clips = [Clip(Path(label), text, row) for label, text, row in rows]
+        if not clips:
+            raise UserError(f"{source}: dataset has no usable rows")
+        return Dataset(name, clips)
     source = Path(source)
     if source.is_dir():
         manifest = source / "manifest.jsonl"
@@ -79,12 +99,12 @@ def sample(clips: list[Clip], n: int | None, seed: int = 0) -> list[Clip]:
     return [clips[i] for i in keep]
 
 
-def read_sources(sources: str | Path | list) -> list[Dataset]:
-    """One Dataset per source (a folder or manifest); a file listed twice is an error."""
+def read_sources(sources: str | Path | list, audio_column: str = "audio", text_column: str = "text") -> list[Dataset]:
+    """One Dataset per source (see read_dataset); a file listed twice is an error."""
     sources = [sources] if isinstance(sources, (str, Path)) else list(sources)
     if not sources:
         raise UserError("no data sources given")
-    sets = [read_dataset(s) for s in sources]
+    sets = [read_dataset(s, audio_column, text_column) for s in sources]
     seen: dict[Path, str] = {}
     for source, ds in zip(sources, sets):
         for clip in ds.clips:
@@ -112,13 +132,15 @@ def draw(sets: list[Dataset], n: int | None, seed: int = 0) -> list[Clip]:
     return [c for ds, k in zip(sets, shares) for c in sample(ds.clips, k, seed)]
 
 
-def load_audio(path: str | Path) -> np.ndarray:
-    """Mono float32 at 16 kHz."""
-    return decode_audio(str(path), str(path))
+def load_audio(source: str | Path | Clip) -> np.ndarray:
+    """Mono float32 at 16 kHz, from a file or a clip (file or dataset row)."""
+    clip = source if isinstance(source, Clip) else Clip(Path(source))
+    return decode_audio(clip.open(), str(clip.path))
 
 
 def decode_audio(source: str | BinaryIO, name: str) -> np.ndarray:
-    """Mono float32 at 16 kHz from a path or an open binary file (an upload); errors call it `name`."""
+    """Mono float32 at 16 kHz from a path or an open binary file (an upload, a dataset row's bytes);
+    errors call it `name`."""
     try:
         data, rate = sf.read(source, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
@@ -140,7 +162,7 @@ def screen(clips: list[Clip], on_bad: str = "error") -> tuple[list[Clip], list[t
     good, bad = [], []
     for clip in clips:
         try:
-            load_audio(clip.path)
+            load_audio(clip)
             good.append(clip)
         except UserError as exc:
             if on_bad == "error":
@@ -157,5 +179,7 @@ def windows(audio: np.ndarray, seconds: int = 30) -> list[np.ndarray]:
     return [audio[i : i + size] for i in range(0, max(len(audio), 1), size)]
 
 
-def audio_hash(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+def audio_hash(source: str | Path | Clip) -> str:
+    """Of the stored (encoded) audio, file or dataset row."""
+    clip = source if isinstance(source, Clip) else Clip(Path(source))
+    return hashlib.sha256(clip.encoded()).hexdigest()

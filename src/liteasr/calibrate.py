@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -11,8 +11,9 @@ from tqdm.auto import tqdm
 
 from . import whisper
 from .audio import SAMPLE_RATE, Clip, audio_hash, load_audio, windows
+from .distributed import Group, blocks, current, sum_in_shard_order
 from .errors import UserError
-from .stats import CovarianceStats, StatsCollector
+from .stats import CovarianceStats, LayerStats, StatsCollector
 
 
 def model_hash(model: torch.nn.Module) -> str:
@@ -25,6 +26,8 @@ def model_hash(model: torch.nn.Module) -> str:
         h.update(w.flatten()[:: max(1, w.numel() // 4096)].numpy().tobytes())  # a strided sample is enough
     return h.hexdigest()[:16]
 
+
+batches = blocks  # refine/ batches calibration windows the same way
 
 PACKINGS = ("pad", "pack", "mix")
 # Measured on tiny.en (benchmarks/allocation.md): at 75% of linear parameters, mix +1.0 WER,
@@ -44,7 +47,7 @@ def calibration_windows(clips: list[Clip], packing: str = DEFAULT_PACKING, progr
     size = whisper.WINDOW_SECONDS * SAMPLE_RATE
     buffer = np.zeros(0, dtype=np.float32)
     for i, clip in enumerate(tqdm(clips, desc="calibrating", unit="clip", disable=not progress)):
-        audio = load_audio(clip.path)
+        audio = load_audio(clip)
         if packing == "pad" or (packing == "mix" and i % 2 == 0):
             yield from windows(audio)
             continue
@@ -56,32 +59,43 @@ def calibration_windows(clips: list[Clip], packing: str = DEFAULT_PACKING, progr
         yield buffer
 
 
-def batches(items: Iterable, size: int) -> Iterator[list]:
-    batch = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+# Windows per shard. Shards are fixed pieces of the window stream: whatever the number of processes,
+# each shard's sums are computed alone and added to the total in shard order (bit-identical results).
+SHARD_WINDOWS = 16
 
 
 def calibrate(loaded: whisper.LoadedModel, clips: list[Clip], batch_size: int = 8,
-              progress: bool = True, packing: str = DEFAULT_PACKING) -> CovarianceStats:
-    """Statistics of every encoder projection's outputs over `clips` (long clips split into 30 s windows)."""
+              progress: bool = True, packing: str = DEFAULT_PACKING, shard: tuple[int, int] = (0, 1),
+              shard_windows: int = SHARD_WINDOWS, group: Group | None = None) -> CovarianceStats:
+    """Statistics of every encoder projection's outputs over `clips` (long clips split into 30 s windows).
+
+    Under torchrun each process encodes every world-th shard of SHARD_WINDOWS windows (every process
+    reads all the audio, which is cheap next to the encoder). `shard=(I, N)` keeps only the shards
+    k with k % N == I, for machines that calibrate apart and `liteasr merge-stats` later."""
+    group = group or current()
     model = loaded.model
     param = next(model.parameters())
-    collector = StatsCollector(whisper.encoder_linears(model))
+    linears = whisper.encoder_linears(model)
+    total = {k: LayerStats.empty(m.out_features).packed() for k, m in linears.items()}
+    index, count = shard
+    stream = blocks(calibration_windows(clips, packing, progress and group.is_main), shard_windows)
+    mine = (windows_ for k, windows_ in enumerate(stream) if k % count == index)
     n_windows = 0
-    try:
-        for batch in batches(calibration_windows(clips, packing, progress), batch_size):
-            whisper.encoder_output(model, whisper.features(loaded.processor, batch, param.device, param.dtype))
-            n_windows += len(batch)
-    finally:
-        layers = collector.close()
+    for round_ in blocks(mine, group.world):  # shard round * world + rank is this process's
+        n_windows += sum(len(s) for s in round_)
+        present = group.rank < len(round_)
+        collector = StatsCollector(linears)
+        try:
+            for batch in blocks(round_[group.rank] if present else [], batch_size):
+                whisper.encoder_output(model, whisper.features(loaded.processor, batch, param.device, param.dtype))
+        finally:
+            partial = collector.close()
+        sum_in_shard_order(group, {k: s.packed() for k, s in partial.items()}, total, present)
+    layers = {k: LayerStats.from_packed(t, linears[k].out_features) for k, t in total.items()}
     meta = {"model": loaded.name, "model_hash": model_hash(model), "clips": len(clips), "windows": n_windows,
             "packing": packing,
             # lets evaluation refuse clips the model was calibrated on
-            "clip_hashes": sorted(audio_hash(c.path) for c in clips)}
+            "clip_hashes": sorted(audio_hash(c) for c in clips)}
+    if count > 1:
+        meta["shard"] = f"{index}/{count}"
     return CovarianceStats(layers, meta)

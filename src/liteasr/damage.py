@@ -25,6 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import whisper
+from .distributed import Group, balance, current, gather_by_index
 from .errors import UserError
 from .lowrank import factorize
 from .transcribe import own_transcripts
@@ -138,20 +139,29 @@ def sensitivity_rank(values: torch.Tensor, options: list[Rank], kept: float = 0.
 
 
 def damage_table(damage: str, eig: dict, options: dict[str, list[Rank]], stats=None,
-                 probe: TruncationProbe | None = None, points: int = 6, progress: bool = True) -> DamageTable:
-    """Predicted damage of every candidate rank of every projection under `damage`."""
+                 probe: TruncationProbe | None = None, points: int = 6, progress: bool = True,
+                 group: Group | None = None) -> DamageTable:
+    """Predicted damage of every candidate rank of every projection under `damage`.
+
+    Under torchrun the (projection, rank) probes are split over the processes, balanced by cost (a
+    probe runs the layers from its own to the last), and gathered: the same table as one process."""
     if damage not in DAMAGE_MODELS:
         raise UserError(f"damage model must be one of {', '.join(DAMAGE_MODELS)}, got {damage!r}")
     if damage in ("variance", "normalized"):
         return {k: {r: discarded(eig[k][0], r, damage == "normalized") for r in opts} for k, opts in options.items()}
     if probe is None:
         raise UserError(f"the {damage} damage model needs calibration audio (use --calibration, not --stats)")
+    group = group or current()
     linears = whisper.encoder_linears(probe.model)
-    table = {}
-    for key in tqdm(options, desc=f"measuring {damage} damage", disable=not progress):
-        values, vectors = eig[key]
-        # sensitivity: one probe, so the interpolation is one line through the origin
-        probed = sensitivity_rank(values, options[key]) if damage == "sensitivity" else probe_ranks(options[key], points)
-        measured = {r: probe.damage(key, factorize(linears[key], stats.layers[key].mean, vectors, r)) for r in probed}
-        table[key] = interpolate(values, measured, options[key])
-    return table
+    n_layers = len(whisper.encoder_layers(probe.model))
+    # sensitivity: one probe, so the interpolation is one line through the origin
+    tasks = [(key, r) for key in options for r in (sensitivity_rank(eig[key][0], options[key]) if damage == "sensitivity"
+                                                    else probe_ranks(options[key], points))]
+    mine = balance([n_layers - whisper.split_key(key)[0] for key, _ in tasks], group.world)[group.rank]
+    measured = {}
+    for i in tqdm(mine, desc=f"measuring {damage} damage", disable=not (progress and group.is_main)):
+        key, r = tasks[i]
+        measured[i] = probe.damage(key, factorize(linears[key], stats.layers[key].mean, eig[key][1], r))
+    measured = gather_by_index(group, measured)
+    return {key: interpolate(eig[key][0], {r: measured[i] for i, (k, r) in enumerate(tasks) if k == key}, options[key])
+            for key in options}

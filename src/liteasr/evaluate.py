@@ -6,9 +6,11 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 
 import jiwer
+from tqdm.auto import tqdm
 
 from . import whisper
 from .audio import SAMPLE_RATE, Dataset, load_audio
+from .distributed import Group, blocks, current, gather_by_index
 from .transcribe import transcribe
 
 
@@ -107,14 +109,35 @@ class DatasetResult:
 
 
 def evaluate_dataset(loaded: whisper.LoadedModel, dataset: Dataset, batch_size: int = 8,
-                     progress: bool = True, language: str | None = None, task: str | None = None) -> DatasetResult:
+                     progress: bool = True, group: Group | None = None, language: str | None = None,
+                     task: str | None = None) -> DatasetResult:
+    """Transcribe `dataset` batch by batch (only one batch of audio in memory) and score it.
+
+    Batches are fixed blocks of `batch_size` clips; under torchrun each process transcribes every
+    world-th batch, and transcripts are gathered by clip index, so every clip is scored once and
+    the result is the one-process result."""
+    group = group or current()
     clips = [c for c in dataset.clips if c.text is not None]
-    audios = [load_audio(c.path) for c in clips]
-    result = transcribe(loaded, audios, batch_size=batch_size, progress=progress, language=language, task=task)
-    counts = corpus_wer([c.text for c in clips], result.texts)
-    per_utterance = utterance_errors([c.text for c in clips], result.texts)
-    audio_s = sum(len(a) for a in audios) / SAMPLE_RATE
-    return DatasetResult(counts.wer, counts.n, counts.words, audio_s, audio_s / max(result.seconds, 1e-9),
+    texts, samples, elapsed = {}, 0, 0.0
+    mine = [b for k, b in enumerate(blocks(range(len(clips)), batch_size)) if k % group.world == group.rank]
+    with tqdm(total=sum(map(len, mine)), desc=f"transcribing {dataset.name}", unit="clip",
+              disable=not (progress and group.is_main)) as bar:
+        for k, batch in enumerate(mine):
+            audios = [load_audio(clips[i]) for i in batch]
+            result = transcribe(loaded, audios, batch_size=batch_size, progress=False, warmup=k == 0,
+                                language=language, task=task)
+            texts.update(zip(batch, result.texts))
+            samples += sum(len(a) for a in audios)
+            elapsed += result.seconds
+            bar.update(len(batch))
+    texts = gather_by_index(group, texts)
+    parts = group.all_gather_object((samples, elapsed))
+    hypotheses = [texts[i] for i in range(len(clips))]
+    counts = corpus_wer([c.text for c in clips], hypotheses)
+    per_utterance = utterance_errors([c.text for c in clips], hypotheses)
+    audio_s = sum(s for s, _ in parts) / SAMPLE_RATE
+    seconds = max(e for _, e in parts)  # processes run side by side: the slowest sets the pace
+    return DatasetResult(counts.wer, counts.n, counts.words, audio_s, audio_s / max(seconds, 1e-9),
                          counts.substitutions, counts.deletions, counts.insertions, counts.excluded,
                          [{"audio": str(c.path), "reference": c.text, "hypothesis": h, "errors": e, "words": w}
-                          for c, h, (e, w) in zip(clips, result.texts, per_utterance)])
+                          for c, h, (e, w) in zip(clips, hypotheses, per_utterance)])

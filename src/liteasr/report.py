@@ -13,8 +13,9 @@ from .evaluate import evaluate_dataset, paired_bootstrap
 from .flops import encoder_cost
 
 
-def load_eval_sets(data: list[str], samples: int | None = None, seed: int = 0) -> list[Dataset]:
-    sets = [read_dataset(d) for d in data]
+def load_eval_sets(data: list[str], samples: int | None = None, seed: int = 0,
+                   columns: tuple[str, str] = ("audio", "text")) -> list[Dataset]:
+    sets = [read_dataset(d, *columns) for d in data]
     for s in sets:
         s.clips = sample([c for c in s.clips if c.text is not None], samples, seed)
     return sets
@@ -33,7 +34,7 @@ def evaluate_models(models: list[str], data: list[str] | list[Dataset], device="
         loaded = runtime.load(spec, device=device, dtype=dtype or torch.float32, attention=attention)
         calibrated_on = calibration_hashes(loaded.path)
         if calibrated_on:
-            eval_hashes = eval_hashes or {audio_hash(c.path): c.path for ds in sets for c in ds.clips}
+            eval_hashes = eval_hashes or {audio_hash(c): c.path for ds in sets for c in ds.clips}
             overlap = sorted(str(p) for h, p in eval_hashes.items() if h in calibrated_on)
             if overlap:
                 raise UserError(f"{spec} was calibrated on {len(overlap)} of the evaluation clips (e.g. {overlap[0]})")

@@ -38,6 +38,15 @@ class LayerStats:
         self.sum += y.sum(0)
         self.outer.addmm_(y.T, y)
 
+    def packed(self) -> torch.Tensor:
+        """count, sum and outer in one float64 vector (one message per layer between processes)."""
+        return torch.cat([torch.tensor([float(self.count)], dtype=torch.float64, device=self.sum.device),
+                          self.sum, self.outer.flatten()])
+
+    @classmethod
+    def from_packed(cls, packed: torch.Tensor, dim: int) -> "LayerStats":
+        return cls(int(packed[0].item()), packed[1 : dim + 1].clone(), packed[dim + 1 :].reshape(dim, dim).clone())
+
     def merged(self, other: "LayerStats") -> "LayerStats":
         return LayerStats(self.count + other.count, self.sum + other.sum, self.outer + other.outer)
 

@@ -6,6 +6,7 @@ import copy
 import csv
 import io
 import json
+import tempfile
 from pathlib import Path
 
 from . import whisper
@@ -15,6 +16,7 @@ from .calibrate import DEFAULT_PACKING, calibrate
 from .checkpoint import Provenance, save_checkpoint
 from .compress import compress_, measure_damage, spectra, target_plan, threshold_plan
 from .damage import DEFAULT_DAMAGE
+from .distributed import current
 from .errors import UserError
 from .flops import encoder_cost
 from .plan import ThresholdRule
@@ -30,9 +32,9 @@ def check_disjoint(calibration: list[Clip], evaluation: list[Clip]) -> None:
     for c in evaluation:
         if c.path.resolve() in cal_paths:
             raise UserError(f"{c.path} is in both the calibration and the evaluation data")
-    cal_hashes = {audio_hash(c.path): c.path for c in calibration}
+    cal_hashes = {audio_hash(c): c.path for c in calibration}
     for c in evaluation:
-        h = audio_hash(c.path)
+        h = audio_hash(c)
         if h in cal_hashes:
             raise UserError(f"{c.path} has the same audio as calibration clip {cal_hashes[h]}")
 
@@ -47,22 +49,27 @@ def run_sweep(model: str, calibration: str | list[str], eval_data: list[str], th
               batch_size: int = 8, overwrite: bool = False, progress: bool = True,
               targets: list[float] = (), allocations: list[str] = (DEFAULT_DAMAGE,), target_kind: str = "params",
               rank_multiple: int = 16, packing: str = DEFAULT_PACKING, refines: list[str] = ("none",),
-              heal_config=None) -> list[dict]:
+              heal_config=None, columns: tuple[str, str] = ("audio", "text")) -> list[dict]:
     """Threshold points use plain PCA (the paper's setting); each budget point is built once per
     entry of `refines` (none, refit, heal)."""
     from .allocate import Budget
 
     rules = [ThresholdRule.parse(t, rank_multiple) for t in thresholds]
     budgets = [Budget(target_kind, t) for t in targets]
-    cal_clips = draw(read_sources(calibration), samples, seed)
+    cal_clips = draw(read_sources(calibration, *columns), samples, seed)
     calibration = " + ".join(map(str, [calibration] if isinstance(calibration, (str, Path)) else calibration))
-    eval_sets = load_eval_sets(eval_data, eval_samples, seed)
+    eval_sets = load_eval_sets(eval_data, eval_samples, seed, columns)
     for ds in eval_sets:
         check_disjoint(cal_clips, ds.clips)
-    with atomic_dir(output, overwrite=overwrite) as tmp:
+    main = current().is_main
+    # under torchrun rank 0 builds the output; the others keep their (identical) checkpoints in a
+    # private temporary folder, so no shared file system is needed
+    with atomic_dir(output, overwrite=overwrite) if main else tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
         base = whisper.load(model, device=device)
         stats = calibrate(base, cal_clips, batch_size=batch_size, progress=progress, packing=packing)
-        stats.save(tmp / "stats.safetensors")
+        if main:
+            stats.save(tmp / "stats.safetensors")
         eig = spectra(stats, progress=progress)
         points = [(f"threshold {text}", lambda rule=rule: threshold_plan(base.model, stats, rule, eig), "none")
                   for text, rule in zip(thresholds, rules)]
@@ -91,8 +98,9 @@ def run_sweep(model: str, calibration: str | list[str], eval_data: list[str], th
         for r, label in zip(results, ["base", *labels]):
             r["label"] = label
             r["model"] = r["model"].replace(str(tmp), str(output))
-        write_table(results, tmp)
-        plot(results, tmp / "sweep.png", title=f"{model}: calibrated on {len(cal_clips)} clips")
+        if main:
+            write_table(results, tmp)
+            plot(results, tmp / "sweep.png", title=f"{model}: calibrated on {len(cal_clips)} clips")
     return results
 
 

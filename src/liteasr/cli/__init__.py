@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
 import warnings
 
 from ..errors import UserError
-from . import bench, calibrate, compress, demo, export, info, serve, sweep, transcribe
+from . import bench, calibrate, compress, demo, export, info, merge_stats, serve, sweep, transcribe
 from . import eval as eval_
 from .common import DAMAGE_MODELS, DEFAULT_DAMAGE  # noqa: F401  (checked against damage.py by the tests)
 
 # In the order `liteasr --help` lists them: the flow, then the tools around it.
-COMMANDS = (calibrate, compress, export, info, transcribe, eval_, bench, sweep, serve, demo)
+COMMANDS = (calibrate, merge_stats, compress, export, info, transcribe, eval_, bench, sweep, serve, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,6 +37,21 @@ def _quiet_libraries() -> None:
     hf_logging.disable_progress_bar()
 
 
+def _process_group(args):
+    """Under torchrun: join the process group; only rank 0 prints results and progress."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return contextlib.nullcontext()
+    if not getattr(args, "distributed", False):
+        raise UserError(f"`liteasr {args.command}` does not run under torchrun (calibrate, compress, eval and sweep do)")
+    from ..distributed import session
+    from .common import device
+
+    if int(os.environ.get("RANK", "0")) != 0:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (for the life of the process)
+        os.environ["TQDM_DISABLE"] = "1"
+    return session(device(args.device))
+
+
 def _terminate(signum, frame):
     raise KeyboardInterrupt  # unwinds through atomic writes, which remove their temp paths
 
@@ -45,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     try:
         _quiet_libraries()
-        args.func(args)
+        with _process_group(args):
+            args.func(args)
         return 0
     except UserError as exc:
         if args.debug:

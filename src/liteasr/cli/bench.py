@@ -44,7 +44,7 @@ def run(args) -> None:
         from ..bench import transcription_latency
 
         clips = sample(read_dataset(args.data).clips, args.samples, 0)
-        audios = [load_audio(c.path) for c in clips]
+        audios = [load_audio(c) for c in clips]
         tm, tb = transcription_latency([a, b], audios, repeats=max(1, args.repeats // 5))
         print(f"full transcription of {len(clips)} clips: {tm.median_ms / 1e3:.2f} s vs {tb.median_ms / 1e3:.2f} s "
               f"(speedup {tb.median_ms / tm.median_ms:.3f}x)")

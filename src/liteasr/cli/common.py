@@ -51,9 +51,10 @@ def positive(kind):
 def clips(args, source, n: int | None = None, with_text: bool = False):
     """Clips of DATA (one source or several), N of them chosen by --seed, every file checked before
     any model runs."""
-    from ..audio import draw, read_sources, screen
+    from ..audio import Dataset, draw, read_sources, screen
 
-    sets = read_sources(source)
+    sets = source if isinstance(source, list) and source and isinstance(source[0], Dataset) \
+        else read_sources(source, *columns(args))
     for ds in sets:
         ds.clips = [c for c in ds.clips if c.text is not None or not with_text]
     good, bad = screen(draw(sets, n, getattr(args, "seed", 0)), args.on_bad_audio)
@@ -62,9 +63,17 @@ def clips(args, source, n: int | None = None, with_text: bool = False):
     return good, bad
 
 
+def columns(args) -> tuple[str, str]:
+    """(audio column, text column) for Hugging Face datasets."""
+    return getattr(args, "audio_column", "audio"), getattr(args, "text_column", "text")
+
+
 def write_json(path: str, data) -> None:
     from ..atomic import atomic_file
+    from ..distributed import current
 
+    if not current().is_main:  # under torchrun only rank 0 writes
+        return
     with atomic_file(path) as tmp:
         tmp.write_text(json.dumps(data, indent=1))
 
@@ -94,6 +103,21 @@ def calibration_args(p, required):
                    help="calibration windows: each clip padded to 30 s (as inference sees short clips), "
                         "clips packed into full 30 s windows, or a mix of both (default, best measured)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    column_args(p)
+
+
+def shard_windows_arg(p):
+    p.add_argument("--shard-windows", type=positive(int), default=16, metavar="N",
+                   help="calibration windows per shard (default 16): shards' sums are added in order, so any "
+                        "number of torchrun processes gives identical statistics for the same N")
+
+
+def column_args(p):
+    p.add_argument("--audio-column", default="audio", metavar="NAME",
+                   help="Hugging Face datasets (hf:ORG/NAME[:CONFIG]:SPLIT, save_to_disk folders, parquet): "
+                        "the audio column (default audio)")
+    p.add_argument("--text-column", default="text", metavar="NAME",
+                   help="Hugging Face datasets: the reference text column (default text)")
 
 
 def attention_arg(p):

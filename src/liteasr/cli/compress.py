@@ -36,9 +36,10 @@ def register(sub) -> None:
                    help="wall-clock budget for healing (default 15)")
     p.add_argument("--heal-steps", type=int, default=60, metavar="N", help="end-to-end healing steps (default 60)")
     p.add_argument("--heal-layernorm", action="store_true", help="let healing adjust the encoder's LayerNorms too")
+    common.shard_windows_arg(p)
     p.add_argument("--dry-run", action="store_true", help="print the rank plan (and --save-plan it); write no model")
     p.add_argument("--output", "-o", metavar="DIR")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, distributed=True)
 
 
 def budget(args):
@@ -57,10 +58,12 @@ def run(args) -> None:
     from ..calibrate import calibrate
     from ..checkpoint import Provenance, save_checkpoint
     from ..compress import check_stats, compress_, spectra, target_plan, threshold_plan
+    from ..distributed import current
     from ..flops import encoder_cost
     from ..plan import RankPlan, ThresholdRule
     from ..stats import CovarianceStats
 
+    main = current().is_main  # under torchrun every process computes, only rank 0 writes
     if args.output is None and not args.dry_run:
         raise UserError("--output DIR is required (or --dry-run to print the rank plan only)")
     if args.output is not None:
@@ -77,8 +80,9 @@ def run(args) -> None:
     if refine != "none" and clips is None:
         raise UserError(f"--refine {refine} needs --calibration audio (statistics alone cannot refit or heal)")
     if clips is not None:
-        stats = calibrate(loaded, clips, batch_size=args.batch_size, packing=args.packing)
-        if args.save_stats:
+        stats = calibrate(loaded, clips, batch_size=args.batch_size, packing=args.packing,
+                          shard_windows=args.shard_windows)
+        if args.save_stats and main:
             stats.save(args.save_stats)
         sources = " + ".join(args.calibration)
         calibration = f"{len(clips)} clips of {sources} (seed {args.seed}), {stats.meta['windows']} windows"
@@ -93,10 +97,12 @@ def run(args) -> None:
         plan = target_plan(loaded, stats, eig, target, args.allocation, clips, args.rank_multiple,
                            probe_clips=args.probe_clips)
     plan = plan or threshold_plan(loaded.model, stats, rule, eig)
-    if args.save_plan:
+    if args.save_plan and main:
         plan.save(args.save_plan)
     if args.dry_run:
         print(plan.table())
+        return
+    if not main:  # refit, healing and writing happen once, on rank 0
         return
     if refine == "none":
         lite = compress_(loaded.model, stats, plan, eig)

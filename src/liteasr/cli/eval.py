@@ -9,14 +9,16 @@ def register(sub) -> None:
     p = sub.add_parser("eval", help="WER, RTFx and encoder cost of one or more models")
     common.model_args(p, model=False)
     p.add_argument("models", nargs="+", metavar="MODEL")
-    p.add_argument("--data", nargs="+", required=True, metavar="DATA", help="manifests or folders with transcripts")
+    p.add_argument("--data", nargs="+", required=True, metavar="DATA",
+                   help="manifests, folders with transcripts or Hugging Face datasets")
     p.add_argument("--samples", type=common.positive(int), help="evaluate on N clips per dataset (seeded)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", metavar="OUT")
     p.add_argument("--no-latency", action="store_true", help="skip the encoder latency measurement")
     common.attention_arg(p)
     common.language_args(p)
-    p.set_defaults(func=run)
+    common.column_args(p)
+    p.set_defaults(func=run, distributed=True)
 
 
 def run(args) -> None:
@@ -25,8 +27,8 @@ def run(args) -> None:
 
     sets = []
     for source in args.data:
-        ds = read_dataset(source)
-        ds.clips, _ = common.clips(args, source, args.samples, with_text=True)
+        ds = read_dataset(source, *common.columns(args))
+        ds.clips, _ = common.clips(args, [ds], args.samples, with_text=True)
         sets.append(ds)
     results = evaluate_models(args.models, sets, device=common.device(args.device), dtype=common.dtype(args.dtype),
                               batch_size=args.batch_size, latency=not args.no_latency, attention=args.attention,

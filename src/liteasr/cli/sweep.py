@@ -20,7 +20,7 @@ def register(sub) -> None:
                    help="corrections to build each budget point with (default none; heal costs minutes per point)")
     p.add_argument("--heal-minutes", type=common.positive(float), default=15.0, metavar="M")
     p.add_argument("--output", "-o", required=True, metavar="DIR")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, distributed=True)
 
 
 def run(args) -> None:
@@ -35,6 +35,7 @@ def run(args) -> None:
                         device=common.device(args.device), batch_size=args.batch_size, overwrite=args.overwrite,
                         targets=args.targets, allocations=args.allocations, target_kind=args.target_kind,
                         rank_multiple=args.rank_multiple, packing=args.packing, refines=args.refine,
-                        heal_config=HealConfig(minutes=args.heal_minutes, seed=args.seed))
+                        heal_config=HealConfig(minutes=args.heal_minutes, seed=args.seed),
+                        columns=common.columns(args))
     print_table(results)
     print(f"wrote {args.output}/sweep.csv, sweep.json, sweep.png")

@@ -1,0 +1,1 @@
+"""Data sources beyond files and manifests (Hugging Face datasets); audio.py dispatches to them."""
