@@ -121,6 +121,7 @@ def create_app(engine: Engine, max_batch: int = 8, max_wait_ms: float = 50, max_
             if exc.status_code == 413:
                 raise
             raise HTTPException(400, f"cannot parse the multipart form: {exc.detail}") from None
+
         def text(name: str, default: str | None = None) -> str | None:
             value = form.get(name)
             if isinstance(value, UploadFile):
