@@ -116,7 +116,7 @@ def create_app(engine: Engine, max_batch: int = 8, max_wait_ms: float = 50, max_
     async def read_request(request: Request, task: str):
         """The form's options, checked, and its audio decoded (in a thread): any mistake is a 400."""
         try:
-            form = await request.form(max_files=1, max_fields=32)
+            form = await request.form(max_files=2, max_fields=32)  # 2: a file in a text field gets its own message
         except HTTPException as exc:
             if exc.status_code == 413:
                 raise
