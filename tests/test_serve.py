@@ -86,6 +86,7 @@ def clips(speech, tmp_path_factory):
     return [c.path for c in chosen] + [long]
 
 
+@pytest.mark.slow
 def test_text_equals_liteasr_transcribe(tiny, tiny_en, clips):
     client = tiny.client()
 
@@ -102,6 +103,7 @@ def test_text_equals_liteasr_transcribe(tiny, tiny_en, clips):
     assert len(expected[-1].split()) > 60  # the long clip was decoded past its first 30 s
 
 
+@pytest.mark.slow
 def test_every_response_format(tiny, clips):
     client = tiny.client()
     path = clips[0]
@@ -162,7 +164,8 @@ def test_api_key_is_required(small):
     assert isinstance(create(small, wav(1)).text, str)
 
 
-@pytest.mark.parametrize("case", ["too_large", "unreadable", "empty", "bad_format", "language", "no_file"])
+@pytest.mark.parametrize("case", ["too_large", "unreadable", "empty", "bad_format", "language", "no_file",
+                                  "file_as_field"])
 def test_bad_requests_get_openai_errors(small, case):
     if case == "too_large":
         with pytest.raises(openai.APIStatusError) as exc:
@@ -189,6 +192,10 @@ def test_bad_requests_get_openai_errors(small, case):
         r = httpx.post(small.url + "/v1/audio/transcriptions", data={"model": "whisper-1"},
                        headers={"Authorization": f"Bearer {KEY}"})
         assert r.status_code == 400 and "file" in r.json()["error"]["message"]
+    elif case == "file_as_field":
+        r = httpx.post(small.url + "/v1/audio/transcriptions", files={"file": wav(1), "language": ("en.txt", b"en")},
+                       headers={"Authorization": f"Bearer {KEY}"})
+        assert r.status_code == 400 and "`language` must be a text field" in r.json()["error"]["message"]
 
 
 def hold_worker(server) -> ThreadPoolExecutor:

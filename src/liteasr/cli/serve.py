@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 
 from ..errors import UserError
 from . import common
@@ -56,6 +57,9 @@ def run(args) -> None:
     app = create_app(engine, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
                      max_upload_bytes=int(args.max_upload_mb * 2**20), api_key=args.api_key)
     host, port = sock.getsockname()[:2]
+    if host not in ("127.0.0.1", "::1") and not args.api_key:
+        print(f"liteasr serve: warning: listening on {host}, reachable from other machines, without --api-key",
+              file=sys.stderr, flush=True)
     print(f"liteasr serve: {args.model} at http://{host}:{port}/v1 (max batch {args.max_batch}, "
           f"wait {args.max_wait_ms:g} ms)", flush=True)
     server = uvicorn.Server(uvicorn.Config(app, log_level=args.log_level, timeout_graceful_shutdown=None))

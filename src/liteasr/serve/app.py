@@ -116,26 +116,33 @@ def create_app(engine: Engine, max_batch: int = 8, max_wait_ms: float = 50, max_
     async def read_request(request: Request, task: str):
         """The form's options, checked, and its audio decoded (in a thread): any mistake is a 400."""
         try:
-            form = await request.form(max_files=1, max_fields=32)
+            form = await request.form(max_files=2, max_fields=32)  # 2: a file in a text field gets its own message
         except HTTPException as exc:
             if exc.status_code == 413:
                 raise
             raise HTTPException(400, f"cannot parse the multipart form: {exc.detail}") from None
+
+        def text(name: str, default: str | None = None) -> str | None:
+            value = form.get(name)
+            if isinstance(value, UploadFile):
+                raise UserError(f"`{name}` must be a text field, not a file")
+            return value or default
+
         try:
             upload = form.get("file")
             if not isinstance(upload, UploadFile):
                 raise UserError("a multipart `file` with the audio is required")
-            response_format = str(form.get("response_format") or "json")
+            response_format = text("response_format", "json")
             if response_format not in formats.FORMATS:
                 raise UserError(f"response_format must be one of {', '.join(formats.FORMATS)}, "
                                 f"got {response_format!r}")
-            temperature = form.get("temperature") or "0"
+            temperature = text("temperature", "0")
             try:
                 if not 0 <= float(temperature) <= 1:
                     raise ValueError
             except ValueError:
                 raise UserError(f"temperature must be a number from 0 to 1, got {temperature!r}") from None
-            options = Options(language=form.get("language") or None, task=task, prompt=form.get("prompt") or None,
+            options = Options(language=text("language"), task=task, prompt=text("prompt"),
                               timestamps=response_format in formats.TIMESTAMPED)
             engine.check(options)
             # the name is only used in messages; it never names a path on the server
