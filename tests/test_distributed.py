@@ -187,3 +187,22 @@ def test_missing_peer_is_a_clear_error(random_whisper_dir, noise_clips, tmp_path
     assert out.returncode == 2, out.stderr
     assert "timed out" in out.stderr and "Traceback" not in out.stderr
     assert not (tmp_path / "s.st").exists()
+
+
+def test_streamed_rows_read_as_stored_rows(runs, monkeypatch):
+    """The Hub path (streamed rows, kept encoded) on a local stream: the same clips as the saved set."""
+    import datasets
+
+    from liteasr.audio import audio_hash, read_dataset
+    from liteasr.data import hf
+
+    if not (runs / "saved").exists():
+        pytest.skip("../shared/data/speech not present")
+    table = datasets.load_from_disk(str(runs / "saved"))
+    monkeypatch.setattr(hf, "_open", lambda source: (table.to_iterable_dataset(), "streamed"))
+    streamed = read_dataset("hf:org/name:test", "speech", "sentence")
+    saved = read_dataset(runs / "saved", "speech", "sentence")
+    assert [c.text for c in streamed.clips] == [c.text for c in saved.clips]
+    assert [audio_hash(c) for c in streamed.clips] == [audio_hash(c) for c in saved.clips]
+    with pytest.raises(UserError, match="no audio column"):
+        read_dataset("hf:org/name:test")

@@ -90,7 +90,7 @@ def calibrate(loaded: whisper.LoadedModel, clips: list[Clip], batch_size: int = 
                 whisper.encoder_output(model, whisper.features(loaded.processor, batch, param.device, param.dtype))
         finally:
             partial = collector.close()
-        sum_in_shard_order(group, {k: s.packed() for k, s in partial.items()}, total, present)
+        sum_in_shard_order(group, ((k, s.packed()) for k, s in partial.items()), total, present)
     layers = {k: LayerStats.from_packed(t, linears[k].out_features) for k, t in total.items()}
     meta = {"model": loaded.name, "model_hash": model_hash(model), "clips": len(clips), "windows": n_windows,
             "packing": packing,

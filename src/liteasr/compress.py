@@ -18,8 +18,25 @@ def shapes(model: torch.nn.Module) -> dict[str, tuple[int, int]]:
 
 
 def spectra(stats: CovarianceStats, progress: bool = True) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """Eigen-decomposition of every layer's output covariance, computed once and shared by plans."""
-    return {k: s.spectrum() for k, s in tqdm(stats.layers.items(), desc="eigendecomposition", disable=not progress)}
+    """Eigen-decomposition of every layer's output covariance, computed once and shared by plans.
+
+    Under torchrun each layer is decomposed by one process (balanced by d^3) and broadcast."""
+    from .distributed import balance, current
+
+    group = current()
+    keys = list(stats.layers)
+    owners = balance([stats.layers[k].sum.numel() ** 3 for k in keys], group.world)
+    owner = {keys[i]: rank for rank, tasks in enumerate(owners) for i in tasks}
+    eig = {}
+    for key in tqdm(keys, desc="eigendecomposition", disable=not (progress and group.is_main)):
+        s = stats.layers[key]
+        if owner[key] == group.rank:
+            values, vectors = s.spectrum()
+        else:
+            d = s.sum.numel()
+            values, vectors = torch.empty(d, dtype=torch.float64), torch.empty(d, d, dtype=torch.float64)
+        eig[key] = group.broadcast(values, owner[key]), group.broadcast(vectors, owner[key])
+    return eig
 
 
 def check_stats(model: torch.nn.Module, stats: CovarianceStats) -> None:

@@ -73,10 +73,13 @@ def read_rows(source: str, audio_column: str = "audio", text_column: str = "text
                         "choose one with --audio-column)")
     table = _undecoded(table, audio_column)
     has_text = text_column in columns
-    if not hasattr(table, "__len__"):  # streamed from the Hub
+    if not hasattr(table, "__len__"):  # streamed from the Hub (columns may be known only from the rows)
         rows = []
         for i, entry in enumerate(tqdm(table, desc=f"reading {source}", unit="row")):
-            text = entry.get(text_column) if has_text else None
+            if audio_column not in entry:
+                raise UserError(f"{source}: no audio column {audio_column!r} (columns: {', '.join(entry)}; "
+                                "choose one with --audio-column)")
+            text = entry.get(text_column)
             if usable(text):
                 rows.append((f"{source}#{i}", None if text is None else str(text),
                              StreamedRow(_encoded(entry[audio_column], f"{source} row {i}"))))

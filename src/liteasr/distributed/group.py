@@ -60,6 +60,15 @@ class Group:
             dist.broadcast_object_list(box, src=src)
         return box[0]
 
+    def broadcast(self, tensor: torch.Tensor, src: int) -> torch.Tensor:
+        """Rank `src`'s tensor on every rank (others pass a tensor of the same shape and dtype)."""
+        if self.world == 1:
+            return tensor
+        local = tensor.to(self.device).contiguous()
+        with _collective("broadcast"):
+            dist.broadcast(local, src=src)
+        return local.to(tensor.device)
+
     def barrier(self) -> None:
         if self.world > 1:
             with _collective("barrier"):

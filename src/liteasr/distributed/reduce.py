@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 
 from .group import Group
 
 
-def sum_in_shard_order(group: Group, partial: dict[str, torch.Tensor], total: dict[str, torch.Tensor],
+def sum_in_shard_order(group: Group, partial: Iterable[tuple[str, torch.Tensor]], total: dict[str, torch.Tensor],
                        present: bool) -> None:
     """Add this round's shards to `total` in shard order: rank r holds shard round * world + r.
 
-    Every rank sends every key (an absent shard sends zeros and is skipped), one key at a time, so
-    beyond the local sums only one key's tensors from all ranks are in memory. Float addition is
-    done in the same order for any world size, hence bit-identical totals."""
+    Every rank sends every key in the same order (an absent shard sends its zeros and is skipped),
+    one key at a time: pass a generator, and beyond the local sums only one key's tensors from all
+    ranks are in memory. Float additions happen in the same order for any world size, hence
+    bit-identical totals."""
     flags = group.all_gather(torch.tensor([1.0 if present else 0.0], dtype=torch.float64))
-    for key, tensor in partial.items():
-        parts = group.all_gather(tensor if present else torch.zeros_like(tensor))
+    for key, tensor in partial:
+        parts = group.all_gather(tensor)
         for flag, part in zip(flags, parts):
             if flag.item():
                 total[key] += part.to(total[key].device)
