@@ -73,7 +73,7 @@ def test_reduced_attention_is_exact_on_real_activations(low_rank_tiny, tiny_en, 
     model = copy.deepcopy(lite)
     set_attention_modes(model.model.encoder.layers, [mode] * 4)
     got = whisper.encoder_output(model, feats)
-    assert (got - reference).abs().max().item() <= 1e-4
+    assert (got - reference).abs().max() <= 1e-5 * reference.abs().max()  # float32 rounding, relative to the output
 
 
 def test_identical_greedy_transcripts_with_either_path(low_rank_tiny, tiny_en, speech):

@@ -98,7 +98,7 @@ def test_user_mistakes_get_one_line(case, random_whisper_dir, noise_clips, compr
     assert not (tmp_path / "o").exists()
 
 
-def test_compress_to_a_budget_refits_and_heals_by_default(random_whisper_dir, noise_clips, tmp_path):
+def test_compress_refit_and_heal_from_several_sources(random_whisper_dir, noise_clips, tmp_path):
     import numpy as np
     import soundfile as sf
 
@@ -108,7 +108,7 @@ def test_compress_to_a_budget_refits_and_heals_by_default(random_whisper_dir, no
         sf.write(extra / f"tone{i}.wav", 0.2 * np.sin(np.arange(24000) * (0.05 + 0.02 * i)).astype(np.float32), 16000)
     r = liteasr("compress", random_whisper_dir, "--calibration", noise_clips, extra,
                 "--target-params", "0.8", "--allocation", "normalized", "--rank-multiple", "8",
-                "--heal-steps", "2", "--output", tmp_path / "healed")
+                "--refine", "heal", "--heal-steps", "2", "--output", tmp_path / "healed")
     assert r.returncode == 0, r.stderr
     assert "healing: block-wise held-out loss" in r.stdout
     card = (tmp_path / "healed" / "README.md").read_text()

@@ -96,6 +96,13 @@ class _Budget:
     def left(self) -> bool:
         return self.end is None or time.monotonic() < self.end
 
+    def share(self, fraction: float) -> "_Budget":
+        """A budget ending when `fraction` of what is left now has passed."""
+        part = _Budget(None)
+        if self.end is not None:
+            part.end = time.monotonic() + fraction * (self.end - time.monotonic())
+        return part
+
 
 def _snapshot(params):
     return [p.detach().clone() for p in params]
@@ -123,7 +130,8 @@ def heal(loaded: whisper.LoadedModel, lite: torch.nn.Module, clips: list[Clip], 
     train, held = feature_batches(train_clips), feature_batches(held_clips)
     params = trainable(lite, config.layernorm)
     lite.train(False)  # no dropout: Whisper's is 0 anyway, and healing must be deterministic
-    block = _heal_blocks(loaded.model, lite, train, held, config, budget, progress)
+    # block-wise steps are cheap and settle each layer; keep at least half of the time for end to end
+    block = _heal_blocks(loaded.model, lite, train, held, config, budget.share(0.5), progress)
     e2e, steps = _heal_end_to_end(loaded, lite, train, held, params, config, budget, progress)
     for p in lite.parameters():
         p.requires_grad_(False)
@@ -180,6 +188,8 @@ def _heal_end_to_end(loaded, student, train, held, params, config: HealConfig, b
     """Stage 2: encoder output error + decoder KL against the dense model on its own transcripts."""
     teacher = loaded.model
     samples = whisper.WINDOW_SECONDS * 16000
+    if config.steps <= 0 or not params or not budget.left():
+        return (float("nan"), float("nan")), 0  # no end-to-end stage: nothing measured, nothing changed
 
     def targets(feats):
         encoded = whisper.encoder_output(teacher, feats).clone()
@@ -205,8 +215,6 @@ def _heal_end_to_end(loaded, student, train, held, params, config: HealConfig, b
 
     before = best = held_loss()
     saved, stale, step = _snapshot(params), 0, 0
-    if config.steps <= 0 or not params:
-        return (before, best), 0
     optimizer = torch.optim.Adam(params, lr=config.lr)
     order = random.Random(config.seed + 1)
     queue: list[int] = []

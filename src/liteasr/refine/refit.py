@@ -4,8 +4,10 @@ input it actually sees in the compressed model.
 Layer by layer, stage by stage (q/k/v, out_proj, fc1, fc2), over the calibration windows:
 
     x = input of the projection on the compressed path,  y = output of the dense projection on the dense path
+                                                                   (computed in float64 from its input)
     A = argmin ||[x, 1] A - y||^2 + lam ||A - [W^T; b^T]||^2         (ridge anchored at the dense weights)
-      = (G + lam I)^-1 (H + lam [W^T; b^T]),  G = sum [x,1][x,1]^T,  H = sum [x,1] y^T   (float64, streamed)
+      = (G + lam I)^-1 (H + lam [W^T; b^T]),  G = sum [x,1][x,1]^T,  H = sum [x,1] y^T = C [W^T; b^T],
+        C = sum [x,1][x_dense,1]^T   (float64, streamed)
 
 then the rank-k principal components of the fitted outputs [x, 1] A (their covariance is A^T (G/n) A - mu mu^T,
 so no activation is ever stored) give the factors exactly as for plain PCA. When the compressed path's
@@ -32,32 +34,43 @@ DEFAULT_RIDGE = 1e-4  # times the mean diagonal of G: keeps the fit anchored whe
 
 
 class RegressionStats:
-    """G = sum x~ x~^T and, per target, H = sum x~ y^T with x~ = [x, 1], in float64."""
+    """G = sum x~ x~^T over the compressed path's inputs and C = sum x~ x~_d^T against the dense path's
+    inputs (x~ = [x, 1]), in float64. The dense outputs are y = x~_d [W^T; b^T], so H = C [W^T; b^T]
+    for every projection that reads this input: exact, and shared by q, k and v."""
 
-    def __init__(self, d_in: int, d_outs: dict[str, int]):
+    def __init__(self, d_in: int):
         self.count = 0
         self.gram = torch.zeros(d_in + 1, d_in + 1, dtype=torch.float64)
-        self.cross = {k: torch.zeros(d_in + 1, d, dtype=torch.float64) for k, d in d_outs.items()}
+        self.cross = torch.zeros(d_in + 1, d_in + 1, dtype=torch.float64)
 
-    def add(self, x: torch.Tensor, ys: dict[str, torch.Tensor]) -> None:
-        x = x.reshape(-1, x.shape[-1]).to(torch.float64).cpu()
-        x = torch.cat([x, torch.ones(len(x), 1, dtype=torch.float64)], 1)
+    def add(self, x: torch.Tensor, x_dense: torch.Tensor) -> None:
+        x, x_dense = _with_ones(x), _with_ones(x_dense)
         self.count += len(x)
         self.gram.addmm_(x.T, x)
-        for key, y in ys.items():
-            self.cross[key].addmm_(x.T, y.reshape(-1, y.shape[-1]).to(torch.float64).cpu())
+        self.cross.addmm_(x.T, x_dense)
+
+
+def _with_ones(x: torch.Tensor) -> torch.Tensor:
+    x = x.reshape(-1, x.shape[-1]).to(torch.float64).cpu()
+    return torch.cat([x, torch.ones(len(x), 1, dtype=torch.float64)], 1)
+
+
+def anchor(dense: torch.nn.Linear) -> torch.Tensor:
+    """[W^T; b^T], the dense projection as one [d_in + 1, d_out] matrix acting on [x, 1]."""
+    w = dense.weight.detach().to(torch.float64).cpu()
+    b = dense.bias.detach().to(torch.float64).cpu() if dense.bias is not None else torch.zeros(w.shape[0], dtype=torch.float64)
+    return torch.cat([w.T, b[None]], 0)
 
 
 def fit(dense: torch.nn.Linear, gram: torch.Tensor, cross: torch.Tensor, count: int, rank: int,
         ridge: float = DEFAULT_RIDGE):
-    """The refit LowRankLinear of `rank` for one projection from its regression sums."""
-    w = dense.weight.detach().to(torch.float64).cpu()
-    b = dense.bias.detach().to(torch.float64).cpu() if dense.bias is not None else torch.zeros(w.shape[0], dtype=torch.float64)
-    anchor = torch.cat([w.T, b[None]], 0)  # [d_in + 1, d_out]
+    """The refit LowRankLinear of `rank` for one projection from its regression sums: `gram` = G and
+    `cross` = H = sum x~ y_dense^T."""
+    w0 = anchor(dense)
     g, h = gram / count, cross / count
     lam = ridge * float(g.diagonal().mean())
     eye = torch.eye(len(g), dtype=torch.float64)
-    a = torch.linalg.solve(g + lam * eye, h + lam * anchor)
+    a = torch.linalg.solve(g + lam * eye, h + lam * w0)
     mean_x = g[-1]  # the constant column's row of G/n is the mean of x~
     mu = a.T @ mean_x
     cov = a.T @ g @ a - torch.outer(mu, mu)
@@ -70,12 +83,12 @@ class _Captured(Exception):
     """Raised by the last capture hook of a stage: the rest of the layer is not needed."""
 
 
-def _capture(modules: dict[str, torch.nn.Module], what: str, store: dict) -> list:
-    """Forward hooks storing each module's input (`what="input"`) or output into `store`; once all
-    are stored, the layer's forward is cut short."""
+def _capture(modules: dict[str, torch.nn.Module], store: dict) -> list:
+    """Forward hooks storing each module's input into `store`; once all are
+    stored, the layer's forward is cut short."""
     def hook(key):
         def f(module, inputs, output):
-            store[key] = inputs[0] if what == "input" else output
+            store[key] = inputs[0]
             if len(store) == len(modules):
                 raise _Captured
         return f
@@ -113,17 +126,17 @@ def _refit_stage(steps: Lockstep, dense_layer, student_layer, keys: list[str], p
     names = [whisper.split_key(k)[1] for k in keys]
     dense = {k: getattr(whisper.projection_parent(dense_layer, n), n) for k, n in zip(keys, names)}
     student = {k: getattr(whisper.projection_parent(student_layer, n), n) for k, n in zip(keys, names)}
-    outputs, inputs = {}, {}
-    handles = _capture(dense, "output", outputs) + _capture(student, "input", inputs)
-    reg = RegressionStats(dense[keys[0]].in_features, {k: m.out_features for k, m in dense.items()})
+    dense_inputs, inputs = {}, {}
+    handles = _capture(dense, dense_inputs) + _capture(student, inputs)
+    reg = RegressionStats(dense[keys[0]].in_features)
     try:
         for h_dense, h_student in zip(steps.dense, steps.compressed):
-            _run_until_captured(dense_layer, h_dense, outputs)
+            _run_until_captured(dense_layer, h_dense, dense_inputs)
             _run_until_captured(student_layer, h_student, inputs)
-            reg.add(inputs[keys[0]], outputs)  # the stage's projections share one input
+            reg.add(inputs[keys[0]], dense_inputs[keys[0]])  # the stage's projections share one input
     finally:
         for handle in handles:
             handle.remove()
     for key in keys:
-        module = fit(dense[key], reg.gram, reg.cross[key], reg.count, plan.layers[key].rank, ridge)
+        module = fit(dense[key], reg.gram, reg.cross @ anchor(dense[key]), reg.count, plan.layers[key].rank, ridge)
         whisper.replace_linear(steps.student, key, module)
