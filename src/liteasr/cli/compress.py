@@ -31,7 +31,8 @@ def register(sub) -> None:
     p.add_argument("--refine", choices=["auto", "none", "refit", "heal"], default="auto",
                    help="correct the factors after factoring: none (plain PCA, the paper's setting), refit "
                         "(anchored closed-form refit against the dense model), heal (refit, then healing on the "
-                        "calibration audio); auto (default): heal with --target-*, none with --threshold")
+                        "calibration audio); auto (default): the measured best with --target-* (see "
+                        "benchmarks/refine.md), none with --threshold")
     p.add_argument("--heal-minutes", type=common.positive(float), default=15.0, metavar="M",
                    help="wall-clock budget for healing (default 15)")
     p.add_argument("--heal-steps", type=int, default=60, metavar="N", help="end-to-end healing steps (default 60)")
@@ -76,7 +77,10 @@ def run(args) -> None:
     clips, skipped = common.clips(args, args.calibration, args.calibration_samples) if args.calibration else (None, [])
     loaded = common.load(args)
     base = encoder_cost(loaded.model)
-    refine = args.refine if args.refine != "auto" else ("heal" if target is not None and clips is not None else "none")
+    from ..refine import DEFAULT_FOR_TARGETS
+
+    refine = args.refine if args.refine != "auto" else (DEFAULT_FOR_TARGETS if target is not None and clips is not None
+                                                       else "none")
     if refine != "none" and clips is None:
         raise UserError(f"--refine {refine} needs --calibration audio (statistics alone cannot refit or heal)")
     if clips is not None:

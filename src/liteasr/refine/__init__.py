@@ -4,4 +4,8 @@
 from .heal import HealConfig, HealReport, heal
 from .refit import refit
 
-__all__ = ["HealConfig", "HealReport", "heal", "refit"]
+# What `compress --refine auto` does with a --target-*: chosen on benchmarks/refine.md, where no
+# correction has yet beaten plain PCA by an interval that excludes zero on unseen speakers.
+DEFAULT_FOR_TARGETS = "none"
+
+__all__ = ["DEFAULT_FOR_TARGETS", "HealConfig", "HealReport", "heal", "refit"]
