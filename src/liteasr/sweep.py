@@ -106,15 +106,15 @@ def run_sweep(model: str, calibration: str | list[str], eval_data: list[str], th
 
 def refined(base, stats, eig, plan, clips, refine: str, heal_config=None, packing: str = DEFAULT_PACKING,
             progress: bool = True):
-    """The compressed model for `plan`: plain PCA factors (`none`), the anchored refit, or refit + healing."""
+    """The compressed model for `plan`: plain PCA factors (`none`), the anchored refit, or PCA + healing."""
     from .refine import HealConfig, heal, refit
 
     if refine not in REFINES:
         raise UserError(f"refine must be one of {', '.join(REFINES)}, got {refine!r}")
-    if refine == "none":
-        return compress_(copy.deepcopy(base.model), stats, plan, eig)
-    lite = refit(base, plan, clips, packing, progress=progress)
-    if refine == "heal":
+    if refine == "refit":
+        return refit(base, plan, clips, packing, progress=progress)
+    lite = compress_(copy.deepcopy(base.model), stats, plan, eig)
+    if refine == "heal":  # from the PCA factors: healing the refit measured worse (benchmarks/refine.md)
         heal(base, lite, clips, heal_config or HealConfig(), packing, progress=progress)
     return lite
 

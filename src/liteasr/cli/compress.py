@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import shlex
 import sys
 
@@ -30,8 +31,8 @@ def register(sub) -> None:
     p.add_argument("--save-stats", metavar="FILE", help="also write the calibration statistics")
     p.add_argument("--refine", choices=["auto", "none", "refit", "heal"], default="auto",
                    help="correct the factors after factoring: none (plain PCA, the paper's setting), refit "
-                        "(anchored closed-form refit against the dense model), heal (refit, then healing on the "
-                        "calibration audio); auto (default): the measured best with --target-* (see "
+                        "(anchored closed-form refit against the dense model), heal (PCA factors, then healing on "
+                        "the calibration audio); auto (default): the measured best with --target-* (see "
                         "benchmarks/refine.md), none with --threshold")
     p.add_argument("--heal-minutes", type=common.positive(float), default=15.0, metavar="M",
                    help="wall-clock budget for healing (default 15)")
@@ -108,14 +109,16 @@ def run(args) -> None:
         return
     if not main:  # refit, healing and writing happen once, on rank 0
         return
-    if refine == "none":
-        lite = compress_(loaded.model, stats, plan, eig)
-    else:
-        from ..refine import HealConfig, heal, refit
+    if refine == "refit":
+        from ..refine import refit
 
         lite = refit(loaded, plan, clips, args.packing, args.batch_size)
         plan.method += ", anchored refit"
-        if refine == "heal":
+    else:  # healing needs the dense model beside the compressed one: compress a copy
+        lite = compress_(copy.deepcopy(loaded.model) if refine == "heal" else loaded.model, stats, plan, eig)
+        if refine == "heal":  # from the PCA factors: healing the refit measured worse (benchmarks/refine.md)
+            from ..refine import HealConfig, heal
+
             report = heal(loaded, lite, clips, HealConfig(steps=args.heal_steps, minutes=args.heal_minutes,
                                                           layernorm=args.heal_layernorm, seed=args.seed),
                           args.packing)
