@@ -189,7 +189,8 @@ def test_interrupted_run_leaves_previous_output_intact(sig, tmp_path, random_whi
     for i in range(40):  # long enough to be interrupted mid-calibration
         sf.write(data / f"c{i}.wav", tone(20.0), 16000)
     proc = subprocess.Popen([sys.executable, "-m", "liteasr", "compress", str(random_whisper_dir), "--calibration",
-                             str(data), "-o", str(out), "--overwrite", "--batch-size", "1"],
+                             str(data), "-o", str(out), "--overwrite", "--batch-size", "1",
+                             "--shard-windows", "1"],  # progress after every window, so the signal lands mid-run
                             stderr=subprocess.PIPE, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"))
     seen = ""
     deadline = time.time() + 120
