@@ -17,8 +17,6 @@ held-out clips than it started.
 
 from __future__ import annotations
 
-import copy
-import math
 import random
 import time
 from dataclasses import dataclass
@@ -178,8 +176,7 @@ def _heal_blocks(teacher, student, train, held, config: HealConfig, budget: _Bud
         report.append((before, best))
         comp_train = [whisper.run_layer(layer, h).clone() for h in comp_train]
         comp_held = [whisper.run_layer(layer, h).clone() for h in comp_held]
-        dense_train = [t for t in target_train]
-        dense_held = [t for t in target_held]
+        dense_train, dense_held = target_train, target_held  # the next layer's dense inputs
     bar.close()
     return report
 

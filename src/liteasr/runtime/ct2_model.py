@@ -10,7 +10,7 @@ import numpy as np
 from .. import whisper
 from ..ct2 import is_ct2_dir
 from ..errors import UserError
-from ..sources import offline_copy, resolve_model
+from ..sources import offline_copy
 from ..transcribe import WINDOW, token_budget
 
 PREFIX = "ctranslate2:"
