@@ -44,6 +44,13 @@ def main() -> int:
     ap.add_argument("--allocation", default="encoder", choices=["encoder", "decoder", "sensitivity"])
     ap.add_argument("--heal-minutes", type=float, default=8.0)
     ap.add_argument("--heal-steps", type=int, default=60)
+    ap.add_argument("--heal-clips", type=int, help="calibration clips for healing (default: the --calibration-samples "
+                    "clips; the issue's setting is 256)")
+    ap.add_argument("--heal-sources", nargs="+", metavar="DATA", help="where the healing clips are drawn from "
+                    "(default: the calibration sets)")
+    ap.add_argument("--suffix", default="", help="appended to the names of the healed checkpoints")
+    ap.add_argument("--build-only", action="store_true", help="build the checkpoints, evaluate nothing "
+                    "(benchmarks/refine_eval.py compares them with paired intervals)")
     ap.add_argument("--speechocean", type=int, default=150, help="seeded clips of speechocean_train")
     ap.add_argument("--work", default="runs/refine")
     ap.add_argument("--out", default="benchmarks")
@@ -54,7 +61,11 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     base = whisper.load("tiny.en")
-    clips = draw(read_sources([str(speech / s) for s in CALIBRATION]), args.calibration_samples, seed=0)
+    sources = read_sources([str(speech / s) for s in CALIBRATION])
+    clips = draw(sources, args.calibration_samples, seed=0)
+    heal_sources = read_sources(args.heal_sources) if args.heal_sources else sources
+    heal_clips = draw(heal_sources, args.heal_clips or args.calibration_samples, seed=0) \
+        if args.heal_clips or args.heal_sources else clips
     if (work / "stats.safetensors").is_file():
         stats = CovarianceStats.load(work / "stats.safetensors")
     else:
@@ -78,7 +89,7 @@ def main() -> int:
         models.append((f"paper rule {t}", name))
     table = None
     for target in args.targets:
-        names = {m: f"{m}-{target}" for m in args.methods}
+        names = {m: f"{m}{args.suffix if 'heal' in m else ''}-{target}" for m in args.methods}
         if not args.evaluate and not all((work / n).is_dir() for n in names.values()):
             if table is None:
                 if (work / "damage.json").is_file():
@@ -96,9 +107,11 @@ def main() -> int:
                 save(compress_(copy.deepcopy(base.model), stats, plan, eig), names["pca"], plan.method)
             if "pcaheal" in names and not (work / names["pcaheal"]).is_dir():
                 lite = compress_(copy.deepcopy(base.model), stats, plan, eig)
-                report = heal(base, lite, clips, HealConfig(minutes=args.heal_minutes, steps=args.heal_steps))
+                report = heal(base, lite, heal_clips, HealConfig(minutes=args.heal_minutes, steps=args.heal_steps))
                 print(report.summary())
                 timings[f"pcaheal-{target}_s"] = report.seconds
+                timings[f"pcaheal-{target}"] = {"block": report.block_loss, "e2e": report.e2e_loss,
+                                                 "steps": report.steps, "clips": len(heal_clips)}
                 save(lite, names["pcaheal"], plan.method + ", healed")
             if {"refit", "heal"} & set(names) and not all((work / names[m]).is_dir() for m in ("refit", "heal") if m in names):
                 start = time.time()
@@ -107,13 +120,16 @@ def main() -> int:
                 if "refit" in names:
                     save(lite, names["refit"], plan.method + ", anchored refit")
                 if "heal" in names:
-                    report = heal(base, lite, clips, HealConfig(minutes=args.heal_minutes, steps=args.heal_steps))
+                    report = heal(base, lite, heal_clips, HealConfig(minutes=args.heal_minutes, steps=args.heal_steps))
                     print(report.summary())
                     timings[f"heal-{target}_s"] = report.seconds
-                    timings[f"heal-{target}"] = {"block": report.block_loss, "e2e": report.e2e_loss, "steps": report.steps}
+                    timings[f"heal-{target}"] = {"block": report.block_loss, "e2e": report.e2e_loss, "steps": report.steps,
+                                                  "clips": len(heal_clips)}
                     save(lite, names["heal"], plan.method + ", anchored refit, healed")
             (work / "timings.json").write_text(json.dumps(timings, indent=1))
         models += [(f"{m} {target}", n) for m, n in names.items()]
+    if args.build_only:
+        return 0
     sets = load_eval_sets([str(speech / "librispeech_other")]) + load_eval_sets(
         [str(speech / "speechocean_train")], args.speechocean, seed=0)
     results = evaluate_models(["tiny.en", *[str(work / n) for _, n in models]], sets, latency=False)

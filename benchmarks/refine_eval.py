@@ -1,7 +1,10 @@
 """Paired comparison of the checkpoints benchmarks/refine.py wrote: every model against dense tiny.en
 and the corrections against plain PCA, ΔWER with 95% paired-bootstrap intervals.
 
-    python benchmarks/refine_eval.py [--work runs/refine] [--target 0.7] [--samples 50]
+    python benchmarks/refine_eval.py [--work runs/refine] [--target 0.7] [--samples 50] [--methods ...]
+
+Each model's per-utterance errors are cached in --work (keyed by checkpoint and clip count), so adding a
+method re-evaluates only that method; delete the cache files after rebuilding a checkpoint.
 """
 
 import argparse
@@ -21,20 +24,29 @@ def main() -> int:
     ap.add_argument("--work", default="runs/refine")
     ap.add_argument("--target", default="0.7")
     ap.add_argument("--samples", type=int, default=50, help="seeded clips per evaluation set")
+    ap.add_argument("--methods", nargs="+", default=["pca", "refit", "pcaheal", "heal"],
+                    help="checkpoint names in --work are METHOD-TARGET")
+    ap.add_argument("--sets", nargs="+", help="evaluation manifests (default: librispeech_other, speechocean_train)")
     args = ap.parse_args()
     speech = speech_or_exit()
     work = Path(args.work)
-    sets = load_eval_sets([str(speech / "librispeech_other")], args.samples, seed=0) + load_eval_sets(
-        [str(speech / "speechocean_train")], args.samples, seed=0)
+    sets = [s for path in (args.sets or [speech / "librispeech_other", speech / "speechocean_train"])
+            for s in load_eval_sets([str(path)], args.samples, seed=0)]
     models = [("dense tiny.en", "tiny.en")] + [(f"{m} {args.target}", str(work / f"{m}-{args.target}"))
-                                              for m in ("pca", "refit", "pcaheal") if (work / f"{m}-{args.target}").is_dir()]
+                                              for m in args.methods if (work / f"{m}-{args.target}").is_dir()]
     errors, t0 = {}, time.time()
     for label, spec in models:
-        loaded = whisper.load(spec)
+        cache = work / f"errors-{Path(spec).name}-{args.samples}.json"
+        known = json.loads(cache.read_text()) if cache.is_file() else {}
+        loaded = None
         for ds in sets:
-            r = evaluate_dataset(loaded, ds, progress=False)
-            errors[label, ds.name] = (r.wer, [(t["errors"], t["words"]) for t in r.transcripts])
-            print(f"{label} {ds.name} WER {r.wer:.2f} ({time.time() - t0:.0f} s)", flush=True)
+            if ds.name not in known:
+                loaded = loaded or whisper.load(spec)
+                r = evaluate_dataset(loaded, ds, progress=False)
+                known[ds.name] = (r.wer, [(t["errors"], t["words"]) for t in r.transcripts])
+                print(f"{label} {ds.name} WER {r.wer:.2f} ({time.time() - t0:.0f} s)", flush=True)
+            errors[label, ds.name] = tuple(known[ds.name])
+        cache.write_text(json.dumps(known))
     pca = f"pca {args.target}"
     lines = ["| set | model | WER | ΔWER vs dense [95% CI] | ΔWER vs PCA [95% CI] |", "|---|---|---:|---|---|"]
     for ds in sets:

@@ -1,9 +1,6 @@
 """Budget-driven rank allocation."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -15,6 +12,7 @@ from liteasr.damage import TruncationProbe, candidates, damage_table, discarded,
 from liteasr.lowrank import factorize
 from liteasr.transcribe import transcript_mask
 from liteasr.errors import UserError
+from cli_helpers import liteasr
 
 SHAPES = {"layers.0.fc1": (64, 256), "layers.0.q_proj": (64, 64)}
 
@@ -143,11 +141,6 @@ def test_decoder_damage_on_real_speech(tiny_en, tiny_probe, speech):
     mild = tiny_probe.damage(key, factorize(dense, stats.layers[key].mean, vectors, 304))
     severe = tiny_probe.damage(key, factorize(dense, stats.layers[key].mean, vectors, 16))
     assert 0 < mild < 0.05 < severe
-
-
-def liteasr(*args):
-    return subprocess.run([sys.executable, "-m", "liteasr", *map(str, args)], capture_output=True, text=True,
-                          env=dict(os.environ, HF_HUB_OFFLINE="1"), timeout=600)
 
 
 def test_cli_target_params(random_whisper_dir, noise_clips, tmp_path):

@@ -1,27 +1,11 @@
-"""The command line, end to end in subprocesses: success paths and one-line errors."""
+"""The command line, end to end: success paths and one-line errors (the first compress through
+`python -m liteasr`, the rest in this process: see cli_helpers)."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 from safetensors.torch import load_file
-
-
-def liteasr(*args, cwd=None):
-    env = dict(os.environ, HF_HUB_OFFLINE="1")
-    return subprocess.run([sys.executable, "-m", "liteasr", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=600)
-
-
-def assert_user_error(result, *fragments):
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("liteasr: error:"), result.stderr
-    assert "Traceback" not in result.stderr
-    for f in fragments:
-        assert f in lines[0], lines[0]
+from cli_helpers import assert_user_error, liteasr
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +13,7 @@ def compressed(random_whisper_dir, noise_clips, tmp_path_factory):
     out = tmp_path_factory.mktemp("cli") / "lite"
     r = liteasr("compress", random_whisper_dir, "--calibration", noise_clips, "--threshold", "0.9:0.95",
                 "--rank-multiple", "8", "--output", out, "--save-plan", out.parent / "plan.json",
-                "--save-stats", out.parent / "stats.safetensors")
+                "--save-stats", out.parent / "stats.safetensors", subprocess=True)  # the real entry point
     assert r.returncode == 0, r.stderr
     return out
 

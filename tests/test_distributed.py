@@ -87,6 +87,8 @@ def runs(tmp_path_factory, random_whisper_dir, noise_clips, tiny_en_dir):
         commands["eval"] = lambda tag: ["eval", tiny_en_dir, "--data", *data[:2], "--audio-column", "speech",
                                         "--text-column", "sentence", "--batch-size", "1", "--no-latency",
                                         "--device", "cpu", "--json", folder / f"{tag}.eval.json"]
+        commands["sweep"] = lambda tag: ["sweep", random_whisper_dir, *common[:-4], "--device", "cpu", "--eval", data[0],
+                                         "--thresholds", "0.9:0.9", "0.99:0.99", "--output", folder / f"{tag}.sweep"]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as each torchrun process (and no thread oversubscription on a busy box)
     try:
@@ -156,6 +158,22 @@ def test_eval_same_transcripts_under_torchrun_and_from_datasets(runs):
         assert {k: v for k, v in one[name].items() if k != "rtfx"} == {k: v for k, v in two[name].items() if k != "rtfx"}
         assert one[name]["wer"] == one["manifest"]["wer"] and one[name]["words"] == one["manifest"]["words"]
     assert one["manifest"]["wer"] < 30  # real transcripts of real speech
+
+
+def test_sweep_under_torchrun_gives_the_one_process_points(runs):
+    """`sweep` under torchrun: the same rank plans, sizes and WERs as one process; rank 0 alone writes."""
+    if not (runs / "one.sweep").exists():
+        pytest.skip("../shared/data/speech not present")
+    one, two = (json.loads((runs / f"{t}.sweep" / "sweep.json").read_text()) for t in ("one", "two"))
+    assert len(one) == len(two) == 3  # dense + two thresholds
+    drop = ("model", "rtfx", "encoder_ms")  # the output folder's path and the timings differ
+    for a, b in zip(one, two):
+        assert {k: v for k, v in a.items() if k not in drop and k != "datasets"} == \
+               {k: v for k, v in b.items() if k not in drop and k != "datasets"}
+        for name in a["datasets"]:
+            assert {k: v for k, v in a["datasets"][name].items() if k not in drop} == \
+                   {k: v for k, v in b["datasets"][name].items() if k not in drop}
+    assert sorted(p.name for p in (runs / "two.sweep").iterdir()) == sorted(p.name for p in (runs / "one.sweep").iterdir())
 
 
 def test_parquet_and_saved_datasets_read_as_the_manifest(runs):

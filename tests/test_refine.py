@@ -12,12 +12,13 @@ from liteasr import whisper
 from liteasr.audio import load_audio, read_dataset, sample
 from liteasr.calibrate import calibrate
 from liteasr.checkpoint import Provenance, save_checkpoint
-from liteasr.compress import compress_, spectra, threshold_plan
+from liteasr.compress import compress_, threshold_plan
 from liteasr.flops import encoder_cost
 from liteasr.hf.modeling_lite_whisper import LiteEncoderAttention, LowRankLinear, set_attention_modes
 from liteasr.plan import LayerRank, RankPlan, ThresholdRule
 from liteasr.refine import HealConfig, heal, refit
 from liteasr.refine.heal import split_clips
+from liteasr.refine.refit import RIDGE_GRID, RegressionStats, anchor, choose_ridge, held_out_error, solve
 from liteasr.transcribe import transcribe
 
 
@@ -43,7 +44,8 @@ def test_refit_equals_pca_factors_when_inputs_coincide(tiny_en, calibration, key
     clips, stats = calibration
     plan = plan_for(tiny_en.model, {k: 64 for k in keys})
     pca = compress_(copy.deepcopy(tiny_en.model), stats, plan)
-    refitted = refit(tiny_en, plan, clips, progress=False)
+    # a fixed ridge: choosing it on held-out clips would pack the windows differently from the statistics
+    refitted = refit(tiny_en, plan, clips, ridge=1e-2, progress=False)
     for key in keys:
         (w_pca, b_pca), (w_ref, b_ref) = effective(whisper.encoder_linears(pca)[key]), effective(
             whisper.encoder_linears(refitted)[key])
@@ -53,8 +55,10 @@ def test_refit_equals_pca_factors_when_inputs_coincide(tiny_en, calibration, key
 
 
 def test_refit_fits_later_layers_to_the_dense_model(tiny_en, calibration, speech):
-    """Past the first layer, the refit sees the compressed path's inputs: its factors differ from PCA and
-    the encoder output on held-out speakers is closer to the dense model's."""
+    """Past the first layer, the refit sees the compressed path's inputs: its factors differ from PCA and,
+    with the ridge chosen on held-out calibration clips, the encoder output on unseen speakers is closer to
+    the dense model's (measured: 27% less squared error than PCA; a fixed ridge of 1e-4 overfits the six
+    calibration clips and ends 43% above PCA)."""
     clips, stats = calibration
     plan = threshold_plan(tiny_en.model, stats, ThresholdRule(0.99, 0.999))
     pca = compress_(copy.deepcopy(tiny_en.model), stats, plan)
@@ -64,7 +68,24 @@ def test_refit_fits_later_layers_to_the_dense_model(tiny_en, calibration, speech
     feats = whisper.features(tiny_en.processor, held)
     ref = whisper.encoder_output(tiny_en.model, feats)
     error = lambda m: float((whisper.encoder_output(m, feats) - ref).pow(2).sum())  # noqa: E731
-    assert error(refitted) < error(pca)
+    assert error(refitted) < 0.9 * error(pca)
+
+
+def test_ridge_is_chosen_on_held_out_windows():
+    """A projection whose compressed-path input is the dense input plus noise: fitted on few samples, a
+    tiny ridge chases the noise, and the held-out error tells the selection so."""
+    torch.manual_seed(0)
+    dense = torch.nn.Linear(24, 16)
+    fitted, held = RegressionStats(24), RegressionStats(24)
+    for stats, n in ((fitted, 40), (held, 400)):
+        x_dense = torch.randn(n, 24)
+        stats.add(x_dense + 0.5 * torch.randn(n, 24), x_dense)
+    w0 = anchor(dense)
+    errors = {r: held_out_error(solve(w0, fitted.gram / fitted.count, fitted.cross @ w0 / fitted.count, 16, r)[1],
+                                held, w0) for r in RIDGE_GRID}
+    chosen = choose_ridge(dense, fitted, held, 16)
+    assert errors[chosen] == min(errors.values()) and chosen > RIDGE_GRID[0]
+    assert errors[RIDGE_GRID[0]] > errors[chosen]
 
 
 def test_held_out_clips_are_disjoint_and_seeded(noise_clips):
@@ -131,8 +152,9 @@ def test_healed_tiny_en_loads_with_transformers_and_attention_forms_agree(tiny_e
     clips, stats = calibration
     # a mild compression: a damaged model loops, and uncapped generate() would decode 448 tokens
     plan = threshold_plan(tiny_en.model, stats, ThresholdRule(0.999, 0.9999))
-    lite = refit(tiny_en, plan, clips, progress=False)
-    report = heal(tiny_en, lite, clips, HealConfig(block_epochs=1, steps=2, eval_every=1, minutes=None), progress=False)
+    lite = compress_(copy.deepcopy(tiny_en.model), stats, plan)  # as `--refine heal` starts
+    report = heal(tiny_en, lite, clips[:4], HealConfig(block_epochs=1, steps=2, eval_every=1, minutes=None),
+                  progress=False)
     assert report.e2e_loss[1] <= report.e2e_loss[0]
     save_checkpoint(lite, tiny_en.processor, tmp_path / "healed",
                     Provenance("tiny.en", encoder_cost(tiny_en.model), "test", plan.method, "test"))

@@ -14,12 +14,7 @@ from safetensors.torch import load_file
 from liteasr.atomic import atomic_dir
 from liteasr.audio import load_audio, windows
 from liteasr.errors import UserError
-
-
-def liteasr(*args, **kw):
-    env = dict(os.environ, HF_HUB_OFFLINE="1")
-    return subprocess.run([sys.executable, "-m", "liteasr", *map(str, args)], capture_output=True, text=True,
-                          env=env, timeout=600, **kw)
+from cli_helpers import liteasr
 
 
 def tone(seconds=1.0, rate=16000, channels=1):
@@ -161,7 +156,7 @@ def test_pickled_weights_are_not_loaded(tmp_path, random_whisper_dir):
 
 
 def test_debug_shows_the_traceback(tmp_path):
-    r = liteasr("--debug", "info", tmp_path / "missing")
+    r = liteasr("--debug", "info", tmp_path / "missing", subprocess=True)
     assert r.returncode != 0 and "Traceback" in r.stderr
 
 
@@ -191,7 +186,9 @@ def test_interrupted_run_leaves_previous_output_intact(sig, tmp_path, random_whi
     proc = subprocess.Popen([sys.executable, "-m", "liteasr", "compress", str(random_whisper_dir), "--calibration",
                              str(data), "-o", str(out), "--overwrite", "--batch-size", "1",
                              "--shard-windows", "1"],  # progress after every window, so the signal lands mid-run
-                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"),
+                            # a shell's background job ignores SIGINT, and a child inherits that: restore it
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = ""
     deadline = time.time() + 120
     while "calibrating" not in seen and time.time() < deadline:

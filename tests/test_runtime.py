@@ -1,9 +1,6 @@
 """ONNX export and the runtimes (PyTorch, ONNX Runtime, CTranslate2) behind one MODEL argument."""
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import onnx
@@ -16,22 +13,10 @@ from liteasr.hf.configuration_lite_whisper import LiteWhisperConfig
 from liteasr.hf.modeling_lite_whisper import LiteWhisperForConditionalGeneration
 from liteasr.runtime.export import ENCODER, export
 from liteasr.transcribe import transcribe
+from cli_helpers import assert_user_error, liteasr
 from test_attention import low_rank_tiny  # noqa: F401  (real tiny.en, q/k/v below head_dim: reduced attention)
 
 INTEGER_OPS = {"MatMulInteger", "DynamicQuantizeMatMul", "MatMulIntegerToFloat"}
-
-
-def liteasr(*args):
-    env = dict(os.environ, HF_HUB_OFFLINE="1")
-    return subprocess.run([sys.executable, "-m", "liteasr", *map(str, args)], capture_output=True, text=True,
-                          env=env, timeout=600)
-
-
-def assert_user_error(result, *fragments):
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("liteasr: error:") and "Traceback" not in result.stderr, result.stderr
-    assert all(f in lines[0] for f in fragments), lines[0]
 
 
 @pytest.fixture(scope="module")

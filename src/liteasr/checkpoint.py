@@ -88,7 +88,13 @@ def save_checkpoint(lite, processor, out: str | Path, prov: Provenance, overwrit
     """Atomically write config, safetensors weights, model code, processor files and a model card."""
     with atomic_dir(out, overwrite=overwrite) as tmp:
         lite.config.auto_map = dict(AUTO_MAP)
-        lite.save_pretrained(tmp, safe_serialization=True)
+        # transformers writes only on rank 0 once torch.distributed is up; liteasr decides which process
+        # writes where (under torchrun the other ranks keep private copies, e.g. for sweep to evaluate)
+        lite.should_save_on_this_rank = lambda is_main_process: is_main_process
+        try:
+            lite.save_pretrained(tmp, safe_serialization=True)
+        finally:
+            del lite.should_save_on_this_rank
         lite.generation_config.save_pretrained(tmp)
         processor.save_pretrained(tmp)
         processor.feature_extractor.save_pretrained(tmp)  # preprocessor_config.json, for older transformers

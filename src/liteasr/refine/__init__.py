@@ -5,7 +5,8 @@ from .heal import HealConfig, HealReport, heal
 from .refit import refit
 
 # What `compress --refine auto` does with a --target-*: chosen on benchmarks/refine.md, where no
-# correction has yet beaten plain PCA by an interval that excludes zero on unseen speakers.
+# correction has yet beaten plain PCA by an interval that excludes zero on unseen speakers (healing is
+# better on native read speech and worse on non-native speech, both within noise).
 DEFAULT_FOR_TARGETS = "none"
 
 __all__ = ["DEFAULT_FOR_TARGETS", "HealConfig", "HealReport", "heal", "refit"]

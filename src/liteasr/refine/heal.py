@@ -27,9 +27,9 @@ from tqdm.auto import tqdm
 from .. import whisper
 from ..audio import Clip
 from ..calibrate import DEFAULT_PACKING, batches, calibration_windows
-from ..errors import UserError
 from ..hf.modeling_lite_whisper import LowRankLinear
 from ..transcribe import own_transcripts
+from .lockstep import split_clips
 
 
 @dataclass
@@ -72,15 +72,6 @@ def trainable(model: torch.nn.Module, layernorm: bool) -> list[torch.nn.Paramete
     for p in params:
         p.requires_grad_(True)
     return params
-
-
-def split_clips(clips: list[Clip], fraction: float, seed: int) -> tuple[list[Clip], list[Clip]]:
-    """(training clips, held-out clips), the held-out ones chosen by `seed`."""
-    if len(clips) < 2:
-        raise UserError("healing needs at least 2 calibration clips (one is held out for early stopping)")
-    n = min(len(clips) - 1, max(1, round(fraction * len(clips))))
-    held = set(random.Random(seed).sample(range(len(clips)), n))
-    return [c for i, c in enumerate(clips) if i not in held], [c for i, c in enumerate(clips) if i in held]
 
 
 def relative_error(out: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
@@ -128,9 +119,11 @@ def heal(loaded: whisper.LoadedModel, lite: torch.nn.Module, clips: list[Clip], 
     train, held = feature_batches(train_clips), feature_batches(held_clips)
     params = trainable(lite, config.layernorm)
     lite.train(False)  # no dropout: Whisper's is 0 anyway, and healing must be deterministic
-    # block-wise steps are cheap and settle each layer; keep at least half of the time for end to end
+    # the dense model's targets first (they cost minutes of decoding), then half of what is left block-wise
+    # and the rest end to end: the end-to-end stage always gets its time
+    targets = _teacher_targets(loaded, train, held, progress) if config.steps > 0 and params else None
     block = _heal_blocks(loaded.model, lite, train, held, config, budget.share(0.5), progress)
-    e2e, steps = _heal_end_to_end(loaded, lite, train, held, params, config, budget, progress)
+    e2e, steps = _heal_end_to_end(loaded, lite, train, held, targets, params, config, budget, progress)
     for p in lite.parameters():
         p.requires_grad_(False)
     return HealReport(block, e2e, steps, time.monotonic() - start)
@@ -145,7 +138,10 @@ def _heal_blocks(teacher, student, train, held, config: HealConfig, budget: _Bud
     layers = list(zip(whisper.encoder_layers(teacher), whisper.encoder_layers(student)))
     order = random.Random(config.seed)
     bar = tqdm(total=len(layers) * config.block_epochs * len(train), desc="healing (block-wise)", disable=not progress)
-    for dense_layer, layer in layers:
+    for index, (dense_layer, layer) in enumerate(layers):
+        # an equal share of what is left for each remaining layer: a slow machine heals every layer a
+        # little rather than the first ones fully and the last ones not at all
+        share = budget.share(1 / (len(layers) - index))
         target_train = [whisper.run_layer(dense_layer, h).clone() for h in dense_train]
         target_held = [whisper.run_layer(dense_layer, h).clone() for h in dense_held]
         params = [p for p in layer.parameters() if p.requires_grad]
@@ -160,9 +156,11 @@ def _heal_blocks(teacher, student, train, held, config: HealConfig, budget: _Bud
         if params:
             optimizer = torch.optim.Adam(params, lr=config.block_lr)
             for _ in range(config.block_epochs):
-                if not budget.left():
+                if not share.left():
                     break
                 for i in order.sample(range(len(train)), len(train)):
+                    if not share.left():
+                        break
                     optimizer.zero_grad(set_to_none=True)
                     relative_error(whisper.layer_forward(layer, comp_train[i]), target_train[i]).backward()
                     optimizer.step()
@@ -181,19 +179,27 @@ def _heal_blocks(teacher, student, train, held, config: HealConfig, budget: _Bud
     return report
 
 
-def _heal_end_to_end(loaded, student, train, held, params, config: HealConfig, budget: _Budget, progress: bool):
-    """Stage 2: encoder output error + decoder KL against the dense model on its own transcripts."""
-    teacher = loaded.model
+def _teacher_targets(loaded, train, held, progress: bool):
+    """Per batch: the dense encoder output and the dense model's own greedy transcripts (ids, mask)."""
     samples = whisper.WINDOW_SECONDS * 16000
-    if config.steps <= 0 or not params or not budget.left():
-        return (float("nan"), float("nan")), 0  # no end-to-end stage: nothing measured, nothing changed
 
     def targets(feats):
-        encoded = whisper.encoder_output(teacher, feats).clone()
+        encoded = whisper.encoder_output(loaded.model, feats).clone()
         ids, mask = own_transcripts(loaded, feats, samples)
         return encoded, ids, mask
 
-    train_t, held_t = [targets(f) for f in train], [targets(f) for f in held]
+    bar = tqdm([*train, *held], desc="healing (dense targets)", disable=not progress)
+    done = [targets(f) for f in bar]
+    return done[:len(train)], done[len(train):]
+
+
+def _heal_end_to_end(loaded, student, train, held, targets, params, config: HealConfig, budget: _Budget,
+                     progress: bool):
+    """Stage 2: encoder output error + decoder KL against the dense model on its own transcripts."""
+    teacher = loaded.model
+    if targets is None or not budget.left():
+        return (float("nan"), float("nan")), 0  # no end-to-end stage: nothing measured, nothing changed
+    train_t, held_t = targets
 
     def loss_of(feats, target):
         encoded, ids, mask = target

@@ -8,20 +8,38 @@ inputs the compressed model really produces.
 
 from __future__ import annotations
 
+import random
+
 import torch
 
 from .. import whisper
 from ..audio import Clip
 from ..calibrate import DEFAULT_PACKING, batches, calibration_windows
+from ..errors import UserError
+
+
+def split_clips(clips: list[Clip], fraction: float, seed: int) -> tuple[list[Clip], list[Clip]]:
+    """(training clips, held-out clips), the held-out ones chosen by `seed`."""
+    if len(clips) < 2:
+        raise UserError("refit and healing need at least 2 calibration clips (one is held out)")
+    n = min(len(clips) - 1, max(1, round(fraction * len(clips))))
+    held = set(random.Random(seed).sample(range(len(clips)), n))
+    return [c for i, c in enumerate(clips) if i not in held], [c for i, c in enumerate(clips) if i in held]
 
 
 class Lockstep:
+    """`held[i]` says whether batch i comes from `held_clips` (batches never mix the two)."""
+
     def __init__(self, loaded: whisper.LoadedModel, student: torch.nn.Module, clips: list[Clip],
-                 packing: str = DEFAULT_PACKING, batch_size: int = 8, progress: bool = False):
+                 packing: str = DEFAULT_PACKING, batch_size: int = 8, progress: bool = False,
+                 held_clips: list[Clip] = ()):
         self.teacher, self.student = loaded.model, student
         param = next(self.teacher.parameters())
-        self.features = [whisper.features(loaded.processor, b, param.device, param.dtype)
-                         for b in batches(calibration_windows(clips, packing, progress), batch_size)]
+        self.features, self.held = [], []
+        for chosen, is_held in ((clips, False), (list(held_clips), True)):
+            for b in batches(calibration_windows(chosen, packing, progress), batch_size) if chosen else []:
+                self.features.append(whisper.features(loaded.processor, b, param.device, param.dtype))
+                self.held.append(is_held)
         self.dense = [whisper.embed(self.teacher, f) for f in self.features]
         self.compressed = [h.clone() for h in self.dense]
         self.index = 0
