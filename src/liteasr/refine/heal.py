@@ -26,10 +26,10 @@ from tqdm.auto import tqdm
 
 from .. import whisper
 from ..audio import Clip
-from ..calibrate import DEFAULT_PACKING, batches, calibration_windows
+from ..calibrate import DEFAULT_PACKING
 from ..hf.modeling_lite_whisper import LowRankLinear
 from ..transcribe import own_transcripts
-from .lockstep import split_clips
+from .lockstep import split_clips, window_features
 
 
 @dataclass
@@ -110,13 +110,7 @@ def heal(loaded: whisper.LoadedModel, lite: torch.nn.Module, clips: list[Clip], 
     start = time.monotonic()
     budget = _Budget(config.minutes)
     train_clips, held_clips = split_clips(clips, config.held_out, config.seed)
-    param = next(loaded.model.parameters())
-
-    def feature_batches(chosen):
-        return [whisper.features(loaded.processor, b, param.device, param.dtype)
-                for b in batches(calibration_windows(chosen, packing), config.batch_size)]
-
-    train, held = feature_batches(train_clips), feature_batches(held_clips)
+    train, held = (window_features(loaded, c, packing, config.batch_size) for c in (train_clips, held_clips))
     params = trainable(lite, config.layernorm)
     lite.train(False)  # no dropout: Whisper's is 0 anyway, and healing must be deterministic
     # the dense model's targets first (they cost minutes of decoding), then half of what is left block-wise

@@ -27,6 +27,16 @@ def split_clips(clips: list[Clip], fraction: float, seed: int) -> tuple[list[Cli
     return [c for i, c in enumerate(clips) if i not in held], [c for i, c in enumerate(clips) if i in held]
 
 
+def window_features(loaded: whisper.LoadedModel, clips: list[Clip], packing: str = DEFAULT_PACKING,
+                    batch_size: int = 8, progress: bool = False) -> list[torch.Tensor]:
+    """Log-mel features of the clips' calibration windows, in batches (none for no clips)."""
+    if not clips:
+        return []
+    param = next(loaded.model.parameters())
+    return [whisper.features(loaded.processor, b, param.device, param.dtype)
+            for b in batches(calibration_windows(clips, packing, progress), batch_size)]
+
+
 class Lockstep:
     """`held[i]` says whether batch i comes from `held_clips` (batches never mix the two)."""
 
@@ -34,12 +44,9 @@ class Lockstep:
                  packing: str = DEFAULT_PACKING, batch_size: int = 8, progress: bool = False,
                  held_clips: list[Clip] = ()):
         self.teacher, self.student = loaded.model, student
-        param = next(self.teacher.parameters())
-        self.features, self.held = [], []
-        for chosen, is_held in ((clips, False), (list(held_clips), True)):
-            for b in batches(calibration_windows(chosen, packing, progress), batch_size) if chosen else []:
-                self.features.append(whisper.features(loaded.processor, b, param.device, param.dtype))
-                self.held.append(is_held)
+        fitted = window_features(loaded, clips, packing, batch_size, progress)
+        held = window_features(loaded, list(held_clips), packing, batch_size, progress)
+        self.features, self.held = fitted + held, [False] * len(fitted) + [True] * len(held)
         self.dense = [whisper.embed(self.teacher, f) for f in self.features]
         self.compressed = [h.clone() for h in self.dense]
         self.index = 0
