@@ -73,7 +73,7 @@ def main() -> int:
         for label in loaded:
             t = _summary(seconds[label])
             rows[label]["rtfx"] = audio_s / (t.median_ms / 1e3)
-    lines = [f"### Runtimes: tiny.en, {platform.machine()} CPU, {torch.get_num_threads()} threads (shared machine)",
+    lines = [f"### Runtimes: tiny.en, {platform.machine()} CPU, {torch.get_num_threads()} threads",
              "", f"Command: `python benchmarks/runtimes.py {args.lite}"
              + (" --encoder-only" if args.encoder_only else f" --samples {args.samples}") + f"` ({time.time() - t0:.0f} s);"
              f" {args.repeats} interleaved encoder runs per batch size; lite = `{args.lite}`."

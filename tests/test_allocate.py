@@ -145,12 +145,14 @@ def test_decoder_damage_on_real_speech(tiny_en, tiny_probe, speech):
 
 def test_cli_target_params(random_whisper_dir, noise_clips, tmp_path):
     r = liteasr("compress", random_whisper_dir, "--calibration", noise_clips, "--target-params", "0.7",
-                "--rank-multiple", "8", "-o", tmp_path / "t", "--save-plan", tmp_path / "plan.json")
+                "--rank-multiple", "8", "-o", tmp_path / "t", "--save-plan", tmp_path / "plan.json",
+                "--heal-steps", "2")  # healing's length is not what this test is about
     assert r.returncode == 0, r.stderr
     plan = json.loads((tmp_path / "plan.json").read_text())
     total = sum(cost("params", v["in_features"], v["out_features"], v["rank"], 1500) for v in plan["layers"].values())
     full = sum(cost("params", v["in_features"], v["out_features"], None, 1500) for v in plan["layers"].values())
     assert total <= 0.7 * full and "encoder" in plan["method"]  # the default damage model
+    assert "healing: block-wise held-out loss per layer skipped" in r.stdout  # --refine auto heals with a target
     r = liteasr("compress", random_whisper_dir, "--stats", tmp_path / "nope.st", "--target-params", "0.7",
                 "--plan", tmp_path / "plan.json", "-o", tmp_path / "u")
     assert r.returncode == 2 and "cannot be combined" in r.stderr

@@ -97,3 +97,31 @@ def test_compress_heal_from_several_sources(random_whisper_dir, noise_clips, tmp
     assert "healing: block-wise held-out loss" in r.stdout
     card = (tmp_path / "healed" / "README.md").read_text()
     assert "healed" in card and "extra" in card
+
+
+def test_compress_heal_options_reach_healing(random_whisper_dir, noise_clips, tmp_path):
+    """The GPU-measured recipe's knobs (benchmarks/refine.md): encoder-only loss, no block-wise stage,
+    speed-perturbed clips, early-stopping cadence."""
+    args = ["compress", random_whisper_dir, "--calibration", noise_clips, "--target-params", "0.8",
+            "--allocation", "normalized", "--rank-multiple", "8", "--refine", "heal", "--heal-steps", "3",
+            "--heal-kl", "0", "--heal-block-epochs", "0", "--heal-lr", "1e-3", "--heal-speeds", "0.9,1.0",
+            "--heal-eval-every", "1", "--heal-patience", "2"]
+    r = liteasr(*args, "--output", tmp_path / "healed")
+    assert r.returncode == 0, r.stderr
+    assert "block-wise held-out loss per layer skipped" in r.stdout
+    assert_user_error(liteasr(*args[:-8], "--heal-kl", "-1", "-o", tmp_path / "bad"), "cannot be negative")
+
+
+def test_compress_help_states_the_healing_defaults():
+    """The CLI leaves healing options unset (HealConfig decides) but its help repeats the defaults."""
+    from liteasr.cli import build_parser
+    from liteasr.cli.compress import HEAL_OPTIONS
+    from liteasr.refine import HealConfig
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices["compress"]
+    helps = {a.dest: a.help for a in sub._actions}
+    defaults = HealConfig()
+    for option, field in HEAL_OPTIONS.items():
+        value = getattr(defaults, field)
+        shown = "1.0 only" if field == "speeds" else f"{value:g}"
+        assert f"default {shown}" in helps[option], (option, helps[option])

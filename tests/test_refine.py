@@ -1,6 +1,7 @@
 """Refit and healing: the corrections that make the factors hold on voices calibration never heard."""
 
 import copy
+import importlib
 import json
 import subprocess
 import sys
@@ -133,6 +134,22 @@ def test_healing_is_deterministic_for_a_seed(random_lite):
     heal(loaded, b, clips, config, progress=False)
     for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.equal(x, y), name
+
+
+def test_healing_without_kl_needs_no_transcripts(random_lite, monkeypatch):
+    """kl_weight=0 heals on the encoder output alone: the dense model never decodes (cheap targets, and
+    a GPU run can ship the encoder without the decoder), and speed versions of the clips take part."""
+    heal_module = importlib.import_module("liteasr.refine.heal")  # the module (the package exports the function)
+    loaded, clips, lite = random_lite
+    lite = copy.deepcopy(lite)
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded transcripts although kl_weight=0")
+
+    monkeypatch.setattr(heal_module, "own_transcripts", no_decoding)
+    report = heal(loaded, lite, clips, HealConfig(block_epochs=0, steps=4, eval_every=2, lr=1e-3, minutes=None,
+                                                 kl_weight=0.0, speeds=(0.9, 1.1)), progress=False)
+    assert report.steps > 0 and report.e2e_loss[1] <= report.e2e_loss[0]
 
 
 AUTOMODEL_SCRIPT = r"""

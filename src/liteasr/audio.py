@@ -173,6 +173,16 @@ def screen(clips: list[Clip], on_bad: str = "error") -> tuple[list[Clip], list[t
     return good, bad
 
 
+def change_speed(audio: np.ndarray, factor: float) -> np.ndarray:
+    """Speed perturbation (Ko et al., 2015): the clip played `factor` times faster, so both tempo and
+    pitch (formants, as of a smaller or larger vocal tract) move; a label-free stand-in for new voices."""
+    if factor == 1.0:
+        return audio
+    if not 0.5 <= factor <= 2.0:
+        raise UserError(f"speed factor must be between 0.5 and 2.0, got {factor}")
+    return soxr.resample(audio, SAMPLE_RATE * factor, SAMPLE_RATE, quality="HQ").astype(np.float32)
+
+
 def windows(audio: np.ndarray, seconds: int = 30) -> list[np.ndarray]:
     """Split into consecutive windows of at most `seconds` (calibration sees every part of a long clip)."""
     size = seconds * SAMPLE_RATE

@@ -10,7 +10,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import whisper
-from .audio import SAMPLE_RATE, Clip, audio_hash, load_audio, windows
+from .audio import SAMPLE_RATE, Clip, audio_hash, change_speed, load_audio, windows
 from .distributed import Group, blocks, current, sum_in_shard_order
 from .errors import UserError
 from .stats import CovarianceStats, LayerStats, StatsCollector
@@ -35,26 +35,33 @@ PACKINGS = ("pad", "pack", "mix")
 DEFAULT_PACKING = "mix"
 
 
-def calibration_windows(clips: list[Clip], packing: str = DEFAULT_PACKING, progress: bool = False) -> Iterator[np.ndarray]:
+def calibration_windows(clips: list[Clip], packing: str = DEFAULT_PACKING, progress: bool = False,
+                        speeds: tuple[float, ...] = (1.0,)) -> Iterator[np.ndarray]:
     """Audio windows the encoder sees during calibration.
 
     `pad`: each clip alone, padded to 30 s by the feature extractor (as Whisper transcribes short
     clips, so padding frames are part of inference); `pack`: clips concatenated into full 30 s
     windows (speech only); `mix`: even-numbered clips padded, odd-numbered clips packed.
+    `speeds`: each clip is seen once at every speed factor (audio.change_speed), each version packed
+    or padded as a clip of its own.
     """
     if packing not in PACKINGS:
         raise UserError(f"packing must be one of {', '.join(PACKINGS)}, got {packing!r}")
     size = whisper.WINDOW_SECONDS * SAMPLE_RATE
     buffer = np.zeros(0, dtype=np.float32)
-    for i, clip in enumerate(tqdm(clips, desc="calibrating", unit="clip", disable=not progress)):
-        audio = load_audio(clip)
-        if packing == "pad" or (packing == "mix" and i % 2 == 0):
-            yield from windows(audio)
-            continue
-        buffer = np.concatenate([buffer, audio])
-        while len(buffer) >= size:
-            yield buffer[:size]
-            buffer = buffer[size:]
+    i = 0
+    for clip in tqdm(clips, desc="calibrating", unit="clip", disable=not progress):
+        original = load_audio(clip)
+        for speed in speeds:
+            audio = change_speed(original, speed)
+            if packing == "pad" or (packing == "mix" and i % 2 == 0):
+                yield from windows(audio)
+            else:
+                buffer = np.concatenate([buffer, audio])
+                while len(buffer) >= size:
+                    yield buffer[:size]
+                    buffer = buffer[size:]
+            i += 1
     if len(buffer):
         yield buffer
 
@@ -66,7 +73,8 @@ SHARD_WINDOWS = 16
 
 def calibrate(loaded: whisper.LoadedModel, clips: list[Clip], batch_size: int = 8,
               progress: bool = True, packing: str = DEFAULT_PACKING, shard: tuple[int, int] = (0, 1),
-              shard_windows: int = SHARD_WINDOWS, group: Group | None = None) -> CovarianceStats:
+              shard_windows: int = SHARD_WINDOWS, group: Group | None = None,
+              speeds: tuple[float, ...] = (1.0,)) -> CovarianceStats:
     """Statistics of every encoder projection's outputs over `clips` (long clips split into 30 s windows).
 
     Under torchrun each process encodes every world-th shard of SHARD_WINDOWS windows (every process
@@ -78,7 +86,7 @@ def calibrate(loaded: whisper.LoadedModel, clips: list[Clip], batch_size: int = 
     linears = whisper.encoder_linears(model)
     total = {k: LayerStats.empty(m.out_features).packed() for k, m in linears.items()}
     index, count = shard
-    stream = blocks(calibration_windows(clips, packing, progress and group.is_main), shard_windows)
+    stream = blocks(calibration_windows(clips, packing, progress and group.is_main, speeds), shard_windows)
     mine = (windows_ for k, windows_ in enumerate(stream) if k % count == index)
     n_windows = 0
     for round_ in blocks(mine, group.world):  # shard round * world + rank is this process's
@@ -93,7 +101,7 @@ def calibrate(loaded: whisper.LoadedModel, clips: list[Clip], batch_size: int = 
         sum_in_shard_order(group, ((k, s.packed()) for k, s in partial.items()), total, present)
     layers = {k: LayerStats.from_packed(t, linears[k].out_features) for k, t in total.items()}
     meta = {"model": loaded.name, "model_hash": model_hash(model), "clips": len(clips), "windows": n_windows,
-            "packing": packing,
+            "packing": packing, "speeds": list(speeds),
             # lets evaluation refuse clips the model was calibrated on
             "clip_hashes": sorted(audio_hash(c) for c in clips)}
     if count > 1:

@@ -34,14 +34,42 @@ def register(sub) -> None:
                         "(anchored closed-form refit against the dense model), heal (PCA factors, then healing on "
                         "the calibration audio); auto (default): the measured best with --target-* (see "
                         "benchmarks/refine.md), none with --threshold")
-    p.add_argument("--heal-minutes", type=common.positive(float), default=15.0, metavar="M",
+    # Healing options default to None: HealConfig's defaults apply (the recipe measured in
+    # benchmarks/refine.md); the help repeats them (a test keeps the two in step) because importing
+    # the healing code here would load torch for every `liteasr --help`.
+    p.add_argument("--heal-minutes", type=common.positive(float), metavar="M",
                    help="wall-clock budget for healing (default 15)")
-    p.add_argument("--heal-steps", type=int, default=60, metavar="N", help="end-to-end healing steps (default 60)")
+    p.add_argument("--heal-steps", type=int, metavar="N", help="end-to-end healing steps (default 150)")
     p.add_argument("--heal-layernorm", action="store_true", help="let healing adjust the encoder's LayerNorms too")
+    p.add_argument("--heal-lr", type=common.positive(float), metavar="LR", help="end-to-end learning rate (default 0.0001)")
+    p.add_argument("--heal-kl", type=float, metavar="W",
+                   help="weight of the decoder KL term (default 0: the encoder output alone, no dense decoding)")
+    p.add_argument("--heal-block-epochs", type=int, metavar="N",
+                   help="block-wise passes per layer before the end-to-end stage (default 0: none)")
+    p.add_argument("--heal-eval-every", type=common.positive(int), metavar="N",
+                   help="end-to-end steps between held-out checks (default 25)")
+    p.add_argument("--heal-patience", type=common.positive(int), metavar="N",
+                   help="held-out checks without improvement before healing stops (default 6)")
+    p.add_argument("--heal-speeds", type=common.speed_list, metavar="F,F,...",
+                   help="healing also sees every clip at these speed factors (e.g. 0.9,1.0,1.1: speed "
+                        "perturbation; default 1.0 only)")
     common.shard_windows_arg(p)
     p.add_argument("--dry-run", action="store_true", help="print the rank plan (and --save-plan it); write no model")
     p.add_argument("--output", "-o", metavar="DIR")
     p.set_defaults(func=run, distributed=True)
+
+
+HEAL_OPTIONS = {"heal_minutes": "minutes", "heal_steps": "steps", "heal_lr": "lr", "heal_kl": "kl_weight",
+                "heal_block_epochs": "block_epochs", "heal_eval_every": "eval_every", "heal_patience": "patience",
+                "heal_speeds": "speeds"}
+
+
+def heal_config(args):
+    """HealConfig from the options given; the rest keep the library's defaults."""
+    from ..refine import HealConfig
+
+    given = {field: getattr(args, option) for option, field in HEAL_OPTIONS.items() if getattr(args, option) is not None}
+    return HealConfig(**given, layernorm=args.heal_layernorm, seed=args.seed)
 
 
 def budget(args):
@@ -70,6 +98,8 @@ def run(args) -> None:
         raise UserError("--output DIR is required (or --dry-run to print the rank plan only)")
     if args.output is not None:
         check_writable(args.output, args.overwrite)
+    if min(args.heal_kl or 0, args.heal_block_epochs or 0) < 0:
+        raise UserError("--heal-kl and --heal-block-epochs cannot be negative")
     rule = ThresholdRule.parse(args.threshold, args.rank_multiple)
     if (args.calibration is None) == (args.stats is None):
         raise UserError("give exactly one of --calibration DATA or --stats FILE")
@@ -117,11 +147,11 @@ def run(args) -> None:
     else:  # healing needs the dense model beside the compressed one: compress a copy
         lite = compress_(copy.deepcopy(loaded.model) if refine == "heal" else loaded.model, stats, plan, eig)
         if refine == "heal":  # from the PCA factors: healing the refit measured worse (benchmarks/refine.md)
-            from ..refine import HealConfig, heal
+            from ..refine import heal
 
-            report = heal(loaded, lite, clips, HealConfig(steps=args.heal_steps, minutes=args.heal_minutes,
-                                                          layernorm=args.heal_layernorm, seed=args.seed),
-                          args.packing)
+            print("healing the factors on the calibration audio: they move toward its voices, so calibrate on "
+                  "audio like your users' (--refine none: the paper's plain PCA factors)")
+            report = heal(loaded, lite, clips, heal_config(args), args.packing)
             print(report.summary())
             plan.method += f", healed ({report.steps} end-to-end steps, {report.seconds / 60:.1f} min)"
     command = "liteasr " + " ".join(shlex.quote(a) for a in sys.argv[1:])

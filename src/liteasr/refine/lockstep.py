@@ -28,13 +28,14 @@ def split_clips(clips: list[Clip], fraction: float, seed: int) -> tuple[list[Cli
 
 
 def window_features(loaded: whisper.LoadedModel, clips: list[Clip], packing: str = DEFAULT_PACKING,
-                    batch_size: int = 8, progress: bool = False) -> list[torch.Tensor]:
-    """Log-mel features of the clips' calibration windows, in batches (none for no clips)."""
+                    batch_size: int = 8, progress: bool = False, speeds: tuple[float, ...] = (1.0,)) -> list[torch.Tensor]:
+    """Log-mel features of the clips' calibration windows (each clip at every speed), in batches (none
+    for no clips)."""
     if not clips:
         return []
     param = next(loaded.model.parameters())
     return [whisper.features(loaded.processor, b, param.device, param.dtype)
-            for b in batches(calibration_windows(clips, packing, progress), batch_size)]
+            for b in batches(calibration_windows(clips, packing, progress, speeds), batch_size)]
 
 
 class Lockstep:

@@ -1,0 +1,164 @@
+"""How far healing goes when steps are cheap: the same `liteasr.refine.heal`, run on a CUDA machine
+for tens of times the steps a 2-core CPU affords, then evaluated here like every other checkpoint.
+
+    python benchmarks/heal_gpu.py pack LITE BUNDLE            # here: what the GPU machine needs (< 64 MiB)
+    python benchmarks/heal_gpu.py run BUNDLE OUT              # there: healing variants, one delta file each
+    python benchmarks/heal_gpu.py unpack LITE OUT WORK        # here: WORK/gpuheal<V>-0.7 checkpoints
+    python benchmarks/refine_eval.py --samples 100 --methods pca gpuheal1 ...
+
+The bundle holds the dense encoder of tiny.en and LITE's encoder in fp16 (the CTranslate2 originals are
+fp16 already; only LITE's factors are rounded, and `unpack` starts from the same rounding), the model
+configs and processor files, and the healing audio (default: librispeech_calib, 128 speakers, none in any
+evaluation set).
+The decoder is not shipped: these variants heal on the encoder-output loss only (`kl_weight=0`), which
+needs no transcripts. Each variant's healed weights come back as fp16 differences from its start.
+"""
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from liteasr import whisper
+from liteasr.refine import HealConfig, heal
+from liteasr.sources import resolve_model
+
+FILES = ("config.json", "generation_config.json", "preprocessor_config.json", "tokenizer.json",
+         "tokenizer_config.json", "configuration_lite_whisper.py", "modeling_lite_whisper.py", "liteasr.json")
+# (name, config): what the GPU run tries, each from the same PCA start
+VARIANTS = {
+    "1": dict(lr=3e-5, steps=300),
+    "2": dict(lr=1e-4, steps=1500),
+    "3": dict(lr=1e-4, steps=1500, speeds=(0.9, 1.0, 1.1)),
+    "4": dict(lr=1e-4, steps=1500, speeds=(0.9, 1.0, 1.1), layernorm=True),
+    "5": dict(lr=3e-4, steps=3000, speeds=(0.9, 1.0, 1.1), patience=10),
+    "6": dict(lr=1e-4, steps=3000, speeds=(0.8, 0.9, 1.0, 1.1, 1.2), patience=10),
+    "7": dict(lr=1e-4, steps=3000, speeds=(0.9, 1.0, 1.1), patience=10, block_epochs=0),
+    "8": dict(lr=1e-4, steps=150, patience=10, block_epochs=0),
+    # what 15 minutes on 2 CPU cores allow: ~12 s per step of 8 windows (tiny.en, fp32), so 70 steps,
+    # or 150 steps of 4 windows
+    "9": dict(lr=1e-4, steps=70, block_epochs=0),
+    "10": dict(lr=1e-4, steps=150, block_epochs=0, batch_size=4),
+    "11": dict(lr=2e-4, steps=70, block_epochs=0),
+}
+
+
+def encoder_only(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()
+            if k.startswith("model.encoder.")}
+
+
+def pack(args) -> None:
+    bundle = Path(args.bundle)
+    for name, spec in (("teacher", "tiny.en"), ("lite", args.lite)):
+        loaded = whisper.load(spec)
+        src, dst = resolve_model(spec), bundle / name
+        dst.mkdir(parents=True, exist_ok=True)
+        for f in FILES:
+            if (src / f).is_file():
+                shutil.copy(src / f, dst / f)
+            elif (resolve_model("tiny.en") / f).is_file() and f != "config.json":
+                shutil.copy(resolve_model("tiny.en") / f, dst / f)
+        save_file(encoder_only(loaded.model), dst / "model.safetensors")
+    from liteasr.audio import draw, read_sources
+    clips = draw(read_sources(args.speech), args.clips, seed=0)
+    (bundle / "calib" / "audio").mkdir(parents=True, exist_ok=True)
+    lines = []
+    for i, clip in enumerate(clips):
+        name = f"audio/{i:04d}{clip.path.suffix}"
+        shutil.copy(clip.path, bundle / "calib" / name)
+        lines.append(json.dumps({"audio": name, "source": str(clip.path)}))
+    (bundle / "calib" / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    (bundle / "calib" / "sources.txt").write_text(" + ".join(Path(x).name for x in args.speech))
+    size = sum(f.stat().st_size for f in bundle.rglob("*") if f.is_file())
+    print(f"wrote {bundle}: {size / 2**20:.1f} MiB")
+
+
+def run(args) -> None:
+    bundle, out = Path(args.bundle), Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    from liteasr.audio import read_dataset
+    clips = read_dataset(bundle / "calib").clips[:args.clips]
+    teacher = whisper.load(str(bundle / "teacher"), device=device)
+    log = {}
+    for name in args.variants:
+        start = whisper.load(str(bundle / "lite"), device=device).model
+        before = {k: v.detach().clone() for k, v in start.named_parameters()}
+        variant = dict(VARIANTS[name], **({"steps": args.steps} if args.steps is not None else {}))
+        config = HealConfig(**dict(dict(kl_weight=0.0, minutes=None, eval_every=25, patience=6, block_epochs=4), **variant))
+        t0 = time.time()
+        report = heal(teacher, start, clips, config, progress=False)
+        delta = {k: (v.detach() - before[k]).to(torch.float16).cpu().contiguous()
+                 for k, v in start.named_parameters() if not torch.equal(v.detach(), before[k])}
+        save_file(delta, out / f"delta{name}.safetensors")
+        log[name] = {"config": variant, "summary": report.summary(),
+                     "block": report.block_loss, "e2e": report.e2e_loss, "steps": report.steps,
+                     "seconds": time.time() - t0, "device": torch.cuda.get_device_name() if device == "cuda" else "cpu"}
+        print(name, report.summary(), flush=True)
+        (out / "log.json").write_text(json.dumps(log, indent=1))
+
+
+def unpack(args) -> None:
+    from liteasr.audio import audio_hash, read_dataset
+    from liteasr.checkpoint import Provenance, save_checkpoint
+    from liteasr.flops import encoder_cost
+
+    out, work = Path(args.out), Path(args.work)
+    log = json.loads((out / "log.json").read_text())
+    meta = json.loads((resolve_model(args.lite) / "liteasr.json").read_text())
+    calib = Path(args.bundle) / "calib"
+    healed_on = [audio_hash(c) for c in read_dataset(calib).clips]
+    sources = (calib / "sources.txt").read_text() if (calib / "sources.txt").is_file() else "librispeech_calib"
+    base_cost = encoder_cost(whisper.load("tiny.en").model)
+    for name in log:
+        loaded = whisper.load(args.lite)
+        model = loaded.model
+        delta = load_file(out / f"delta{name}.safetensors")
+        with torch.no_grad():
+            for k, p in model.named_parameters():
+                if k.startswith("model.encoder."):
+                    p.copy_(p.to(torch.float16).float())  # the start the GPU machine had
+                if k in delta:
+                    p.add_(delta[k].float())
+        target = work / f"{args.prefix}{name}-0.7"
+        prov = Provenance(meta["base_model"], base_cost, f"{meta['calibration']}; healed on {len(healed_on)} clips of {sources}",
+                          f"{meta['method']}, healed {log[name]['config']} on {log[name]['device']}",
+                          "benchmarks/heal_gpu.py", sorted(set(meta["calibration_hashes"]) | set(healed_on)))
+        save_checkpoint(model, loaded.processor, target, prov, overwrite=True)
+        print(f"wrote {target}: {log[name]['summary']}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="verb", required=True)
+    p = sub.add_parser("pack")
+    p.add_argument("lite")
+    p.add_argument("bundle")
+    p.add_argument("--speech", nargs="+", default=["../shared/data/speech/librispeech_calib"],
+                   help="where the healing clips come from (default: librispeech_calib, 128 speakers)")
+    p.add_argument("--clips", type=int, help="clips drawn evenly from --speech (default: all)")
+    p = sub.add_parser("run")
+    p.add_argument("bundle")
+    p.add_argument("out")
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    p.add_argument("--clips", type=int, help="first N clips only (a smoke test)")
+    p.add_argument("--steps", type=int, help="end-to-end steps for every variant (a smoke test)")
+    p = sub.add_parser("unpack")
+    p.add_argument("lite")
+    p.add_argument("out")
+    p.add_argument("work")
+    p.add_argument("--bundle", default=".bundle", help="the bundle packed for this run (its clips are recorded)")
+    p.add_argument("--prefix", default="gpuheal", help="checkpoint names: PREFIX<V>-0.7")
+    args = ap.parse_args()
+    {"pack": pack, "run": run, "unpack": unpack}[args.verb](args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
