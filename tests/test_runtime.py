@@ -67,7 +67,12 @@ def test_fp32_greedy_tokens_match_pytorch(random_lite_dir, lite_onnx, speech):
     assert ours == theirs
 
 
-def test_int8_export_runs_integer_kernels(random_lite_dir, tmp_path):
+def test_int8_export_runs_integer_kernels(random_lite_dir, tmp_path, monkeypatch):
+    # the fp32 fallback is a timing: on a busy machine every small MatMul of this random model can
+    # measure slower in int8 and fall back. Quantize all of them here; the kernels are what is tested.
+    from liteasr.runtime import quantize
+
+    monkeypatch.setattr(quantize, "slower_in_int8", lambda shapes, *args, **kwargs: set())
     out = tmp_path / "int8"
     r = liteasr("export", random_lite_dir, "--quantize", "int8", "--output", out)
     assert r.returncode == 0, r.stderr
