@@ -40,8 +40,8 @@ from .lockstep import split_clips, window_features
 class HealConfig:
     """Defaults: the recipe measured best for its cost (benchmarks/refine.md, GPU study): end to end on
     the encoder-output error alone, 150 Adam steps of 4 windows at 1e-4 (about 15 minutes for tiny.en on
-    2 CPU cores). Block-wise epochs and the decoder KL term cost CPU minutes and measured no better on
-    unseen speakers; both stay options."""
+    2 CPU cores). Block-wise epochs measured no better on unseen speakers; the decoder KL term was not in
+    that study. Both cost CPU minutes and stay options."""
 
     block_epochs: int = 0  # passes over the training windows per encoder layer (0: no block-wise stage)
     steps: int = 150  # end-to-end optimizer steps
