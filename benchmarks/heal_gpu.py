@@ -55,6 +55,7 @@ def encoder_only(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def pack(args) -> None:
     bundle = Path(args.bundle)
+    base_dir = resolve_model("tiny.en")  # processor files for a lite checkpoint that ships none
     for name, spec in (("teacher", "tiny.en"), ("lite", args.lite)):
         loaded = whisper.load(spec)
         src, dst = resolve_model(spec), bundle / name
@@ -62,8 +63,8 @@ def pack(args) -> None:
         for f in FILES:
             if (src / f).is_file():
                 shutil.copy(src / f, dst / f)
-            elif (resolve_model("tiny.en") / f).is_file() and f != "config.json":
-                shutil.copy(resolve_model("tiny.en") / f, dst / f)
+            elif (base_dir / f).is_file() and f != "config.json":
+                shutil.copy(base_dir / f, dst / f)
         save_file(encoder_only(loaded.model), dst / "model.safetensors")
     from liteasr.audio import draw, read_sources
     clips = draw(read_sources(args.speech), args.clips, seed=0)

@@ -39,8 +39,8 @@ from .lockstep import split_clips, window_features
 @dataclass
 class HealConfig:
     """Defaults: the recipe measured best for its cost (benchmarks/refine.md, GPU study): end to end on
-    the encoder-output error alone, 150 Adam steps of 4 windows at 1e-4 (about 15 minutes for tiny.en on
-    2 CPU cores). Block-wise epochs measured no better on unseen speakers; the decoder KL term was not in
+    the encoder-output error alone, 150 Adam steps of 4 windows at 1e-4 (on 2 CPU cores the 15-minute
+    budget ends tiny.en's run sooner, after about 110 steps, estimated). Block-wise epochs measured no better on unseen speakers; the decoder KL term was not in
     that study. Both cost CPU minutes and stay options."""
 
     block_epochs: int = 0  # passes over the training windows per encoder layer (0: no block-wise stage)
@@ -125,8 +125,8 @@ def heal(loaded: whisper.LoadedModel, lite: torch.nn.Module, clips: list[Clip], 
                    for c in (train_clips, held_clips))
     params = trainable(lite, config.layernorm)
     lite.train(False)  # no dropout: Whisper's is 0 anyway, and healing must be deterministic
-    # the dense model's targets first (they cost minutes of decoding), then half of what is left block-wise
-    # and the rest end to end: the end-to-end stage always gets its time
+    # the dense model's targets first (with the KL term they cost minutes of decoding), then half of what
+    # is left block-wise and the rest end to end: the end-to-end stage always gets its time
     targets = (_teacher_targets(loaded, train, held, config.kl_weight > 0, progress)
                if config.steps > 0 and params else None)
     block = (_heal_blocks(loaded.model, lite, train, held, config, budget.share(0.5), progress)
