@@ -1,9 +1,9 @@
 """How far healing goes when steps are cheap: the same `liteasr.refine.heal`, run on a CUDA machine
 for tens of times the steps a 2-core CPU affords, then evaluated here like every other checkpoint.
 
-    python benchmarks/heal_gpu.py pack LITE BUNDLE            # here: what the GPU machine needs (< 64 MiB)
-    python benchmarks/heal_gpu.py run BUNDLE OUT              # there: healing variants, one delta file each
-    python benchmarks/heal_gpu.py unpack LITE OUT WORK        # here: WORK/gpuheal<V>-0.7 checkpoints
+    python benchmarks/heal_gpu.py pack LITE [LITE ...] BUNDLE  # here: what the GPU machine needs (< 64 MiB)
+    python benchmarks/heal_gpu.py run BUNDLE OUT              # there: every variant from every LITE start
+    python benchmarks/heal_gpu.py unpack OUT WORK             # here: WORK/gpuheal<V>-<size> checkpoints
     python benchmarks/refine_eval.py --samples 100 --methods pca gpuheal1 ...
 
 The bundle holds the dense encoder of tiny.en and LITE's encoder in fp16 (the CTranslate2 originals are
@@ -30,6 +30,7 @@ from liteasr.sources import resolve_model
 
 FILES = ("config.json", "generation_config.json", "preprocessor_config.json", "tokenizer.json",
          "tokenizer_config.json", "configuration_lite_whisper.py", "modeling_lite_whisper.py", "liteasr.json")
+MODEL_FILES = ("config.json", "configuration_lite_whisper.py", "modeling_lite_whisper.py", "liteasr.json")
 # (name, config): what the GPU run tries, each from the same PCA start
 VARIANTS = {
     "1": dict(lr=3e-5, steps=300),
@@ -56,16 +57,19 @@ def encoder_only(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 def pack(args) -> None:
     bundle = Path(args.bundle)
     base_dir = resolve_model("tiny.en")  # processor files for a lite checkpoint that ships none
-    for name, spec in (("teacher", "tiny.en"), ("lite", args.lite)):
-        loaded = whisper.load(spec)
+    teacher = encoder_only(whisper.load("tiny.en").model)
+    for name, spec in (("teacher", "tiny.en"), *((f"lite/{Path(x).name}", x) for x in args.lite)):
         src, dst = resolve_model(spec), bundle / name
         dst.mkdir(parents=True, exist_ok=True)
-        for f in FILES:
+        for f in FILES if name == "teacher" else MODEL_FILES:  # a lite start takes the teacher's processor files
             if (src / f).is_file():
                 shutil.copy(src / f, dst / f)
             elif (base_dir / f).is_file() and f != "config.json":
                 shutil.copy(base_dir / f, dst / f)
-        save_file(encoder_only(loaded.model), dst / "model.safetensors")
+        weights = encoder_only(whisper.load(spec).model)
+        if name != "teacher":  # what a lite encoder shares with the teacher travels once
+            weights = {k: v for k, v in weights.items() if k not in teacher or not torch.equal(v, teacher[k])}
+        save_file(weights, dst / "model.safetensors")
     from liteasr.audio import draw, read_sources
     clips = draw(read_sources(args.speech), args.clips, seed=0)
     (bundle / "calib" / "audio").mkdir(parents=True, exist_ok=True)
@@ -80,6 +84,23 @@ def pack(args) -> None:
     print(f"wrote {bundle}: {size / 2**20:.1f} MiB")
 
 
+def load_lite(bundle: Path, name: str, teacher, device: str) -> torch.nn.Module:
+    """A lite start from the bundle: its own tensors, the rest (convolutions, positions, dense layers
+    and norms the compression kept) from the teacher."""
+    path = bundle / "lite" / name
+    for f in set(FILES) - set(MODEL_FILES):
+        if (bundle / "teacher" / f).is_file() and not (path / f).is_file():
+            shutil.copy(bundle / "teacher" / f, path / f)
+    own = load_file(path / "model.safetensors")
+    model = whisper.load(str(path), device=device).model
+    shared = teacher.model.state_dict()
+    with torch.no_grad():
+        for k, v in model.state_dict().items():
+            if k.startswith("model.encoder."):
+                v.copy_(own[k] if k in own else shared[k])
+    return model
+
+
 def run(args) -> None:
     bundle, out = Path(args.bundle), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -88,21 +109,23 @@ def run(args) -> None:
     clips = read_dataset(bundle / "calib").clips[:args.clips]
     teacher = whisper.load(str(bundle / "teacher"), device=device)
     log = {}
-    for name in args.variants:
-        start = whisper.load(str(bundle / "lite"), device=device).model
-        before = {k: v.detach().clone() for k, v in start.named_parameters()}
-        variant = dict(VARIANTS[name], **({"steps": args.steps} if args.steps is not None else {}))
-        config = HealConfig(**dict(dict(kl_weight=0.0, minutes=None, eval_every=25, patience=6, block_epochs=4), **variant))
-        t0 = time.time()
-        report = heal(teacher, start, clips, config, progress=False)
-        delta = {k: (v.detach() - before[k]).to(torch.float16).cpu().contiguous()
-                 for k, v in start.named_parameters() if not torch.equal(v.detach(), before[k])}
-        save_file(delta, out / f"delta{name}.safetensors")
-        log[name] = {"config": variant, "summary": report.summary(),
-                     "block": report.block_loss, "e2e": report.e2e_loss, "steps": report.steps,
-                     "seconds": time.time() - t0, "device": torch.cuda.get_device_name() if device == "cuda" else "cpu"}
-        print(name, report.summary(), flush=True)
-        (out / "log.json").write_text(json.dumps(log, indent=1))
+    for lite in sorted(p.name for p in (bundle / "lite").iterdir()):
+        for name in args.variants:
+            start = load_lite(bundle, lite, teacher, device)
+            before = {k: v.detach().clone() for k, v in start.named_parameters()}
+            variant = dict(VARIANTS[name], **({"steps": args.steps} if args.steps is not None else {}))
+            config = HealConfig(**dict(dict(kl_weight=0.0, minutes=None, eval_every=25, patience=6, block_epochs=4),
+                                       **variant))
+            t0 = time.time()
+            report = heal(teacher, start, clips, config, progress=False)
+            delta = {k: (v.detach() - before[k]).to(torch.float16).cpu().contiguous()
+                     for k, v in start.named_parameters() if not torch.equal(v.detach(), before[k])}
+            save_file(delta, out / f"delta-{lite}-{name}.safetensors")
+            log[f"{lite}/{name}"] = {"config": variant, "summary": report.summary(), "block": report.block_loss,
+                                     "e2e": report.e2e_loss, "steps": report.steps, "seconds": time.time() - t0,
+                                     "device": torch.cuda.get_device_name() if device == "cuda" else "cpu"}
+            print(lite, name, report.summary(), flush=True)
+            (out / "log.json").write_text(json.dumps(log, indent=1))
 
 
 def unpack(args) -> None:
@@ -112,34 +135,36 @@ def unpack(args) -> None:
 
     out, work = Path(args.out), Path(args.work)
     log = json.loads((out / "log.json").read_text())
-    meta = json.loads((resolve_model(args.lite) / "liteasr.json").read_text())
     calib = Path(args.bundle) / "calib"
     healed_on = [audio_hash(c) for c in read_dataset(calib).clips]
     sources = (calib / "sources.txt").read_text() if (calib / "sources.txt").is_file() else "librispeech_calib"
     base_cost = encoder_cost(whisper.load("tiny.en").model)
-    for name in log:
-        loaded = whisper.load(args.lite)
+    for key in log:
+        lite, name = key.split("/")
+        spec = work / lite
+        meta = json.loads((spec / "liteasr.json").read_text())
+        loaded = whisper.load(str(spec))
         model = loaded.model
-        delta = load_file(out / f"delta{name}.safetensors")
+        delta = load_file(out / f"delta-{lite}-{name}.safetensors")
         with torch.no_grad():
             for k, p in model.named_parameters():
                 if k.startswith("model.encoder."):
                     p.copy_(p.to(torch.float16).float())  # the start the GPU machine had
                 if k in delta:
                     p.add_(delta[k].float())
-        target = work / f"{args.prefix}{name}-0.7"
+        target = work / f"{args.prefix}{name}-{lite.rsplit('-', 1)[-1]}"
         prov = Provenance(meta["base_model"], base_cost, f"{meta['calibration']}; healed on {len(healed_on)} clips of {sources}",
-                          f"{meta['method']}, healed {log[name]['config']} on {log[name]['device']}",
+                          f"{meta['method']}, healed {log[key]['config']} on {log[key]['device']}",
                           "benchmarks/heal_gpu.py", sorted(set(meta["calibration_hashes"]) | set(healed_on)))
         save_checkpoint(model, loaded.processor, target, prov, overwrite=True)
-        print(f"wrote {target}: {log[name]['summary']}")
+        print(f"wrote {target}: {log[key]['summary']}")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="verb", required=True)
     p = sub.add_parser("pack")
-    p.add_argument("lite")
+    p.add_argument("lite", nargs="+", help="lite checkpoints to heal, each named TAG-SIZE (e.g. runs/refine/pca-0.7)")
     p.add_argument("bundle")
     p.add_argument("--speech", nargs="+", default=["../shared/data/speech/librispeech_calib"],
                    help="where the healing clips come from (default: librispeech_calib, 128 speakers)")
@@ -151,11 +176,10 @@ def main() -> int:
     p.add_argument("--clips", type=int, help="first N clips only (a smoke test)")
     p.add_argument("--steps", type=int, help="end-to-end steps for every variant (a smoke test)")
     p = sub.add_parser("unpack")
-    p.add_argument("lite")
     p.add_argument("out")
-    p.add_argument("work")
+    p.add_argument("work", help="where the packed lite checkpoints are, and the healed ones go")
     p.add_argument("--bundle", default=".bundle", help="the bundle packed for this run (its clips are recorded)")
-    p.add_argument("--prefix", default="gpuheal", help="checkpoint names: PREFIX<V>-0.7")
+    p.add_argument("--prefix", default="gpuheal", help="checkpoint names: PREFIX<V>-SIZE")
     args = ap.parse_args()
     {"pack": pack, "run": run, "unpack": unpack}[args.verb](args)
     return 0

@@ -34,11 +34,33 @@ from liteasr.stats import CovarianceStats
 CALIBRATION = ("librispeech_calib", "vctk_p239", "cathy_arctic")
 
 
+def paper_rule_at(model, stats, eig, target: float):
+    """The paper's rule (attention keeps one nine less explained variance than the MLP) at the largest
+    size not above `target` of the encoder linear parameters: bisect the number of nines."""
+    def plan_for(nines):
+        rule = ThresholdRule(1 - 10 ** -nines, 1 - 10 ** -(nines + 1))
+        return threshold_plan(model, stats, rule, eig)
+
+    def kept(plan):
+        return sum(l.params for l in plan.layers.values()) / sum(
+            l.in_features * l.out_features + l.out_features for l in plan.layers.values())
+
+    low, high = 0.3, 6.0  # kept() grows with the number of nines
+    for _ in range(40):
+        mid = (low + high) / 2
+        low, high = (mid, high) if kept(plan_for(mid)) <= target else (low, mid)
+    plan = plan_for(low)
+    plan.method = f"paper rule at {target} ({plan.method})"
+    return plan
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--targets", nargs="+", type=float, default=[0.8, 0.7, 0.6, 0.5])
-    ap.add_argument("--methods", nargs="+", default=["pca", "refit", "heal"], choices=["pca", "refit", "heal", "pcaheal"],
-                    help="pcaheal: healing started from the plain PCA factors instead of the refit")
+    ap.add_argument("--methods", nargs="+", default=["pca", "refit", "heal"],
+                    choices=["pca", "refit", "heal", "pcaheal", "paper"],
+                    help="pcaheal: healing started from the plain PCA factors instead of the refit; paper: the "
+                    "paper's threshold rule with its thresholds moved until the model has the target's size")
     ap.add_argument("--thresholds", nargs="*", default=["0.99:0.999", "0.999:0.9999"])
     ap.add_argument("--calibration-samples", type=int, default=128)
     ap.add_argument("--allocation", default="encoder", choices=["encoder", "decoder", "sensitivity"])
@@ -103,6 +125,10 @@ def main() -> int:
                         {k: {("dense" if r is None else str(r)): v for r, v in d.items()} for k, d in table.items()}))
             plan = target_plan(base, stats, eig, Budget("params", target), args.allocation, table=table)
             plan.save(work / f"plan-{target}.json")
+            if "paper" in names and not (work / names["paper"]).is_dir():
+                paper = paper_rule_at(base.model, stats, eig, target)
+                paper.save(work / f"plan-paper-{target}.json")
+                save(compress_(copy.deepcopy(base.model), stats, paper, eig), names["paper"], paper.method)
             if "pca" in names and not (work / names["pca"]).is_dir():
                 save(compress_(copy.deepcopy(base.model), stats, plan, eig), names["pca"], plan.method)
             if "pcaheal" in names and not (work / names["pcaheal"]).is_dir():

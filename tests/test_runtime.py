@@ -84,7 +84,51 @@ def test_int8_export_runs_integer_kernels(random_lite_dir, tmp_path, monkeypatch
     optimized = {n.op_type for n in onnx.load(tmp_path / "optimized.onnx").graph.node}
     assert optimized & INTEGER_OPS, optimized
     manifest = json.loads((out / "liteasr_export.json").read_text())
-    assert manifest["quantize"] == "int8" and isinstance(manifest["fp32_fallback"], list)
+    assert manifest["quantize"] == "int8" and manifest["int8_probe"] == "noise"
+    kept = manifest["fp32_fallback"]
+    assert set(kept) == {"slower in int8", "int8 error"} and not kept["slower in int8"] and kept["int8 error"]
+    # the accuracy fallback's MatMuls stay float MatMuls on float weights; the rest became integer ops
+    nodes = {n.name: n.op_type for n in onnx.load(out / ENCODER).graph.node}
+    assert all(nodes.get(name) == "MatMul" for name in kept["int8 error"]), kept
+
+
+def test_int8_weights_are_per_channel_so_small_factor_columns_survive(tmp_path):
+    # a factor's columns differ in scale by orders of magnitude (eigenvalues): one scale per tensor would
+    # round the small columns to zero
+    from onnx import TensorProto, helper, numpy_helper
+
+    from liteasr.runtime.onnx_model import session
+    from liteasr.runtime.quantize import quantize_graph
+
+    rng = np.random.default_rng(0)
+    w = (rng.standard_normal((64, 32)) * np.logspace(0, -3, 32)).astype(np.float32)
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], "mm",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 64])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 32])],
+                              [numpy_helper.from_array(w, "w")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), tmp_path / "fp32.onnx")
+    quantize_graph(tmp_path / "fp32.onnx", tmp_path / "int8.onnx", [])
+    x = rng.standard_normal((256, 64)).astype(np.float32)
+    y = session(tmp_path / "int8.onnx", 1).run(None, {"x": x})[0]
+    column_error = np.linalg.norm(y - x @ w, axis=0) / np.linalg.norm(x @ w, axis=0)
+    assert column_error.max() < 0.05, column_error  # per tensor: the last columns are all zeros (error 1)
+
+
+def test_accuracy_fallback_takes_the_fewest_matmuls_carrying_the_share():
+    from liteasr.runtime.quantize import least_accurate
+
+    errors = {"a": 0.1, "b": 0.5, "c": 0.3, "d": 0.1}
+    assert least_accurate(errors, 0.5) == ["b"]
+    assert least_accurate(errors, 0.8) == ["b", "c"]
+    assert least_accurate(errors, 0.8, fp32=("b",)) == ["c"]  # already fp32 for speed: its error counts
+    assert least_accurate(errors, 0.0) == [] and least_accurate({"a": 0.0}, 0.5) == []
+
+
+def test_export_help_states_the_int8_error_share_default():
+    from liteasr.cli import export as cli_export
+    from liteasr.runtime import quantize
+
+    assert cli_export.ERROR_SHARE == quantize.ERROR_SHARE
 
 
 def test_exported_dir_is_a_model_for_info_transcribe_eval_bench(lite_onnx, speech, tmp_path):
@@ -116,6 +160,11 @@ def test_bad_inputs_are_one_line_errors(lite_onnx, random_lite_dir, tmp_path):
     assert_user_error(liteasr("info", "ctranslate2:tiny.en:int3"), "compute type")
     assert_user_error(liteasr("info", "ctranslate2:nosuchmodel"), "nosuchmodel")
     assert_user_error(liteasr("export", random_lite_dir, "--output", lite_onnx), "already exists")
+    assert_user_error(liteasr("export", random_lite_dir, "--quantize", "int8", "--int8-error-share", "1.5",
+                              "--output", tmp_path / "x"), "--int8-error-share")
+    assert_user_error(liteasr("export", random_lite_dir, "--calibration", tmp_path, "--output", tmp_path / "y"),
+                      "--quantize int8")
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
     broken = tmp_path / "broken"
     broken.mkdir()
     for f in lite_onnx.iterdir():
@@ -123,10 +172,15 @@ def test_bad_inputs_are_one_line_errors(lite_onnx, random_lite_dir, tmp_path):
     assert_user_error(liteasr("info", broken), "encoder_model.onnx")
 
 
+@pytest.fixture(scope="module")
+def real_lite_onnx(low_rank_tiny, tmp_path_factory):  # noqa: F811
+    return export(str(low_rank_tiny[1]), tmp_path_factory.mktemp("real-onnx") / "fp32", progress=False)
+
+
 @pytest.mark.slow
-def test_real_lite_tiny_en_parity_on_real_speech(low_rank_tiny, speech, tmp_path):  # noqa: F811
+def test_real_lite_tiny_en_parity_on_real_speech(low_rank_tiny, real_lite_onnx, speech):  # noqa: F811
     _, lite_dir = low_rank_tiny
-    out = export(str(lite_dir), tmp_path / "onnx", progress=False)
+    out = real_lite_onnx
     audios = [load_audio(c.path) for c in read_dataset(speech / "librispeech_other").clips[:4]]
     loaded = whisper.load(str(lite_dir))
     feats = whisper.features(loaded.processor, audios)
@@ -136,3 +190,28 @@ def test_real_lite_tiny_en_parity_on_real_speech(low_rank_tiny, speech, tmp_path
     theirs = transcribe(loaded, audios, progress=False, warmup=False).texts
     ours = transcribe(runtime.load(str(out)), audios, progress=False, warmup=False).texts
     assert ours == theirs and all(t.strip() for t in ours)
+
+
+@pytest.mark.slow
+def test_real_int8_accuracy_fallback_halves_the_encoder_error(low_rank_tiny, real_lite_onnx, speech, tmp_path):  # noqa: F811
+    from liteasr.runtime.export import probe_features
+    from liteasr.runtime.onnx_model import session
+    from liteasr.runtime.quantize import int8_error_by_matmul, least_accurate, quantize_graph
+
+    loaded = whisper.load(str(low_rank_tiny[1]))
+    feats = probe_features(loaded, [load_audio(c.path) for c in read_dataset(speech / "librispeech_other").clips[:2]])
+    fp32 = real_lite_onnx / ENCODER
+    speech_errors = int8_error_by_matmul(fp32, feats, tmp_path, threads=2)
+    noise_errors = int8_error_by_matmul(fp32, probe_features(loaded, None), tmp_path, threads=2)
+    # the data-free default finds the MatMul that speech says hurts most
+    assert max(speech_errors, key=speech_errors.get) in least_accurate(noise_errors)
+
+    def error(keep):
+        quantize_graph(fp32, tmp_path / "int8.onnx", keep)
+        outs = [session(p, 2).run(None, {"input_features": feats})[0].astype(np.float64)
+                for p in (fp32, tmp_path / "int8.onnx")]
+        return float(((outs[1] - outs[0]) ** 2).sum() / (outs[0] ** 2).sum())
+
+    everything, fallback = error([]), error(least_accurate(speech_errors))
+    print(f"int8 encoder relative squared error: all MatMuls {everything:.4f}, with the fallback {fallback:.4f}")
+    assert everything < 0.02 and fallback < 0.7 * everything

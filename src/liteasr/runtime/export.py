@@ -13,6 +13,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -77,10 +78,27 @@ def _base_config(model) -> dict:
     return values
 
 
+def probe_features(loaded, audios: list | None) -> np.ndarray:
+    """Encoder windows the int8 accuracy fallback measures on: the given audio, or noise without it."""
+    from .quantize import noise_probe
+
+    if not audios:
+        return noise_probe(loaded.processor.feature_extractor)
+    return whisper.features(loaded.processor, audios).numpy()
+
+
 def export(spec: str, output: str | Path, quantize: str | None = None, overwrite: bool = False,
-           fuse_above: float = graphs.FUSE_ABOVE, progress: bool = True) -> Path:
+           fuse_above: float = graphs.FUSE_ABOVE, progress: bool = True, probe_audio: list | None = None,
+           error_share: float | None = None) -> Path:
+    """`probe_audio`: windows (16 kHz arrays) on which int8 error is measured per MatMul; `error_share`:
+    keep in fp32 the fewest encoder MatMuls carrying this share of it (default quantize.ERROR_SHARE)."""
+    from .quantize import ERROR_SHARE
+
     if quantize not in (None, "int8"):
         raise UserError(f"--quantize must be int8, got {quantize!r}")
+    share = ERROR_SHARE if error_share is None else error_share
+    if not 0 <= share <= 1:
+        raise UserError(f"--int8-error-share must be in [0, 1], got {share}")
     loaded = whisper.load(spec)
     model = loaded.model
     with atomic_dir(output, overwrite=overwrite) as tmp:
@@ -91,11 +109,11 @@ def export(spec: str, output: str | Path, quantize: str | None = None, overwrite
         steps.update()
         export_decoder(model, tmp / DECODER_WITH_PAST, with_past=True)
         steps.update()
-        fallback = []
+        fallback = {}
         if quantize:
             from .quantize import quantize_dir
 
-            fallback = quantize_dir(tmp)
+            fallback = quantize_dir(tmp, probe_features(loaded, probe_audio), share=share, progress=progress)
             steps.update()
         steps.close()
         (tmp / "config.json").write_text(json.dumps(_base_config(model), indent=2))
@@ -105,7 +123,8 @@ def export(spec: str, output: str | Path, quantize: str | None = None, overwrite
                     "low_rank_config": getattr(model.config, "low_rank_config", None),
                     "attention_modes": getattr(model.config, "attention_modes", None),
                     "fused_to_dense": graphs.fused_projections(encoder), "fuse_above": fuse_above,
-                    "fp32_fallback": fallback}
+                    "fp32_fallback": fallback, "int8_error_share": share if quantize else None,
+                    "int8_probe": None if not quantize else f"{len(probe_audio)} windows" if probe_audio else "noise"}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
         for name in ("liteasr.json",):  # calibration hashes: eval refuses clips it was calibrated on
             if (loaded.path / name).is_file():
