@@ -193,7 +193,7 @@ def test_real_lite_tiny_en_parity_on_real_speech(low_rank_tiny, real_lite_onnx, 
 
 
 @pytest.mark.slow
-def test_real_int8_accuracy_fallback_halves_the_encoder_error(low_rank_tiny, real_lite_onnx, speech, tmp_path):  # noqa: F811
+def test_real_int8_fallback_chosen_on_noise_cuts_the_error_on_speech(low_rank_tiny, real_lite_onnx, speech, tmp_path):  # noqa: F811
     from liteasr.runtime.export import probe_features
     from liteasr.runtime.onnx_model import session
     from liteasr.runtime.quantize import int8_error_by_matmul, least_accurate, quantize_graph
@@ -201,10 +201,8 @@ def test_real_int8_accuracy_fallback_halves_the_encoder_error(low_rank_tiny, rea
     loaded = whisper.load(str(low_rank_tiny[1]))
     feats = probe_features(loaded, [load_audio(c.path) for c in read_dataset(speech / "librispeech_other").clips[:2]])
     fp32 = real_lite_onnx / ENCODER
-    speech_errors = int8_error_by_matmul(fp32, feats, tmp_path, threads=2)
+    # the default probe is noise (no audio at export): what it picks must help on real speech
     noise_errors = int8_error_by_matmul(fp32, probe_features(loaded, None), tmp_path, threads=2)
-    # the data-free default finds the MatMul that speech says hurts most
-    assert max(speech_errors, key=speech_errors.get) in least_accurate(noise_errors)
 
     def error(keep):
         quantize_graph(fp32, tmp_path / "int8.onnx", keep)
@@ -212,6 +210,6 @@ def test_real_int8_accuracy_fallback_halves_the_encoder_error(low_rank_tiny, rea
                 for p in (fp32, tmp_path / "int8.onnx")]
         return float(((outs[1] - outs[0]) ** 2).sum() / (outs[0] ** 2).sum())
 
-    everything, fallback = error([]), error(least_accurate(speech_errors))
+    everything, fallback = error([]), error(least_accurate(noise_errors))
     print(f"int8 encoder relative squared error: all MatMuls {everything:.4f}, with the fallback {fallback:.4f}")
     assert everything < 0.02 and fallback < 0.7 * everything
