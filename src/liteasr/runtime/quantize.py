@@ -15,6 +15,8 @@ was 0.0102 and of per-channel 7-bit 0.0067 (benchmarks/RESULTS.md).
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import time
 from pathlib import Path
 
@@ -122,11 +124,24 @@ def least_accurate(errors: dict[str, float], share: float = ERROR_SHARE, fp32: t
     return kept
 
 
+@contextlib.contextmanager
+def _quiet_root_logger():
+    """onnxruntime.quantization warns on the root logger ("consider pre-processing") for every graph."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
 def quantize_graph(src: Path, dst: Path, exclude: list[str]) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(src, dst, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"], nodes_to_exclude=exclude,
-                     extra_options={"MatMulConstBOnly": True}, **OPTIONS)
+    with _quiet_root_logger():
+        quantize_dynamic(src, dst, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"], nodes_to_exclude=exclude,
+                         extra_options={"MatMulConstBOnly": True}, **OPTIONS)
 
 
 def quantize_dir(directory: Path, probe: np.ndarray, threads: int | None = None, speed: bool = True,
