@@ -81,9 +81,11 @@ def slower_in_int8(shapes: set[tuple[int, int]], workdir: Path, threads: int, re
 def noise_probe(feature_extractor, seconds: float = 20.0) -> np.ndarray:
     """Probe windows when no audio is given: white noise at two levels (the error ranking of speech and of
     noise agreed on tiny.en: the same MatMuls lead)."""
+    from ..audio import SAMPLE_RATE
+
     rng = np.random.default_rng(0)
-    audio = [(rng.standard_normal(int(16000 * seconds)) * level).astype(np.float32) for level in (0.01, 0.1)]
-    return feature_extractor(audio, sampling_rate=16000, return_tensors="np").input_features.astype(np.float32)
+    audio = [(rng.standard_normal(int(SAMPLE_RATE * seconds)) * level).astype(np.float32) for level in (0.01, 0.1)]
+    return feature_extractor(audio, sampling_rate=SAMPLE_RATE, return_tensors="np").input_features.astype(np.float32)
 
 
 def int8_error_by_matmul(encoder: Path, features: np.ndarray, workdir: Path, threads: int,
@@ -94,7 +96,7 @@ def int8_error_by_matmul(encoder: Path, features: np.ndarray, workdir: Path, thr
 
     from .onnx_model import session
 
-    def run(path):
+    def run(path):  # one window per call: dynamic activation scales are per batch, so batch-mates would mix
         s = session(path, threads)
         name = s.get_inputs()[0].name
         return np.concatenate([s.run(None, {name: features[i:i + 1]})[0] for i in range(len(features))]).astype(np.float64)
