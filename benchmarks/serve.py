@@ -13,6 +13,7 @@ The encoder's speedup and its share of transcription time are measured in this p
 """
 
 import argparse
+import os
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -81,7 +82,7 @@ def main():
     paths = [c.path for c in clips]
     audios = [load_audio(p) for p in paths]
     audio_s = sum(len(a) for a in audios) / SAMPLE_RATE
-    started = time.perf_counter()
+    started, load_before = time.perf_counter(), os.getloadavg()[0]
     configs = [(name, model, batch) for name, model in (("dense", args.base), ("compressed", args.compressed))
                for batch in (args.max_batch, 1)]
     servers = {c: ServerProcess(c[1], "--max-batch", c[2], "--max-wait-ms", args.max_wait_ms, "--max-queue", 256)
@@ -113,8 +114,9 @@ def main():
              f"Command: `python benchmarks/serve.py {args.compressed} --requests {args.requests} --rounds {args.rounds}`"
              f" ({time.perf_counter() - started:.0f} s). {args.requests} librispeech_other clips ({audio_s:.0f} s of "
              "audio) per run; four servers on 127.0.0.1 (default 2 torch threads each) and the clients on the "
-             "same machine, runs interleaved; **the 2-core machine was shared with other engineers' jobs "
-             "during the run**, so absolute numbers are low and noisy; compare within a row group.",
+             f"same machine, runs interleaved; load average (1 min) {load_before:.1f} before the run, "
+             f"{os.getloadavg()[0]:.1f} at its end (the servers and clients themselves load the machine while "
+             "they run; more means other jobs shared it). Compare within a row group.",
              "",
              f"Encoder, measured in-process (batch 8, interleaved): compressed {speedup:.3f}x faster than dense; "
              f"the encoder is {share:.0%} of dense transcription time at batch 8, so the expected end-to-end "

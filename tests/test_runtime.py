@@ -90,6 +90,12 @@ def test_int8_export_runs_integer_kernels(random_lite_dir, tmp_path, monkeypatch
     # the accuracy fallback's MatMuls stay float MatMuls on float weights; the rest became integer ops
     nodes = {n.name: n.op_type for n in onnx.load(out / ENCODER).graph.node}
     assert all(nodes.get(name) == "MatMul" for name in kept["int8 error"]), kept
+    # int8 activations are scaled per tensor: a window's encoding must not depend on its batch-mates
+    model = runtime.load(str(out))
+    feats = np.random.default_rng(0).normal(size=(3, model.config.num_mel_bins, 2 * model.config.max_source_positions))
+    feats[1] *= 20  # a loud batch-mate would coarsen everyone's activation scale
+    alone = np.concatenate([model.encode(f[None]) for f in feats])
+    np.testing.assert_array_equal(model.encode(feats), alone)
 
 
 def test_int8_weights_are_per_channel_so_small_factor_columns_survive(tmp_path):

@@ -79,8 +79,14 @@ class OnnxModel:
         return whisper.features(self.processor, audios).numpy()
 
     def encode(self, features) -> np.ndarray:
-        features = features.numpy() if hasattr(features, "numpy") else features
-        return self.encoder.run(None, {"input_features": np.ascontiguousarray(features, dtype=np.float32)})[0]
+        features = np.ascontiguousarray(features.numpy() if hasattr(features, "numpy") else features, dtype=np.float32)
+        if self.manifest.get("quantize") != "int8" or len(features) == 1:
+            return self.encoder.run(None, {"input_features": features})[0]
+        # Dynamic int8 takes one activation scale per tensor, i.e. per batch: in a batch, a window's
+        # outputs would depend on its batch-mates (tiny.en at 0.7, 40 librispeech clips at batch 8: WER
+        # 49.56 from loops, 20.91 with this). One window per run keeps each clip's encoding its own, as a
+        # server needs; it costs the encoder its batching gain (benchmarks/RESULTS.md).
+        return np.concatenate([self.encoder.run(None, {"input_features": f[None]})[0] for f in features])
 
     def _prompt(self, encoded: np.ndarray) -> np.ndarray:
         config = self.generation_config
