@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 import openai
 from _common import emit, speech_or_exit
 
-from liteasr import whisper
+from liteasr import runtime
 from liteasr.audio import SAMPLE_RATE, load_audio, read_dataset, sample
 from liteasr.bench import encoder_latency, transcription_latency
 from liteasr.serve.process import ServerProcess
@@ -31,8 +31,8 @@ CLIENTS = (1, 8, 32)
 
 def encoder_share(base: str, compressed: str, audios, repeats: int) -> tuple[float, float]:
     """(encoder speedup at batch 8, the encoder's share of dense transcription time at batch 8)."""
-    dense, lite = whisper.load(base), whisper.load(compressed)
-    t_dense, t_lite = encoder_latency([dense.model, lite.model], batch_size=8, repeats=repeats, warmup=1)
+    dense, lite = runtime.load(base), runtime.load(compressed)  # any MODEL: checkpoints or `liteasr export` dirs
+    t_dense, t_lite = encoder_latency([dense, lite], batch_size=8, repeats=repeats, warmup=1)
     (t_total,) = transcription_latency([dense], audios[:8], batch_size=8, repeats=1)
     share = t_dense.median_ms * 8 / t_total.median_ms  # encoder ms per window x 8 windows / whole batch
     return t_dense.median_ms / t_lite.median_ms, share
@@ -111,7 +111,8 @@ def main():
 
     lines = [f"### liteasr serve under load: {args.base} vs {args.compressed.rstrip('/').split('/')[-1]}",
              "",
-             f"Command: `python benchmarks/serve.py {args.compressed} --requests {args.requests} --rounds {args.rounds}`"
+             f"Command: `python benchmarks/serve.py {args.compressed}"
+             + (f" --base {args.base}" if args.base != "tiny.en" else "") + f" --requests {args.requests} --rounds {args.rounds}`"
              f" ({time.perf_counter() - started:.0f} s). {args.requests} librispeech_other clips ({audio_s:.0f} s of "
              "audio) per run; four servers on 127.0.0.1 (default 2 torch threads each) and the clients on the "
              f"same machine, runs interleaved; load average (1 min) {load_before:.1f} before the run, "
