@@ -66,9 +66,10 @@ def pack(args) -> None:
                 shutil.copy(src / f, dst / f)
             elif (base_dir / f).is_file() and f != "config.json":
                 shutil.copy(base_dir / f, dst / f)
-        weights = encoder_only(whisper.load(spec).model)
+        weights = teacher
         if name != "teacher":  # what a lite encoder shares with the teacher travels once
-            weights = {k: v for k, v in weights.items() if k not in teacher or not torch.equal(v, teacher[k])}
+            weights = {k: v for k, v in encoder_only(whisper.load(spec).model).items()
+                       if k not in teacher or not torch.equal(v, teacher[k])}
         save_file(weights, dst / "model.safetensors")
     from liteasr.audio import draw, read_sources
     clips = draw(read_sources(args.speech), args.clips, seed=0)

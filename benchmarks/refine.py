@@ -41,14 +41,10 @@ def paper_rule_at(model, stats, eig, target: float):
         rule = ThresholdRule(1 - 10 ** -nines, 1 - 10 ** -(nines + 1))
         return threshold_plan(model, stats, rule, eig)
 
-    def kept(plan):
-        return sum(l.params for l in plan.layers.values()) / sum(
-            l.in_features * l.out_features + l.out_features for l in plan.layers.values())
-
-    low, high = 0.3, 6.0  # kept() grows with the number of nines
+    low, high = 0.3, 6.0  # the kept fraction grows with the number of nines
     for _ in range(40):
         mid = (low + high) / 2
-        low, high = (mid, high) if kept(plan_for(mid)) <= target else (low, mid)
+        low, high = (mid, high) if plan_for(mid).kept_fraction() <= target else (low, mid)
     plan = plan_for(low)
     plan.method = f"paper rule at {target} ({plan.method})"
     return plan

@@ -39,6 +39,13 @@ class RankPlan:
     def ranks(self) -> dict[str, int | None]:
         return {k: v.rank for k, v in self.layers.items()}
 
+    def dense_params(self) -> int:
+        return sum(l.in_features * l.out_features + l.out_features for l in self.layers.values())
+
+    def kept_fraction(self) -> float:
+        """Linear parameters (weights and biases) kept, as a fraction of the dense layers'."""
+        return sum(l.params for l in self.layers.values()) / self.dense_params()
+
     def table(self) -> str:
         """Human-readable plan: one row per projection, with totals."""
         rows = [f"rank plan: {self.method}", f"{'layer':<18}{'shape':>12}{'rank':>7}{'kept var':>10}{'params':>10}  why"]
@@ -46,9 +53,8 @@ class RankPlan:
             rank = "dense" if l.rank is None else str(l.rank)
             rows.append(f"{key:<18}{f'{l.in_features}x{l.out_features}':>12}{rank:>7}{l.explained:>10.5f}"
                         f"{l.params:>10,}  {l.reason}")
-        dense = sum(l.in_features * l.out_features + l.out_features for l in self.layers.values())
         kept = sum(l.params for l in self.layers.values())
-        rows.append(f"linear parameters kept: {kept:,} of {dense:,} ({kept / dense:.1%})")
+        rows.append(f"linear parameters kept: {kept:,} of {self.dense_params():,} ({self.kept_fraction():.1%})")
         return "\n".join(rows)
 
     def to_json(self) -> str:

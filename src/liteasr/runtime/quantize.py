@@ -94,12 +94,10 @@ def int8_error_by_matmul(encoder: Path, features: np.ndarray, workdir: Path, thr
     import onnx
     from tqdm.auto import tqdm
 
-    from .onnx_model import session
+    from .onnx_model import run_per_window, session
 
-    def run(path):  # one window per call: dynamic activation scales are per batch, so batch-mates would mix
-        s = session(path, threads)
-        name = s.get_inputs()[0].name
-        return np.concatenate([s.run(None, {name: features[i:i + 1]})[0] for i in range(len(features))]).astype(np.float64)
+    def run(path):  # as OnnxModel runs an int8 encoder: batch-mates would share activation scales
+        return run_per_window(session(path, threads), features).astype(np.float64)
 
     reference = run(encoder)
     energy = float((reference ** 2).sum())
