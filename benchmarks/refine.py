@@ -62,6 +62,9 @@ def main() -> int:
     ap.add_argument("--allocation", default="encoder", choices=["encoder", "decoder", "sensitivity"])
     ap.add_argument("--heal-minutes", type=float, default=8.0)
     ap.add_argument("--heal-steps", type=int, default=60)
+    ap.add_argument("--heal-kl", type=float, default=0.0, help="weight of the decoder KL term (HealConfig.kl_weight)")
+    ap.add_argument("--heal-lr", type=float, default=1e-4, help="HealConfig.lr")
+    ap.add_argument("--heal-metric", default="encoder", choices=["encoder", "cross"], help="HealConfig.metric")
     ap.add_argument("--heal-clips", type=int, help="calibration clips for healing (default: the --calibration-samples "
                     "clips; the issue's setting is 256)")
     ap.add_argument("--heal-sources", nargs="+", metavar="DATA", help="where the healing clips are drawn from "
@@ -129,7 +132,8 @@ def main() -> int:
                 save(compress_(copy.deepcopy(base.model), stats, plan, eig), names["pca"], plan.method)
             if "pcaheal" in names and not (work / names["pcaheal"]).is_dir():
                 lite = compress_(copy.deepcopy(base.model), stats, plan, eig)
-                report = heal(base, lite, heal_clips, HealConfig(minutes=args.heal_minutes, steps=args.heal_steps))
+                report = heal(base, lite, heal_clips, HealConfig(minutes=args.heal_minutes, steps=args.heal_steps, kl_weight=args.heal_kl, lr=args.heal_lr,
+                                                         metric=args.heal_metric))
                 print(report.summary())
                 timings[f"pcaheal-{target}_s"] = report.seconds
                 timings[f"pcaheal-{target}"] = {"block": report.block_loss, "e2e": report.e2e_loss,
@@ -142,7 +146,8 @@ def main() -> int:
                 if "refit" in names:
                     save(lite, names["refit"], plan.method + ", anchored refit")
                 if "heal" in names:
-                    report = heal(base, lite, heal_clips, HealConfig(minutes=args.heal_minutes, steps=args.heal_steps))
+                    report = heal(base, lite, heal_clips, HealConfig(minutes=args.heal_minutes, steps=args.heal_steps, kl_weight=args.heal_kl, lr=args.heal_lr,
+                                                         metric=args.heal_metric))
                     print(report.summary())
                     timings[f"heal-{target}_s"] = report.seconds
                     timings[f"heal-{target}"] = {"block": report.block_loss, "e2e": report.e2e_loss, "steps": report.steps,

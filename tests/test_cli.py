@@ -100,11 +100,11 @@ def test_compress_heal_from_several_sources(random_whisper_dir, noise_clips, tmp
 
 
 def test_compress_heal_options_reach_healing(random_whisper_dir, noise_clips, tmp_path):
-    """The GPU-measured recipe's knobs (benchmarks/refine.md): encoder-only loss, no block-wise stage,
-    speed-perturbed clips, early-stopping cadence."""
+    """The measured recipes' knobs (benchmarks/refine.md): encoder-only loss and its metric, no block-wise
+    stage, speed-perturbed clips, early-stopping cadence."""
     args = ["compress", random_whisper_dir, "--calibration", noise_clips, "--target-params", "0.8",
             "--allocation", "normalized", "--rank-multiple", "8", "--refine", "heal", "--heal-steps", "3",
-            "--heal-kl", "0", "--heal-block-epochs", "0", "--heal-lr", "1e-3", "--heal-speeds", "0.9,1.0",
+            "--heal-metric", "cross", "--heal-kl", "0", "--heal-block-epochs", "0", "--heal-lr", "1e-3", "--heal-speeds", "0.9,1.0",
             "--heal-eval-every", "1", "--heal-patience", "2"]
     r = liteasr(*args, "--output", tmp_path / "healed")
     assert r.returncode == 0, r.stderr
@@ -123,5 +123,5 @@ def test_compress_help_states_the_healing_defaults():
     defaults = HealConfig()
     for option, field in HEAL_OPTIONS.items():
         value = getattr(defaults, field)
-        shown = "1.0 only" if field == "speeds" else f"{value:g}"
+        shown = "1.0 only" if field == "speeds" else value if isinstance(value, str) else f"{value:g}"
         assert f"default {shown}" in helps[option], (option, helps[option])

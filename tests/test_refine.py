@@ -136,7 +136,8 @@ def test_healing_is_deterministic_for_a_seed(random_lite):
         assert torch.equal(x, y), name
 
 
-def test_healing_without_kl_needs_no_transcripts(random_lite, monkeypatch):
+@pytest.mark.parametrize("metric", ["encoder", "cross"])
+def test_healing_without_kl_needs_no_transcripts(random_lite, monkeypatch, metric):
     """kl_weight=0 heals on the encoder output alone: the dense model never decodes (cheap targets, and
     a GPU run can ship the encoder without the decoder), and speed versions of the clips take part."""
     heal_module = importlib.import_module("liteasr.refine.heal")  # the module (the package exports the function)
@@ -148,8 +149,24 @@ def test_healing_without_kl_needs_no_transcripts(random_lite, monkeypatch):
 
     monkeypatch.setattr(heal_module, "own_transcripts", no_decoding)
     report = heal(loaded, lite, clips, HealConfig(block_epochs=0, steps=4, eval_every=2, lr=1e-3, minutes=None,
-                                                 kl_weight=0.0, speeds=(0.9, 1.1)), progress=False)
+                                                 kl_weight=0.0, speeds=(0.9, 1.1), metric=metric), progress=False)
     assert report.steps > 0 and report.e2e_loss[1] <= report.e2e_loss[0]
+
+
+def test_cross_metric_measures_what_the_decoder_reads(random_lite):
+    """The "cross" healing metric weighs an encoder-output error by the decoder's cross-attention key and
+    value maps: its squared norm is the summed squared error of every decoder layer's keys and values."""
+    heal_module = importlib.import_module("liteasr.refine.heal")
+    loaded, _, _ = random_lite
+    error = torch.randn(2, 7, loaded.model.config.d_model)
+    read = sum(proj(error).sub(proj.bias if proj.bias is not None else 0).pow(2).sum()
+               for layer in loaded.model.model.decoder.layers
+               for proj in (layer.encoder_attn.k_proj, layer.encoder_attn.v_proj))
+    weighed = heal_module._metric(loaded.model, "cross")(error).pow(2).sum()
+    assert torch.allclose(weighed.double(), read.detach().double(), rtol=1e-4)
+    assert torch.equal(heal_module._metric(loaded.model, "encoder")(error), error)
+    with pytest.raises(ValueError, match="unknown healing metric"):
+        heal_module._metric(loaded.model, "decoder")
 
 
 AUTOMODEL_SCRIPT = r"""

@@ -267,6 +267,17 @@ def encoder_output(model: nn.Module, input_features: torch.Tensor) -> torch.Tens
         return encoder_forward(model, input_features)
 
 
+def cross_attention_metric(model: nn.Module) -> torch.Tensor:
+    """M [d, d] with |x M^(1/2)|^2 = what the decoder reads of an encoder-output row x: the sum over decoder
+    layers of its cross-attention key and value maps' Gram matrices (float64)."""
+    metric = 0
+    for layer in model.model.decoder.layers:
+        for proj in (layer.encoder_attn.k_proj, layer.encoder_attn.v_proj):
+            w = proj.weight.detach().double()
+            metric = metric + w.T @ w
+    return metric
+
+
 def encoder_norms(model: nn.Module) -> list[nn.Module]:
     """The encoder's LayerNorms (healing may adjust them along with the factors)."""
     return [m for m in model.model.encoder.modules() if isinstance(m, nn.LayerNorm)]

@@ -44,6 +44,9 @@ def register(sub) -> None:
     p.add_argument("--heal-lr", type=common.positive(float), metavar="LR", help="end-to-end learning rate (default 0.0001)")
     p.add_argument("--heal-kl", type=float, metavar="W",
                    help="weight of the decoder KL term (default 0: the encoder output alone, no dense decoding)")
+    p.add_argument("--heal-metric", choices=["encoder", "cross"],
+                   help="how healing measures the encoder-output error (default encoder: the plain squared error; "
+                        "cross: as the decoder's cross-attention keys and values read it, no decoding needed)")
     p.add_argument("--heal-block-epochs", type=int, metavar="N",
                    help="block-wise passes per layer before the end-to-end stage (default 0: none)")
     p.add_argument("--heal-eval-every", type=common.positive(int), metavar="N",
@@ -60,8 +63,8 @@ def register(sub) -> None:
 
 
 HEAL_OPTIONS = {"heal_minutes": "minutes", "heal_steps": "steps", "heal_lr": "lr", "heal_kl": "kl_weight",
-                "heal_block_epochs": "block_epochs", "heal_eval_every": "eval_every", "heal_patience": "patience",
-                "heal_speeds": "speeds"}
+                "heal_metric": "metric", "heal_block_epochs": "block_epochs", "heal_eval_every": "eval_every",
+                "heal_patience": "patience", "heal_speeds": "speeds"}
 
 
 def heal_config(args):

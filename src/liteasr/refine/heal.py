@@ -7,7 +7,8 @@ stay as they are, and healing runs through the very modules that run at inferenc
 1. Block-wise (optional, `block_epochs`): encoder layer by layer, the compressed layer fed the compressed
    path's input is fitted to the dense layer's output on the dense path (relative squared error), then
    the compressed path moves on.
-2. End to end: relative squared error of the encoder output, plus (optional, `kl_weight`) the KL
+2. End to end: relative squared error of the encoder output (as is, or with `metric="cross"` as the
+   decoder's cross-attention keys and values read it), plus (optional, `kl_weight`) the KL
    divergence of the decoder's next-token distributions from the dense model's, teacher-forced on the
    dense model's own greedy transcripts (no labels). The decoder is frozen.
 
@@ -38,16 +39,20 @@ from .lockstep import split_clips, window_features
 
 @dataclass
 class HealConfig:
-    """Defaults: the recipe measured best for its cost (benchmarks/refine.md, GPU study): end to end on
-    the encoder-output error alone, 150 Adam steps of 4 windows at 1e-4 (on 2 CPU cores the 15-minute
-    budget ends tiny.en's run sooner, after about 110 steps, estimated). Block-wise epochs measured no better on unseen speakers; the decoder KL term was not in
-    that study. Both cost CPU minutes and stay options."""
+    """Defaults: the recipe measured best for its cost (benchmarks/refine.md): end to end on the plain
+    encoder-output error, 150 Adam steps of 4 windows at 1e-4 (on 2 CPU cores the 15-minute budget may end
+    tiny.en's run a little sooner: 138 steps measured). Block-wise epochs, the decoder KL term (which
+    needs lr 3e-5 to help at all) and the cross-attention metric measured no better on unseen speakers;
+    they stay options."""
 
     block_epochs: int = 0  # passes over the training windows per encoder layer (0: no block-wise stage)
     steps: int = 150  # end-to-end optimizer steps
     block_lr: float = 1e-4
     lr: float = 1e-4  # end to end
     kl_weight: float = 0.0  # decoder KL term (needs the dense model's own transcripts: minutes of decoding)
+    # how the encoder-output error is measured: "encoder" (plain squared error) or "cross" (through the
+    # decoder's cross-attention key and value maps: the error the decoder actually reads, no decoding needed)
+    metric: str = "encoder"
     layernorm: bool = False
     held_out: float = 0.125  # fraction of calibration clips kept out for early stopping
     eval_every: int = 25  # end-to-end steps between held-out checks
@@ -202,6 +207,17 @@ def _teacher_targets(loaded, train, held, transcripts: bool, progress: bool):
     return done[:len(train)], done[len(train):]
 
 
+def _metric(teacher, name: str):
+    """The map applied to encoder outputs before their squared error is taken."""
+    if name == "encoder":
+        return lambda x: x
+    if name == "cross":
+        # a square root of the metric (Cholesky), so the loss costs one d x d product per window
+        root = torch.linalg.cholesky(whisper.cross_attention_metric(teacher)).to(next(teacher.parameters()))
+        return lambda x: x @ root
+    raise ValueError(f"unknown healing metric {name!r} (encoder or cross)")
+
+
 def _heal_end_to_end(loaded, student, train, held, targets, params, config: HealConfig, budget: _Budget,
                      progress: bool):
     """Stage 2: encoder output error + decoder KL against the dense model on its own transcripts."""
@@ -209,11 +225,12 @@ def _heal_end_to_end(loaded, student, train, held, targets, params, config: Heal
     if targets is None or not budget.left():
         return (float("nan"), float("nan")), 0  # no end-to-end stage: nothing measured, nothing changed
     train_t, held_t = targets
+    weigh = _metric(teacher, config.metric)
 
     def loss_of(feats, target):
         encoded, ids, mask = target
         out = whisper.encoder_forward(student, feats)
-        loss = relative_error(out, encoded)
+        loss = relative_error(weigh(out), weigh(encoded))
         if config.kl_weight:
             with torch.no_grad():
                 ref = whisper.decoder_log_probs(teacher, encoded, ids, mask)
