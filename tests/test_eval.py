@@ -7,7 +7,7 @@ import pytest
 
 from liteasr.audio import read_dataset
 from liteasr.errors import UserError
-from liteasr.report import evaluate_models
+from liteasr.report import evaluate_models, print_table
 from liteasr import sweep
 from liteasr.sweep import check_disjoint, pareto_front, run_sweep
 
@@ -98,3 +98,19 @@ def test_eval_real_tiny_en_on_real_speech(speech, tmp_path):
     assert ds["n"] == 12 and ds["words"] > 100
     assert ds["wer"] < 15  # tiny.en reads clean audiobook speech well
     assert r["encoder_params"] == 8_208_384
+
+
+def test_eval_pools_every_set_into_one_corpus(random_whisper_dir, noise_clips, tmp_path, capsys):
+    """With several sets, every model gets a corpus WER over all their utterances, and every model after
+    the first a paired ΔWER over them (the same model twice: exactly zero)."""
+    sets = [str(manifest_of(noise_clips, tmp_path, name)) for name in ("first_set", "second_set")]
+    results = evaluate_models([str(random_whisper_dir)] * 2, sets, batch_size=4, progress=False, latency=False)
+    for r in results:
+        per_set = r["datasets"].values()
+        errors = sum(d["wer"] * d["words"] for d in per_set) / 100
+        assert r["all_sets"]["n"] == sum(d["n"] for d in per_set) == 20
+        assert r["all_sets"]["wer"] == pytest.approx(100 * errors / sum(d["words"] for d in per_set))
+    assert "delta_wer" not in results[0]["all_sets"]
+    assert results[1]["all_sets"]["delta_wer"]["delta"] == 0 == results[1]["all_sets"]["delta_wer"]["high"]
+    print_table(results)
+    assert "all 20 utterances as one corpus" in capsys.readouterr().out

@@ -42,20 +42,30 @@ def evaluate_models(models: list[str], data: list[str] | list[Dataset], device="
     if latency:  # all models interleaved (A B C A B C ...): one after another, a busy machine skews them
         timings = {b: encoder_latency(loaded_models, batch_size=b, repeats=3, warmup=1) for b in (1, 8)}
     results = []
+    first_all: list = []  # the first model's (errors, words) over every utterance of every set
     for i, (spec, loaded) in enumerate(zip(models, loaded_models)):
         cost = encoder_cost(runtime.architecture(loaded))
         entry = {"model": str(spec), "encoder_params": cost.params, "encoder_linear_params": cost.linear_params,
                  "encoder_gflops": cost.gflops, "datasets": {}}
         if latency:
             entry["encoder_ms"] = {f"batch_{b}": t[i].median_ms for b, t in timings.items()}
+        pooled = []
         for ds in sets:
             result = evaluate_dataset(loaded, ds, batch_size=batch_size, progress=progress, language=language, task=task)
             entry["datasets"][ds.name] = result.summary()
             errors = [(t["errors"], t["words"]) for t in result.transcripts]
+            pooled += errors
             if ds.name in first:  # every model after the first: ΔWER against it, paired over utterances
                 entry["datasets"][ds.name]["delta_wer"] = asdict(paired_bootstrap(first[ds.name], errors))
             else:
                 first[ds.name] = errors
+        if len(sets) > 1:  # one corpus of every utterance: a tighter interval than any one set gives
+            entry["all_sets"] = {"wer": 100.0 * sum(e for e, _ in pooled) / max(sum(w for _, w in pooled), 1),
+                                 "n": len(pooled)}
+            if first_all:
+                entry["all_sets"]["delta_wer"] = asdict(paired_bootstrap(first_all, pooled))
+            else:
+                first_all = pooled
         wers = [d["wer"] for d in entry["datasets"].values()]
         entry["average_wer"] = sum(wers) / len(wers) if wers else float("nan")
         results.append(entry)
@@ -78,6 +88,10 @@ def print_table(results: list[dict]) -> None:
         if "encoder_ms" in r:
             row += f"{r['encoder_ms']['batch_1']:>11.1f}"
         print(row)
+    if results and "all_sets" in results[0]:
+        print(f"all {results[0]['all_sets']['n']} utterances as one corpus: " + "; ".join(
+            f"{r['model']} WER {r['all_sets']['wer']:.2f} {_delta(r['all_sets'].get('delta_wer'))}".rstrip()
+            for r in results))
 
 
 def _delta(d: dict | None) -> str:
