@@ -95,6 +95,8 @@ def main() -> int:
     eig = spectra(stats)
     timings = json.loads((work / "timings.json").read_text()) if (work / "timings.json").is_file() else {}
     cost = encoder_cost(base.model)
+    heal_config = HealConfig(minutes=args.heal_minutes, steps=args.heal_steps, kl_weight=args.heal_kl, lr=args.heal_lr,
+                             metric=args.heal_metric)
 
     def save(model, name, method):
         save_checkpoint(model, base.processor, work / name,
@@ -132,8 +134,7 @@ def main() -> int:
                 save(compress_(copy.deepcopy(base.model), stats, plan, eig), names["pca"], plan.method)
             if "pcaheal" in names and not (work / names["pcaheal"]).is_dir():
                 lite = compress_(copy.deepcopy(base.model), stats, plan, eig)
-                report = heal(base, lite, heal_clips, HealConfig(minutes=args.heal_minutes, steps=args.heal_steps, kl_weight=args.heal_kl, lr=args.heal_lr,
-                                                         metric=args.heal_metric))
+                report = heal(base, lite, heal_clips, heal_config)
                 print(report.summary())
                 timings[f"pcaheal-{target}_s"] = report.seconds
                 timings[f"pcaheal-{target}"] = {"block": report.block_loss, "e2e": report.e2e_loss,
@@ -146,8 +147,7 @@ def main() -> int:
                 if "refit" in names:
                     save(lite, names["refit"], plan.method + ", anchored refit")
                 if "heal" in names:
-                    report = heal(base, lite, heal_clips, HealConfig(minutes=args.heal_minutes, steps=args.heal_steps, kl_weight=args.heal_kl, lr=args.heal_lr,
-                                                         metric=args.heal_metric))
+                    report = heal(base, lite, heal_clips, heal_config)
                     print(report.summary())
                     timings[f"heal-{target}_s"] = report.seconds
                     timings[f"heal-{target}"] = {"block": report.block_loss, "e2e": report.e2e_loss, "steps": report.steps,

@@ -167,6 +167,8 @@ def test_cross_metric_measures_what_the_decoder_reads(random_lite):
     assert torch.equal(heal_module._metric(loaded.model, "encoder")(error), error)
     with pytest.raises(ValueError, match="unknown healing metric"):
         heal_module._metric(loaded.model, "decoder")
+    with pytest.raises(ValueError, match="unknown healing metric"):
+        HealConfig(metric="decoder")  # refused at once, before any dense targets are computed
 
 
 AUTOMODEL_SCRIPT = r"""

@@ -37,6 +37,9 @@ from ..transcribe import own_transcripts
 from .lockstep import split_clips, window_features
 
 
+METRICS = ("encoder", "cross")
+
+
 @dataclass
 class HealConfig:
     """Defaults: the recipe measured best for its cost (benchmarks/refine.md): end to end on the plain
@@ -62,6 +65,10 @@ class HealConfig:
     seed: int = 0
     # every healing clip is also seen at these speed factors (audio.change_speed): more voices, same clips
     speeds: tuple[float, ...] = (1.0,)
+
+    def __post_init__(self):
+        if self.metric not in METRICS:  # fail before minutes of dense targets, not after
+            raise ValueError(f"unknown healing metric {self.metric!r} ({' or '.join(METRICS)})")
 
 
 @dataclass
@@ -215,7 +222,7 @@ def _metric(teacher, name: str):
         # a square root of the metric (Cholesky), so the loss costs one d x d product per window
         root = torch.linalg.cholesky(whisper.cross_attention_metric(teacher)).to(next(teacher.parameters()))
         return lambda x: x @ root
-    raise ValueError(f"unknown healing metric {name!r} (encoder or cross)")
+    raise ValueError(f"unknown healing metric {name!r} ({' or '.join(METRICS)})")
 
 
 def _heal_end_to_end(loaded, student, train, held, targets, params, config: HealConfig, budget: _Budget,
