@@ -65,6 +65,7 @@ def main() -> int:
     ap.add_argument("--heal-kl", type=float, default=0.0, help="weight of the decoder KL term (HealConfig.kl_weight)")
     ap.add_argument("--heal-lr", type=float, default=1e-4, help="HealConfig.lr")
     ap.add_argument("--heal-metric", default="encoder", choices=["encoder", "cross"], help="HealConfig.metric")
+    ap.add_argument("--heal-pad-weight", type=float, default=1.0, help="HealConfig.pad_weight")
     ap.add_argument("--heal-clips", type=int, help="calibration clips for healing (default: the --calibration-samples "
                     "clips; the issue's setting is 256)")
     ap.add_argument("--heal-sources", nargs="+", metavar="DATA", help="where the healing clips are drawn from "
@@ -96,7 +97,7 @@ def main() -> int:
     timings = json.loads((work / "timings.json").read_text()) if (work / "timings.json").is_file() else {}
     cost = encoder_cost(base.model)
     heal_config = HealConfig(minutes=args.heal_minutes, steps=args.heal_steps, kl_weight=args.heal_kl, lr=args.heal_lr,
-                             metric=args.heal_metric)
+                             metric=args.heal_metric, pad_weight=args.heal_pad_weight)
 
     def save(model, name, method):
         save_checkpoint(model, base.processor, work / name,

@@ -1,5 +1,6 @@
 """The size sweep of refine.md as a plot: ΔWER against dense tiny.en (95% paired-bootstrap interval) vs
-the fraction of encoder linear parameters kept, one panel per evaluation set, one line per method.
+the fraction of encoder linear parameters kept, one panel per evaluation set and one for both sets as one
+corpus, one line per method.
 
     python benchmarks/refine_plot.py [--work runs/refine] [--samples 100] [--methods pca refit mixheal10]
                                      [--out benchmarks/refine]
@@ -18,23 +19,35 @@ from liteasr.evaluate import paired_bootstrap
 
 LABELS = {"pca": "PCA (paper's factors)", "refit": "anchored refit", "mixheal10": "PCA + healing (default)",
           "paper": "paper rule at the same size"}
+POOLED = "pooled"  # both sets as one corpus
 SET_NAMES = {"librispeech_other": "librispeech_other (10 speakers)",
-             "speechocean_train_heldout": "speechocean, 55 held-out speakers"}
+             "speechocean_train_heldout": "speechocean, 55 held-out speakers",
+             POOLED: "both sets as one corpus"}
 TOP = 30.0  # ΔWER axis limit: beyond it a model loops, and the exact value is written, not drawn
 
 
-def points(work: Path, methods: list[str], samples: int, sets=tuple(SET_NAMES)) -> list[dict]:
+def pooled(results) -> tuple[float, list]:
+    """(corpus WER, per-utterance errors) of several sets' results taken as one corpus."""
+    errors = [u for _, e in results for u in e]
+    return 100.0 * sum(x for x, _ in errors) / max(sum(w for _, w in errors), 1), errors
+
+
+def points(work: Path, methods: list[str], samples: int, sets=tuple(SET_NAMES)[:2]) -> list[dict]:
     dense = json.loads((work / f"errors-tiny.en-{samples}.json").read_text())
     out = []
     for path in sorted(work.glob(f"errors-*-{samples}.json")):
         m = re.fullmatch(rf"errors-(.+)-(0\.\d+)-{samples}\.json", path.name)
         if not m or m[1] not in methods:
             continue
-        for name, (wer, errors) in json.loads(path.read_text()).items():
-            if name in dense and name in sets:
-                d = paired_bootstrap(dense[name][1], errors)
-                out.append({"method": m[1], "kept": float(m[2]), "set": name, "wer": wer,
-                            "delta": d.delta, "low": d.low, "high": d.high, "dense_wer": dense[name][0]})
+        known = {name: v for name, v in json.loads(path.read_text()).items() if name in dense and name in sets}
+        if len(known) == len(sets) > 1:  # every set's utterances as one corpus: the tightest interval
+            known[POOLED] = pooled(known.values())
+            dense_pooled = pooled(dense[name] for name in sets)
+        for name, (wer, errors) in known.items():
+            ref = dense_pooled if name == POOLED else dense[name]
+            d = paired_bootstrap(ref[1], errors)
+            out.append({"method": m[1], "kept": float(m[2]), "set": name, "wer": wer,
+                        "delta": d.delta, "low": d.low, "high": d.high, "dense_wer": ref[0]})
     return sorted(out, key=lambda p: (p["set"], p["method"], p["kept"]))
 
 
@@ -44,7 +57,7 @@ def draw(rows: list[dict], path: Path, samples: int) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    sets = sorted({r["set"] for r in rows})
+    sets = [name for name in SET_NAMES if any(r["set"] == name for r in rows)]
     fig, axes = plt.subplots(1, len(sets), figsize=(5.5 * len(sets), 4.2), squeeze=False, sharey=True)
     for ax, name in zip(axes[0], sets):
         for i, method in enumerate(dict.fromkeys(r["method"] for r in rows)):
@@ -65,7 +78,8 @@ def draw(rows: list[dict], path: Path, samples: int) -> None:
             ax.plot([kept - 0.02, kept + 0.02], [goal, goal], color="red", lw=2)
         ax.set_ylim(-8, TOP + 2)
         ax.set_xlabel("encoder linear parameters kept")
-        ax.set_title(f"{SET_NAMES.get(name, name)}, {samples} utterances", fontsize=10)
+        count = samples * (len(sets) - 1) if name == POOLED else samples
+        ax.set_title(f"{SET_NAMES.get(name, name)}, {count} utterances", fontsize=10)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("ΔWER vs dense tiny.en (95% CI)")
     axes[0][0].legend(fontsize=8, title="red: issue goal", title_fontsize=8)

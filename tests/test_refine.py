@@ -171,6 +171,28 @@ def test_cross_metric_measures_what_the_decoder_reads(random_lite):
         HealConfig(metric="decoder")  # refused at once, before any dense targets are computed
 
 
+def test_padding_weight_scales_only_the_frames_after_a_clip(random_lite):
+    """pad_weight scales the error of a window's padding frames (after a short clip ends); speech frames
+    always weigh 1, and 1 everywhere is the plain relative error."""
+    from liteasr.refine.heal import frame_weights, relative_error
+
+    assert [whisper.speech_frames(n) for n in (1, 320, 321, 16000, 10**7)] == [1, 1, 2, 50, 1500]
+    ref = torch.randn(2, 6, 4)
+    out = ref.clone()
+    out[:, 3:] += 1.0  # an error on the frames after the third only
+    assert frame_weights(torch.tensor([3, 6]), 6, 1.0) is None
+    assert frame_weights(torch.tensor([2, 6]), 6, 0.25).tolist() == [[1, 1, 0.25, 0.25, 0.25, 0.25], [1] * 6]
+    assert float(relative_error(out, ref, frame_weights(torch.tensor([3, 3]), 6, 0.0))) == 0.0
+    assert float(relative_error(out, ref, frame_weights(torch.tensor([4, 4]), 6, 0.0))) > 0.0
+    assert torch.allclose(relative_error(out, ref), relative_error(out, ref, torch.ones(2, 6)))
+    with pytest.raises(ValueError, match="pad_weight"):
+        HealConfig(pad_weight=1.5)
+    loaded, clips, lite = random_lite  # 1-3 s clips: every padded window is mostly padding
+    report = heal(loaded, copy.deepcopy(lite), clips, HealConfig(steps=4, eval_every=2, lr=1e-3, minutes=None,
+                                                                pad_weight=0.1), progress=False)
+    assert report.steps > 0 and report.e2e_loss[1] <= report.e2e_loss[0]
+
+
 AUTOMODEL_SCRIPT = r"""
 import sys, torch
 from transformers import AutoModel

@@ -25,6 +25,7 @@ from .hf.modeling_lite_whisper import (
 from .sources import model_kind, resolve_model
 
 WINDOW_SECONDS = 30
+ENCODER_HOP = 320  # audio samples per encoder frame: mel hop 160, then the stride-2 convolution
 ATTENTION = ("q_proj", "k_proj", "v_proj", "out_proj")
 # An encoder layer's projections in the order their inputs become available, grouped by shared input:
 # q/k/v read the first layer norm's output, out_proj the attention, fc1 the second norm, fc2 the GELU.
@@ -216,6 +217,11 @@ def to_lite(model: nn.Module) -> LiteWhisperForConditionalGeneration:
 
 def encoder_layers(model: nn.Module) -> nn.ModuleList:
     return model.model.encoder.layers
+
+
+def speech_frames(samples: int) -> int:
+    """Encoder frames that hold audio for a window of `samples` samples (the rest is the 30 s padding)."""
+    return min(-(-samples // ENCODER_HOP), WINDOW_SECONDS * 16000 // ENCODER_HOP)
 
 
 def embed(model: nn.Module, input_features: torch.Tensor) -> torch.Tensor:

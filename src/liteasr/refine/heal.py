@@ -34,7 +34,7 @@ from ..audio import Clip
 from ..calibrate import DEFAULT_PACKING
 from ..hf.modeling_lite_whisper import LowRankLinear
 from ..transcribe import own_transcripts
-from .lockstep import split_clips, window_features
+from .lockstep import split_clips, window_batches
 
 
 METRICS = ("encoder", "cross")
@@ -65,10 +65,15 @@ class HealConfig:
     seed: int = 0
     # every healing clip is also seen at these speed factors (audio.change_speed): more voices, same clips
     speeds: tuple[float, ...] = (1.0,)
+    # weight of the 30 s window's padding frames (after a short clip ends) in the end-to-end error, speech
+    # frames weighing 1: padding holds most frames of a short clip's window but little of what the decoder reads
+    pad_weight: float = 1.0
 
     def __post_init__(self):
         if self.metric not in METRICS:  # fail before minutes of dense targets, not after
             raise ValueError(f"unknown healing metric {self.metric!r} ({' or '.join(METRICS)})")
+        if not 0.0 <= self.pad_weight <= 1.0:
+            raise ValueError(f"pad_weight must be within [0, 1], got {self.pad_weight}")
 
 
 @dataclass
@@ -97,8 +102,19 @@ def trainable(model: torch.nn.Module, layernorm: bool) -> list[torch.nn.Paramete
     return params
 
 
-def relative_error(out: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-    return (out - ref).pow(2).sum() / (ref - ref.mean((0, 1))).pow(2).sum().clamp_min(1e-12)
+def relative_error(out: torch.Tensor, ref: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Squared error over the reference's spread, both summed over frames ([batch, frames] `weight`)."""
+    err, spread = (out - ref).pow(2).sum(-1), (ref - ref.mean((0, 1))).pow(2).sum(-1)
+    if weight is not None:
+        err, spread = err * weight, spread * weight
+    return err.sum() / spread.sum().clamp_min(1e-12)
+
+
+def frame_weights(speech: torch.Tensor, frames: int, pad_weight: float) -> torch.Tensor | None:
+    """[windows, frames]: 1 on each window's speech frames, `pad_weight` on its padding (None: all 1)."""
+    if pad_weight == 1.0:
+        return None
+    return torch.where(torch.arange(frames, device=speech.device)[None] < speech[:, None], 1.0, pad_weight)
 
 
 class _Budget:
@@ -133,8 +149,10 @@ def heal(loaded: whisper.LoadedModel, lite: torch.nn.Module, clips: list[Clip], 
     start = time.monotonic()
     budget = _Budget(config.minutes)
     train_clips, held_clips = split_clips(clips, config.held_out, config.seed)
-    train, held = (window_features(loaded, c, packing, config.batch_size, speeds=config.speeds)
-                   for c in (train_clips, held_clips))
+    train_batches, held_batches = (window_batches(loaded, c, packing, config.batch_size, speeds=config.speeds)
+                                   for c in (train_clips, held_clips))
+    train, held = [f for f, _ in train_batches], [f for f, _ in held_batches]
+    speech = [n for _, n in train_batches], [n for _, n in held_batches]
     params = trainable(lite, config.layernorm)
     lite.train(False)  # no dropout: Whisper's is 0 anyway, and healing must be deterministic
     # the dense model's targets first (with the KL term they cost minutes of decoding), then half of what
@@ -143,7 +161,7 @@ def heal(loaded: whisper.LoadedModel, lite: torch.nn.Module, clips: list[Clip], 
                if config.steps > 0 and params else None)
     block = (_heal_blocks(loaded.model, lite, train, held, config, budget.share(0.5), progress)
              if config.block_epochs > 0 else [])
-    e2e, steps = _heal_end_to_end(loaded, lite, train, held, targets, params, config, budget, progress)
+    e2e, steps = _heal_end_to_end(loaded, lite, train, held, speech, targets, params, config, budget, progress)
     for p in lite.parameters():
         p.requires_grad_(False)
     return HealReport(block, e2e, steps, time.monotonic() - start)
@@ -225,7 +243,7 @@ def _metric(teacher, name: str):
     raise ValueError(f"unknown healing metric {name!r} ({' or '.join(METRICS)})")
 
 
-def _heal_end_to_end(loaded, student, train, held, targets, params, config: HealConfig, budget: _Budget,
+def _heal_end_to_end(loaded, student, train, held, speech, targets, params, config: HealConfig, budget: _Budget,
                      progress: bool):
     """Stage 2: encoder output error + decoder KL against the dense model on its own transcripts."""
     teacher = loaded.model
@@ -233,11 +251,13 @@ def _heal_end_to_end(loaded, student, train, held, targets, params, config: Heal
         return (float("nan"), float("nan")), 0  # no end-to-end stage: nothing measured, nothing changed
     train_t, held_t = targets
     weigh = _metric(teacher, config.metric)
+    train_w, held_w = ([frame_weights(n, t[0].shape[1], config.pad_weight) for n, t in zip(counts, ts)]
+                       for counts, ts in zip(speech, targets))
 
-    def loss_of(feats, target):
+    def loss_of(feats, target, weight):
         encoded, ids, mask = target
         out = whisper.encoder_forward(student, feats)
-        loss = relative_error(weigh(out), weigh(encoded))
+        loss = relative_error(weigh(out), weigh(encoded), weight)
         if config.kl_weight:
             with torch.no_grad():
                 ref = whisper.decoder_log_probs(teacher, encoded, ids, mask)
@@ -247,7 +267,7 @@ def _heal_end_to_end(loaded, student, train, held, targets, params, config: Heal
 
     def held_loss():
         with torch.no_grad():
-            return sum(float(loss_of(f, t)) for f, t in zip(held, held_t)) / len(held)
+            return sum(float(loss_of(f, t, w)) for f, t, w in zip(held, held_t, held_w)) / len(held)
 
     before = best = held_loss()
     saved, stale, step = _snapshot(params), 0, 0
@@ -260,7 +280,7 @@ def _heal_end_to_end(loaded, student, train, held, targets, params, config: Heal
             queue = order.sample(range(len(train)), len(train))
         i = queue.pop()
         optimizer.zero_grad(set_to_none=True)
-        loss_of(train[i], train_t[i]).backward()
+        loss_of(train[i], train_t[i], train_w[i]).backward()
         optimizer.step()
         step += 1
         bar.update(1)

@@ -31,10 +31,18 @@ def window_features(loaded: whisper.LoadedModel, clips: list[Clip], packing: str
                     batch_size: int = 8, progress: bool = False, speeds: tuple[float, ...] = (1.0,)) -> list[torch.Tensor]:
     """Log-mel features of the clips' calibration windows (each clip at every speed), in batches (none
     for no clips)."""
+    return [f for f, _ in window_batches(loaded, clips, packing, batch_size, progress, speeds)]
+
+
+def window_batches(loaded: whisper.LoadedModel, clips: list[Clip], packing: str = DEFAULT_PACKING,
+                   batch_size: int = 8, progress: bool = False,
+                   speeds: tuple[float, ...] = (1.0,)) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """As window_features, with each window's count of speech frames (encoder frames before its padding)."""
     if not clips:
         return []
     param = next(loaded.model.parameters())
-    return [whisper.features(loaded.processor, b, param.device, param.dtype)
+    return [(whisper.features(loaded.processor, b, param.device, param.dtype),
+             torch.tensor([whisper.speech_frames(len(w)) for w in b], device=param.device))
             for b in batches(calibration_windows(clips, packing, progress, speeds), batch_size)]
 
 
