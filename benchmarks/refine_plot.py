@@ -2,7 +2,7 @@
 the fraction of encoder linear parameters kept, one panel per evaluation set and one for both sets as one
 corpus, one line per method.
 
-    python benchmarks/refine_plot.py [--work runs/refine] [--samples 100] [--methods pca refit mixheal10]
+    python benchmarks/refine_plot.py [--work runs/refine] [--samples 100] [--methods pca refit mixheal10 paper]
                                      [--out benchmarks/refine]
 
 Reads the per-utterance error caches refine_eval.py leaves in --work (`errors-<METHOD>-<SIZE>-<N>.json`,
@@ -71,7 +71,7 @@ def draw(rows: list[dict], path: Path, samples: int) -> None:
             line = ax.errorbar(x, y, yerr=[lo, hi], marker="o", capsize=3, label=LABELS.get(method, method))
             for p, y_ in zip(pts, y):
                 if p["delta"] > TOP:
-                    ax.annotate(f"+{p['delta']:.0f}", (p["kept"] + 0.004 * (i - 1), y_), textcoords="offset points", xytext=(4, -10),
+                    ax.annotate(f"+{p['delta']:.0f}", (p["kept"] + 0.004 * (i - 1), y_), textcoords="offset points", xytext=(4, -10 - 9 * i),
                                 fontsize=8, color=line[0].get_color())
         ax.axhline(0, color="black", lw=0.8)
         for kept, goal in ((0.7, 0.5), (0.6, 1.0), (0.5, 2.0)):
@@ -91,7 +91,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", type=Path, default=Path("runs/refine"))
     ap.add_argument("--samples", type=int, default=100)
-    ap.add_argument("--methods", nargs="+", default=["pca", "refit", "mixheal10"])
+    ap.add_argument("--methods", nargs="+", default=["pca", "refit", "mixheal10", "paper"])
     ap.add_argument("--out", type=Path, default=Path("benchmarks/refine"))
     args = ap.parse_args()
     rows = points(args.work, args.methods, args.samples)
