@@ -3,8 +3,8 @@ part of each (PyTorch, the machine's default threads).
 
     python benchmarks/batch_shares.py [MODEL]
 
-Batching saves only what does not already scale per window, so the encoder's cost per window at each
-batch size bounds the server's batching gain (benchmarks/RESULTS.md, "liteasr serve under load").
+Batching saves only what does not already scale per window, so the encoder's share at batch 1 bounds
+the server's batching gain (benchmarks/RESULTS.md, "liteasr serve under load").
 """
 
 import sys
