@@ -16,6 +16,7 @@ from _common import speech_or_exit
 
 from liteasr import whisper
 from liteasr.audio import load_audio, read_dataset, sample
+from liteasr.refine.heal import relative_error
 
 
 def encode(model, feats, batch=4):
@@ -38,15 +39,15 @@ def main() -> int:
     ref = encode(dense.model, feats)
     frames = torch.tensor([whisper.speech_frames(len(a)) for a in audios])
     is_speech = torch.arange(ref.shape[1])[None] < frames[:, None]
-    spread = (ref - ref.mean((0, 1))).pow(2).sum(-1)
     print(f"{len(clips)} clips, {is_speech.float().mean():.0%} of their frames speech")
     print("| checkpoint | all frames | speech frames | padding frames | share of the error on speech |")
     print("|---|---:|---:|---:|---:|")
     for spec in args.checkpoints:
-        err = (encode(whisper.load(spec).model, feats) - ref).pow(2).sum(-1)
-        rel = lambda m: float(err[m].sum() / spread[m].sum())  # noqa: E731
-        print(f"| {spec} | {float(err.sum() / spread.sum()):.4f} | {rel(is_speech):.4f} | {rel(~is_speech):.4f} "
-              f"| {float(err[is_speech].sum() / err.sum()):.2f} |", flush=True)
+        out = encode(whisper.load(spec).model, feats)
+        err = (out - ref).pow(2).sum(-1)
+        rel = [float(relative_error(out, ref, w)) for w in (None, is_speech.double(), (~is_speech).double())]
+        print(f"| {spec} | {rel[0]:.4f} | {rel[1]:.4f} | {rel[2]:.4f} | {float(err[is_speech].sum() / err.sum()):.2f} |",
+              flush=True)
     return 0
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from _common import speech_or_exit
 
 from liteasr import whisper
-from liteasr.evaluate import evaluate_dataset, paired_bootstrap
+from liteasr.evaluate import evaluate_dataset, paired_bootstrap, pooled_wer
 from liteasr.report import load_eval_sets
 
 
@@ -53,8 +53,7 @@ def main() -> int:
         pooled = f"all {sum(len(ds.clips) for ds in sets)} utterances"
         for label, _ in models:
             e = [u for ds in sets for u in errors[label, ds.name][1]]
-            wer = 100.0 * sum(x for x, _ in e) / max(sum(w for _, w in e), 1)
-            errors[label, pooled] = (wer, e)
+            errors[label, pooled] = (pooled_wer(e), e)
         rows.append((pooled, pooled))
     pca = f"pca {args.target}"
     lines = ["| set | model | WER | ΔWER vs dense [95% CI] | ΔWER vs PCA [95% CI] |", "|---|---|---:|---|---|"]

@@ -15,7 +15,7 @@ import json
 import re
 from pathlib import Path
 
-from liteasr.evaluate import paired_bootstrap
+from liteasr.evaluate import paired_bootstrap, pooled_wer
 
 LABELS = {"pca": "PCA (paper's factors)", "refit": "anchored refit", "mixheal10": "PCA + healing (default)",
           "paper": "paper rule at the same size"}
@@ -29,7 +29,7 @@ TOP = 30.0  # ΔWER axis limit: beyond it a model loops, and the exact value is 
 def pooled(results) -> tuple[float, list]:
     """(corpus WER, per-utterance errors) of several sets' results taken as one corpus."""
     errors = [u for _, e in results for u in e]
-    return 100.0 * sum(x for x, _ in errors) / max(sum(w for _, w in errors), 1), errors
+    return pooled_wer(errors), errors
 
 
 def points(work: Path, methods: list[str], samples: int, sets=tuple(SET_NAMES)[:2]) -> list[dict]:

@@ -70,6 +70,11 @@ class PairedDelta:
     resamples: int
 
 
+def pooled_wer(errors: list[tuple[int, int]]) -> float:
+    """WER in percent of utterances' (errors, reference words) counts taken as one corpus."""
+    return 100.0 * sum(e for e, _ in errors) / max(sum(w for _, w in errors), 1)
+
+
 def paired_bootstrap(a: list[tuple[int, int]], b: list[tuple[int, int]], resamples: int = 2000,
                      seed: int = 0) -> PairedDelta:
     """ΔWER (B - A) with a 95% interval: resample utterances with replacement, recompute both corpus

@@ -9,7 +9,7 @@ from .audio import Dataset, audio_hash, read_dataset, sample
 from .checkpoint import calibration_hashes
 from .errors import UserError
 from .bench import encoder_latency
-from .evaluate import evaluate_dataset, paired_bootstrap
+from .evaluate import evaluate_dataset, paired_bootstrap, pooled_wer
 from .flops import encoder_cost
 
 
@@ -60,7 +60,7 @@ def evaluate_models(models: list[str], data: list[str] | list[Dataset], device="
             else:
                 first[ds.name] = errors
         if len(sets) > 1:  # one corpus of every utterance: a tighter interval than any one set gives
-            entry["all_sets"] = {"wer": 100.0 * sum(e for e, _ in pooled) / max(sum(w for _, w in pooled), 1),
+            entry["all_sets"] = {"wer": pooled_wer(pooled),
                                  "n": len(pooled)}
             if first_all:
                 entry["all_sets"]["delta_wer"] = asdict(paired_bootstrap(first_all, pooled))
