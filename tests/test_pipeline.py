@@ -190,3 +190,30 @@ def test_long_audio_is_transcribed_long_form_not_cut(tiny_en, speech):
     assert corpus_wer([refs], [text]).wer < 20, text
     last_words = set(clips[-1].text.lower().replace(",", "").replace(".", "").split())
     assert len(last_words & set(text.lower().replace(",", "").replace(".", "").split())) >= len(last_words) // 2
+
+
+@pytest.mark.slow
+def test_own_greedy_loop_gives_generates_tokens(tiny_en, speech):
+    """liteasr's decoding loop (one window at a time through the encoder on CPU, finished clips leaving the
+    batch, a transposed copy of the vocabulary projection) must give exactly generate()'s tokens: in a
+    batch whose clips finish at different steps, alone, and when the token budget cuts decoding short."""
+    from liteasr.transcribe import _generate, token_budget
+
+    model = tiny_en.model
+    eos = model.generation_config.eos_token_id
+    audios = [load_audio(c.path) for c in sample(read_dataset(speech / "librispeech_other").clips, 6, seed=1)]
+    feats = whisper.features(tiny_en.processor, audios)
+    with torch.inference_mode():
+        torch.testing.assert_close(whisper.encode(model, feats), model.model.encoder(feats).last_hidden_state,
+                                   rtol=1e-4, atol=1e-4)
+    budget = token_budget(max(len(a) for a in audios), model.generation_config.max_length)
+    ours = whisper.greedy_ids(model, feats, budget)
+    assert torch.equal(ours, _generate(model, input_features=feats, max_new_tokens=budget))
+    lengths = (ours != eos).sum(1).tolist()
+    assert len(set(lengths)) > 2, lengths  # the batch really shrank along the way
+    for i in (lengths.index(min(lengths)), lengths.index(max(lengths))):
+        alone = whisper.greedy_ids(model, feats[i : i + 1], budget)
+        assert alone[0].tolist() == ours[i, : alone.shape[1]].tolist()
+        assert alone.shape[1] == lengths[i]  # no trailing end-of-text, as generate
+    cut = min(lengths) + 2  # some clips end within the budget, the others are cut at it
+    assert torch.equal(whisper.greedy_ids(model, feats, cut), _generate(model, input_features=feats, max_new_tokens=cut))

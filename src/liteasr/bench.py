@@ -30,16 +30,18 @@ def _sync(device: torch.device):
 def _encoder(model):
     """(run one encoder forward on features, the model's structure): PyTorch models, loaded models of
     any runtime (runtime.load)."""
-    if isinstance(model, torch.nn.Module):
-        return model.model.encoder, model
+    from . import whisper
+
     if hasattr(model, "encode"):  # ONNX Runtime, CTranslate2
         return model.encode, model.architecture
-    return model.model.model.encoder, model.model  # whisper.LoadedModel
+    module = model if isinstance(model, torch.nn.Module) else model.model  # or a whisper.LoadedModel
+    return (lambda features: whisper.encode(module, features)), module  # as transcription runs it
 
 
 def encoder_latency(models: list, batch_size: int = 1, repeats: int = 10,
                     warmup: int = 2, seed: int = 0) -> list[Timing]:
-    """Per-window encoder latency (ms per 30 s window) of each model on the same random features."""
+    """Per-window encoder latency (ms per 30 s window) of each model on the same random features, run as
+    transcription runs it (PyTorch on CPU: one window at a time, whisper.encode)."""
     encoders = [_encoder(m) for m in models]
     first = encoders[0][1]
     param = next((p for _, s in encoders for p in s.parameters() if not p.is_meta), None)

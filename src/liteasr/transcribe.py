@@ -45,9 +45,12 @@ def _max_new_tokens(loaded: whisper.LoadedModel, samples: int, options: dict) ->
 
 def greedy_ids(loaded: whisper.LoadedModel, feats: torch.Tensor, samples: int, **options) -> torch.Tensor:
     """Greedy token ids for clips of at most `samples` samples: the transcript without the prompt,
-    padded with end-of-text after the shorter ones. `options`: from whisper.generate_options."""
-    return _generate(loaded.model, input_features=feats, max_new_tokens=_max_new_tokens(loaded, samples, options),
-                     **options)
+    padded with end-of-text after the shorter ones. `options`: from whisper.generate_options; without
+    any, liteasr's own decoding loop (the same tokens as generate, faster in a batch), else generate."""
+    budget = _max_new_tokens(loaded, samples, options)
+    if not options:
+        return whisper.greedy_ids(loaded.model, feats, budget)
+    return _generate(loaded.model, input_features=feats, max_new_tokens=budget, **options)
 
 
 def own_transcripts(loaded: whisper.LoadedModel, feats: torch.Tensor, samples: int) -> tuple[torch.Tensor, torch.Tensor]:

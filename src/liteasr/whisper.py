@@ -5,6 +5,7 @@ Other encoders can follow by providing the same small set of functions.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -287,3 +288,69 @@ def cross_attention_metric(model: nn.Module) -> torch.Tensor:
 def encoder_norms(model: nn.Module) -> list[nn.Module]:
     """The encoder's LayerNorms (healing may adjust them along with the factors)."""
     return [m for m in model.model.encoder.modules() if isinstance(m, nn.LayerNorm)]
+
+
+def encode(model: nn.Module, input_features: torch.Tensor) -> torch.Tensor:
+    """The encoder's output states for a batch of windows. On CPU one window at a time: a window's
+    attention scores (heads x 1500 x 1500) no longer fit in cache inside a large batch, so a batch of 8
+    measured 10-30% slower per window than one by one (benchmarks/RESULTS.md)."""
+    encoder = model.model.encoder
+    if input_features.device.type != "cpu":
+        return encoder(input_features).last_hidden_state
+    return torch.cat([encoder(window[None]).last_hidden_state for window in input_features])
+
+
+_OUTPUT_PROJECTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _output_projection(model: nn.Module) -> torch.Tensor:
+    """The vocabulary projection as one contiguous [d_model, vocab] matrix, kept per model: a decoding
+    step reads all of it, and on CPU `hidden @ W.T`-contiguous measured 2.4x faster than `linear(hidden, W)`
+    for one row and 1.1x for eight (it costs a second copy: 80 MB for tiny, 265 MB for large-v3)."""
+    weight = model.proj_out.weight
+    key = (weight.data_ptr(), weight._version)
+    kept = _OUTPUT_PROJECTIONS.get(model)
+    if kept is None or kept[0] != key:
+        kept = _OUTPUT_PROJECTIONS[model] = (key, weight.detach().t().contiguous())
+    return kept[1]
+
+
+@torch.inference_mode()
+def greedy_ids(model: nn.Module, input_features: torch.Tensor, budget: int) -> torch.Tensor:
+    """Greedy decoding as generate() does it with no options (same prompt, token suppression and
+    `max_new_tokens=budget`) and the same output: the new tokens, padded with end-of-text, without the
+    final end-of-text of the longest. Unlike generate, a finished clip leaves the batch: neutral on
+    ordinary clips (measured), it keeps one clip looping to its budget from costing a batch's step each
+    time. Faster than generate by 1.2-1.3x per clip on CPU (benchmarks/decode_loop.py)."""
+    from transformers.cache_utils import DynamicCache, EncoderDecoderCache
+
+    config = model.generation_config
+    eos = config.eos_token_id[0] if isinstance(config.eos_token_id, list) else config.eos_token_id
+    encoded = encode(model, input_features)
+    suppress = torch.as_tensor(config.suppress_tokens or [], dtype=torch.long, device=encoded.device)
+    begin_suppress = torch.as_tensor(config.begin_suppress_tokens or [], dtype=torch.long, device=encoded.device)
+    tokens = torch.full((len(encoded), budget), eos, dtype=torch.long, device=encoded.device)
+    rows = torch.arange(len(encoded), device=encoded.device)  # clips still decoding, as rows of `tokens`
+    inputs = prompt_ids(model, input_features).to(encoded.device)
+    cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
+    vocab = _output_projection(model)
+    length = budget
+    for step in range(budget):
+        hidden = model.model.decoder(input_ids=inputs, encoder_hidden_states=encoded, cache=cache,
+                                     use_cache=True).last_hidden_state[:, -1]
+        logits = hidden @ vocab
+        logits[:, suppress] = -torch.inf
+        if step == 0:
+            logits[:, begin_suppress] = -torch.inf
+        token = logits.argmax(-1)
+        tokens[rows, step] = token
+        going = token != eos
+        if not going.all():
+            if not going.any():
+                length = step
+                break
+            keep = going.nonzero().view(-1)
+            rows, token, encoded = rows[keep], token[keep], encoded[keep]
+            cache.batch_select_indices(keep)
+        inputs = token[:, None]
+    return tokens[:, :length]
