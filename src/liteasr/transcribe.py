@@ -55,7 +55,7 @@ def greedy_ids(loaded: whisper.LoadedModel, feats: torch.Tensor, samples: int, *
 
 def own_transcripts(loaded: whisper.LoadedModel, feats: torch.Tensor, samples: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The model's own greedy transcripts as teacher-forcing targets (no labels needed): ids = prompt +
-    transcript + end-of-text (generate drops the prompt, and the final end-of-text of the longest
+    transcript + end-of-text (greedy_ids, like generate, drops the prompt, and the final end-of-text of the longest
     transcript), and the mask [batch, length - 1] of positions that predict a transcript token."""
     eos = loaded.model.generation_config.eos_token_id
     eos = eos[0] if isinstance(eos, list) else eos
