@@ -217,3 +217,21 @@ def test_own_greedy_loop_gives_generates_tokens(tiny_en, speech):
         assert alone.shape[1] == lengths[i]  # no trailing end-of-text, as generate
     cut = min(lengths) + 2  # some clips end within the budget, the others are cut at it
     assert torch.equal(whisper.greedy_ids(model, feats, cut), _generate(model, input_features=feats, max_new_tokens=cut))
+
+
+def test_multilingual_models_keep_generate(random_whisper_dir):
+    """generate's prompt for a multilingual model depends on its generation config (a task token only
+    when the config forces one): such models must not take the English-only loop."""
+    from liteasr.transcribe import _generate, greedy_ids
+
+    loaded = whisper.load(str(random_whisper_dir))
+    config = loaded.model.generation_config
+    config.is_multilingual = True
+    config.lang_to_id = {"<|en|>": 50259, "<|de|>": 50261}
+    config.task_to_id = {"transcribe": 50359, "translate": 50358}
+    torch.manual_seed(0)
+    feats = torch.randn(2, 80, 3000)
+    ours = greedy_ids(loaded, feats, 16000)
+    assert torch.equal(ours, _generate(loaded.model, input_features=feats, max_new_tokens=ours.shape[1]))
+    # the loop's own prompt would differ here: that is why the model is routed to generate
+    assert not torch.equal(whisper.greedy_ids(loaded.model, feats, ours.shape[1]), ours)

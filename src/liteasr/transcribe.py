@@ -45,10 +45,12 @@ def _max_new_tokens(loaded: whisper.LoadedModel, samples: int, options: dict) ->
 
 def greedy_ids(loaded: whisper.LoadedModel, feats: torch.Tensor, samples: int, **options) -> torch.Tensor:
     """Greedy token ids for clips of at most `samples` samples: the transcript without the prompt,
-    padded with end-of-text after the shorter ones. `options`: from whisper.generate_options; without
-    any, liteasr's own decoding loop (the same tokens as generate, faster in a batch), else generate."""
+    padded with end-of-text after the shorter ones. `options`: from whisper.generate_options. English-only
+    models without options take liteasr's own decoding loop (generate's tokens, faster); the rest take
+    generate, whose prompt for multilingual models follows their generation config in ways the loop
+    does not copy (and cannot be checked here without multilingual weights)."""
     budget = _max_new_tokens(loaded, samples, options)
-    if not options:
+    if not options and not getattr(loaded.model.generation_config, "is_multilingual", False):
         return whisper.greedy_ids(loaded.model, feats, budget)
     return _generate(loaded.model, input_features=feats, max_new_tokens=budget, **options)
 
