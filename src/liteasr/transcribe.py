@@ -57,10 +57,9 @@ def greedy_ids(loaded: whisper.LoadedModel, feats: torch.Tensor, samples: int, *
 
 def own_transcripts(loaded: whisper.LoadedModel, feats: torch.Tensor, samples: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The model's own greedy transcripts as teacher-forcing targets (no labels needed): ids = prompt +
-    transcript + end-of-text (greedy_ids, like generate, drops the prompt, and the final end-of-text of the longest
-    transcript), and the mask [batch, length - 1] of positions that predict a transcript token."""
-    eos = loaded.model.generation_config.eos_token_id
-    eos = eos[0] if isinstance(eos, list) else eos
+    transcript + end-of-text (greedy_ids, like generate, drops the prompt, and the final end-of-text of
+    the longest transcript), and the mask [batch, length - 1] of positions that predict a transcript token."""
+    eos = whisper.eos_id(loaded.model)
     text = greedy_ids(loaded, feats, samples).cpu()
     ids = torch.cat([whisper.prompt_ids(loaded.model, feats), text, torch.full_like(text[:, :1], eos)], 1)
     return ids.to(feats.device), transcript_mask(ids, eos).to(feats.device)
