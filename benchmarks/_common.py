@@ -5,6 +5,7 @@ from pathlib import Path
 
 from transformers.utils import logging
 
+from liteasr.audio import draw, read_sources
 from liteasr.demo import shared_speech
 
 
@@ -24,3 +25,17 @@ def emit(lines: list[str], markdown: str | None) -> None:
     if markdown:
         with open(markdown, "a") as f:
             f.write("\n" + text)
+
+
+def add_calibration_options(parser) -> None:
+    parser.add_argument("--calibration", nargs="+", metavar="DATA",
+                        help="calibration audio (default: librispeech_calib and runs/refine/speechocean_train_calib, "
+                             "as for the default compress in benchmarks/refine.md)")
+    parser.add_argument("--clips", type=int, default=200, help="calibration clips drawn (seed 0)")
+
+
+def calibration_clips(args) -> tuple[list, list[str]]:
+    """(the clips, their sources) of add_calibration_options' arguments."""
+    speech = speech_or_exit()
+    sources = args.calibration or [str(speech / "librispeech_calib"), "runs/refine/speechocean_train_calib"]
+    return draw(read_sources(sources), args.clips, seed=0), sources

@@ -138,8 +138,10 @@ def test_shard_files_merge_to_the_whole(runs, random_whisper_dir, noise_clips, t
     assert merged.meta["windows"] == 10 and merged.meta["clips"] == whole.meta["clips"] and "shard" not in merged.meta
     for k, s in whole.layers.items():
         assert merged.layers[k].count == s.count
-        assert torch.allclose(merged.layers[k].outer, s.outer, rtol=1e-12, atol=0)
-        assert torch.allclose(merged.layers[k].sum, s.sum, rtol=1e-12, atol=1e-300)
+        # float64 sums added in another order: equal to its rounding, relative to the matrix's scale (an
+        # entry near zero from cancellation can differ by more than 1e-12 of itself)
+        for merged_sum, whole_sum in ((merged.layers[k].outer, s.outer), (merged.layers[k].sum, s.sum)):
+            assert (merged_sum - whole_sum).abs().max() <= 1e-12 * whole_sum.abs().max()
     # a shard twice, a shard with a whole calibration, a missing shard: refused
     for files in (["s0.st", "s0.st"], ["s0.st", str(runs / "one.st")], ["s0.st", str(runs / "two.st")]):
         assert main(["merge-stats", *[str(tmp_path / f) for f in files], "-o", str(tmp_path / "x.st")]) == 2

@@ -23,7 +23,8 @@ def register(sub) -> None:
     p.add_argument("--allocation", choices=common.DAMAGE_MODELS, default=common.DEFAULT_DAMAGE,
                    help="damage model for --target-*: encoder (default: measured encoder-output error), decoder "
                         "(measured change of the decoder's predictions on its own transcripts), "
-                        "sensitivity (one probe per layer), normalized or variance (discarded variance)")
+                        "sensitivity (one probe per layer; measured better than encoder at --target-params 0.6, worse at "
+                        "0.7: benchmarks/refine.md), normalized or variance (discarded variance)")
     p.add_argument("--probe-clips", type=common.positive(int), default=8, metavar="N",
                    help="calibration clips the measured damage models probe (default 8; cost grows linearly)")
     p.add_argument("--plan", metavar="JSON", help="apply this rank plan instead of the threshold rule")
