@@ -78,7 +78,7 @@ def test_reduced_attention_is_exact_on_real_activations(low_rank_tiny, tiny_en, 
     set_attention_modes(model.model.encoder.layers, [mode] * 4)
     got = whisper.encoder_output(model, feats)
     error = (got.double() - exact).abs().max()
-    assert error <= 4 * rounding
+    assert error <= max(4 * rounding, 1e-5 * exact.abs().max())
 
 
 def test_identical_greedy_transcripts_with_either_path(low_rank_tiny, tiny_en, speech):
