@@ -5,7 +5,7 @@
         [--calibration ../shared/data/speech/librispeech_calib runs/refine/speechocean_train_calib] [--clips 200]
 
 The start's factors are multiplied back into dense-shaped weights (a dense model that computes exactly
-what the start computes), which is calibrated, allocated (the default `encoder` damage, measured on it)
+what the start computes), which is calibrated, allocated (`--allocation`, default `encoder`, measured on it)
 and factored to `--target` of tiny.en's encoder linear parameters like any model; healing then uses
 the original dense model as its teacher, on the same clips. Compare it with `liteasr compress
 --target-params T` on the same clips (benchmarks/refine.md).
@@ -24,7 +24,7 @@ from liteasr.allocate import Budget
 from liteasr.calibrate import calibrate
 from liteasr.checkpoint import Provenance, save_checkpoint
 from liteasr.compress import compress_, spectra, target_plan
-from liteasr.damage import DEFAULT_DAMAGE
+from liteasr.damage import DAMAGE_MODELS, DEFAULT_DAMAGE
 from liteasr.flops import encoder_cost
 from liteasr.hf.modeling_lite_whisper import LowRankLinear
 from liteasr.refine import HealConfig, heal
@@ -53,6 +53,7 @@ def main() -> int:
     ap.add_argument("start", help="a healed liteasr checkpoint of tiny.en")
     ap.add_argument("--target", type=float, required=True, help="fraction of encoder linear parameters to keep")
     ap.add_argument("--output", required=True)
+    ap.add_argument("--allocation", choices=DAMAGE_MODELS, default=DEFAULT_DAMAGE, help="damage model for the ranks")
     add_calibration_options(ap)
     args = ap.parse_args()
     clips, sources = calibration_clips(args)
@@ -60,7 +61,7 @@ def main() -> int:
     source = dataclasses.replace(teacher, model=densified(teacher.model, start.model))
     stats = calibrate(source, clips)
     eig = spectra(stats)
-    plan = target_plan(source, stats, eig, Budget("params", args.target), DEFAULT_DAMAGE, clips)
+    plan = target_plan(source, stats, eig, Budget("params", args.target), args.allocation, clips)
     lite = compress_(copy.deepcopy(source.model), stats, plan, eig)
     report = heal(teacher, lite, clips, HealConfig())
     print(report.summary())
