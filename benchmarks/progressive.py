@@ -27,6 +27,7 @@ from liteasr.compress import compress_, spectra, target_plan
 from liteasr.damage import DAMAGE_MODELS, DEFAULT_DAMAGE
 from liteasr.flops import encoder_cost
 from liteasr.hf.modeling_lite_whisper import LowRankLinear
+from liteasr.lowrank import product
 from liteasr.refine import HealConfig, heal
 
 
@@ -38,7 +39,7 @@ def densified(dense: torch.nn.Module, lite: torch.nn.Module) -> torch.nn.Module:
         for key, module in whisper.encoder_linears(lite).items():
             target = targets[key]
             if isinstance(module, LowRankLinear):
-                target.weight.copy_((module.weight1.double() @ module.weight2.double()).T.float())
+                target.weight.copy_(product(module).T.float())
             else:
                 target.weight.copy_(module.weight)
             if target.bias is not None:

@@ -23,6 +23,7 @@ from liteasr import whisper
 from liteasr.audio import read_dataset, sample
 from liteasr.refine.heal import relative_error
 from liteasr.refine.lockstep import split_clips, window_features
+from liteasr.refine.refit import RegressionStats
 
 RIDGES = (1e-6, 1e-4, 1e-2, 1e-1)
 
@@ -33,26 +34,21 @@ def outputs(dense, lite, clips):
             for f in window_features(dense, clips)]
 
 
-def sums(pairs):
-    """G = sum x~ x~^T and H = sum x~ e_dense^T over all frames, x~ = [e_compressed, 1] (float64)."""
-    d = pairs[0][0].shape[-1]
-    gram, cross, count = torch.zeros(d + 1, d + 1, dtype=torch.float64), torch.zeros(d + 1, d, dtype=torch.float64), 0
+def sums(pairs) -> RegressionStats:
+    """G = sum x~ x~^T and C = sum x~ [e_dense, 1]^T over all frames, x~ = [e_compressed, 1] (float64)."""
+    stats = RegressionStats(pairs[0][0].shape[-1])
     for compressed, dense in pairs:
-        x = torch.cat([compressed.reshape(-1, d).double(), torch.ones(compressed.shape[0] * compressed.shape[1], 1,
-                                                                      dtype=torch.float64)], 1)
-        gram += x.T @ x
-        cross += x.T @ dense.reshape(-1, d).double()
-        count += len(x)
-    return gram, cross, count
+        stats.add(compressed, dense)
+    return stats
 
 
-def fit(gram, cross, count, ridge):
+def fit(stats: RegressionStats, ridge: float) -> torch.Tensor:
     """[A^T; c^T] ([d + 1, d]), ridge-anchored at the identity map."""
-    d = cross.shape[1]
+    d = len(stats.gram) - 1
     identity = torch.cat([torch.eye(d, dtype=torch.float64), torch.zeros(1, d, dtype=torch.float64)])
-    g = gram / count
+    g, h = stats.gram / stats.count, stats.cross[:, :d] / stats.count  # C without its constant column
     lam = ridge * float(g.diagonal().mean())
-    return torch.linalg.solve(g + lam * torch.eye(d + 1, dtype=torch.float64), cross / count + lam * identity)
+    return torch.linalg.solve(g + lam * torch.eye(d + 1, dtype=torch.float64), h + lam * identity)
 
 
 def error(pairs, m=None):
@@ -76,13 +72,12 @@ def main() -> int:
     unseen = [c for name in ("vctk_p239", "cathy_arctic") for c in sample(read_dataset(speech / name).clips, 12, seed=0)]
     fit_pairs, held_pairs, unseen_pairs = (outputs(dense, lite, c) for c in (fitted, held, unseen))
     print(f"before: held-out calibration {error(held_pairs):.4f}, unseen voices {error(unseen_pairs):.4f}")
-    gram, cross, count = sums(fit_pairs)
-    scores = {r: error(held_pairs, fit(gram, cross, count, r)) for r in RIDGES}
+    fitted_sums = sums(fit_pairs)
+    scores = {r: error(held_pairs, fit(fitted_sums, r)) for r in RIDGES}
     ridge = min(scores, key=scores.get)
     for r, s in scores.items():
         print(f"ridge {r:g}: held-out calibration {s:.4f}")
-    g2, c2, n2 = sums(held_pairs)
-    m = fit(gram + g2, cross + c2, count + n2, ridge)  # the final fit uses every calibration clip
+    m = fit(fitted_sums + sums(held_pairs), ridge)  # the final fit uses every calibration clip
     print(f"ridge {ridge:g}, fitted on all clips: unseen voices {error(unseen_pairs, m):.4f}")
     a, c = m[:-1].T, m[-1]
     with torch.no_grad():

@@ -11,6 +11,11 @@ from torch import nn
 from .hf.modeling_lite_whisper import LowRankLinear
 
 
+def product(module: LowRankLinear) -> torch.Tensor:
+    """weight1 @ weight2 ([in, out], float64, detached): the dense weight a factored projection applies."""
+    return module.weight1.detach().double() @ module.weight2.detach().double()
+
+
 def factorize(linear: nn.Linear, mean: torch.Tensor, vectors: torch.Tensor, rank: int) -> LowRankLinear:
     """LowRankLinear of `rank` from eigenvectors (columns of `vectors`, descending) of the output covariance."""
     w = linear.weight.detach()

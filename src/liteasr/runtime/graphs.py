@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..hf.modeling_lite_whisper import LiteEncoderAttention, LowRankLinear
+from ..lowrank import product
 
 # A factored projection runs as two MatMuls; each costs a pass over the activations (and, in int8, a
 # dynamic quantization of its input). Below this fraction of the dense FLOPs the saving pays for that.
@@ -38,7 +39,7 @@ class Projection(nn.Module):
         if isinstance(module, LowRankLinear) and pays(module, fuse_above):
             self.w1, self.w2 = _const(module.weight1), _const(module.weight2)
         elif isinstance(module, LowRankLinear):
-            self.w1, self.w2 = _const(module.weight1.double() @ module.weight2.double()), None
+            self.w1, self.w2 = _const(product(module)), None
         else:
             self.w1, self.w2 = _const(module.weight.T), None
         self.b = None if module.bias is None else _const(module.bias)
@@ -75,7 +76,7 @@ class EncoderAttention(nn.Module):
                     "v": self.reduce_values or pays(v, fuse_above)}
             firsts, self.split = [], []
             for name, m in (("q", q), ("k", k), ("v", v)):
-                first = m.weight1 if keep[name] else m.weight1.double() @ m.weight2.double()
+                first = m.weight1 if keep[name] else product(m)
                 firsts.append(first.float())
                 self.split.append(first.shape[1])
                 second = m.weight2 if keep[name] else None
