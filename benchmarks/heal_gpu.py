@@ -12,6 +12,10 @@ configs and processor files, and the healing audio (default: librispeech_calib, 
 evaluation set).
 The decoder is not shipped: these variants heal on the encoder-output loss only (`kl_weight=0`), which
 needs no transcripts. Each variant's healed weights come back as fp16 differences from its start.
+
+A call to the GPU machine carries at most 64 MiB: `pack` moves the audio that does not fit into
+BUNDLE-extra. Carry that in a first call and copy it to /tmp there, then carry BUNDLE in a second call
+(while the machine is still warm) and `run BUNDLE OUT --extra /tmp/...`.
 """
 
 import argparse
@@ -46,7 +50,21 @@ VARIANTS = {
     "9": dict(lr=1e-4, steps=70, block_epochs=0),
     "10": dict(lr=1e-4, steps=150, block_epochs=0, batch_size=4),
     "11": dict(lr=2e-4, steps=70, block_epochs=0),
+    # how much healing audio (issue 10 at 0.6): the default recipe (variant 10) on the first N clips of the
+    # bundle, then longer; `clips` counts the bundle's clips in order (pack --more puts extra voices last)
+    "12": dict(lr=1e-4, steps=150, block_epochs=0, batch_size=4, clips=200),
+    "13": dict(lr=1e-4, steps=150, block_epochs=0, batch_size=4, clips=335),
+    "14": dict(lr=1e-4, steps=150, block_epochs=0, batch_size=4),
+    "15": dict(lr=1e-4, steps=1500, block_epochs=0, batch_size=4, clips=335, patience=10),
+    "16": dict(lr=1e-4, steps=1500, block_epochs=0, batch_size=4, patience=10),
+    "17": dict(lr=1e-4, steps=1500, block_epochs=0, batch_size=4, clips=200, patience=10),
+    "18": dict(lr=1e-4, steps=3000, block_epochs=0, batch_size=8, patience=10),
+    "19": dict(lr=1e-4, steps=500, block_epochs=0, batch_size=4),
 }
+# the same with other seeds (order of the healing windows, held-out split): how much of a difference is noise
+VARIANTS.update({f"{v}s{seed}": dict(VARIANTS[v], seed=seed) for v in ("12", "14", "19") for seed in (1, 2)})
+# one run, its weights averaged over the second half (HealConfig.average) instead of several seeds averaged
+VARIANTS.update({f"{v}a": dict(VARIANTS[v], average=True) for v in ("12", "14", "19")})
 
 
 def encoder_only(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -73,6 +91,10 @@ def pack(args) -> None:
         save_file(weights, dst / "model.safetensors")
     from liteasr.audio import draw, read_sources
     clips = draw(read_sources(args.speech), args.clips, seed=0)
+    if args.more is not None:  # then the rest of --speech, then --more's voices: a variant's `clips` takes a prefix
+        drawn = {c.path for c in clips}
+        clips += [c for c in draw(read_sources(args.speech), None) if c.path not in drawn]
+        clips += draw(read_sources(args.more), args.more_clips, seed=0) if args.more else []
     (bundle / "calib" / "audio").mkdir(parents=True, exist_ok=True)
     lines = []
     for i, clip in enumerate(clips):
@@ -80,9 +102,25 @@ def pack(args) -> None:
         shutil.copy(clip.path, bundle / "calib" / name)
         lines.append(json.dumps({"audio": name, "source": str(clip.path)}))
     (bundle / "calib" / "manifest.jsonl").write_text("\n".join(lines) + "\n")
-    (bundle / "calib" / "sources.txt").write_text(" + ".join(Path(x).name for x in args.speech))
-    size = sum(f.stat().st_size for f in bundle.rglob("*") if f.is_file())
-    print(f"wrote {bundle}: {size / 2**20:.1f} MiB")
+    (bundle / "calib" / "sources.txt").write_text(" + ".join(Path(x).name for x in args.speech + (args.more or [])))
+    size = lambda d: sum(f.stat().st_size for f in d.rglob("*") if f.is_file()) / 2**20  # noqa: E731
+    print(f"wrote {bundle}: {size(bundle):.1f} MiB")
+    extra = Path(f"{bundle}-extra")
+    audio = sorted((bundle / "calib" / "audio").iterdir())
+    while size(bundle) > args.split_mib:  # the last clips go first: a variant's `clips` prefix stays in BUNDLE
+        (extra / "calib" / "audio").mkdir(parents=True, exist_ok=True)
+        moved = audio.pop()
+        moved.rename(extra / "calib" / "audio" / moved.name)
+    if extra.is_dir():
+        print(f"{bundle} {size(bundle):.1f} MiB + {extra} {size(extra):.1f} MiB: carry {extra} first, copy it to "
+              f"/tmp/extra, then `run {bundle} OUT --extra /tmp/extra`")
+
+
+def merge_extra(bundle: Path, extra: Path | None) -> None:
+    """Put back the audio that `pack` split off into BUNDLE-extra."""
+    for f in sorted((extra / "calib" / "audio").iterdir()) if extra is not None and extra.is_dir() else []:
+        if not (bundle / "calib" / "audio" / f.name).exists():
+            shutil.copy(f, bundle / "calib" / "audio" / f.name)
 
 
 def load_lite(bundle: Path, name: str, teacher, device: str) -> torch.nn.Module:
@@ -107,6 +145,7 @@ def run(args) -> None:
     out.mkdir(parents=True, exist_ok=True)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     from liteasr.audio import read_dataset
+    merge_extra(bundle, Path(args.extra) if args.extra else None)
     clips = read_dataset(bundle / "calib").clips[:args.clips]
     teacher = whisper.load(str(bundle / "teacher"), device=device)
     log = {}
@@ -115,10 +154,11 @@ def run(args) -> None:
             start = load_lite(bundle, lite, teacher, device)
             before = {k: v.detach().clone() for k, v in start.named_parameters()}
             variant = dict(VARIANTS[name], **({"steps": args.steps} if args.steps is not None else {}))
+            heal_clips = clips[:variant.get("clips") or len(clips)]
             config = HealConfig(**dict(dict(kl_weight=0.0, minutes=None, eval_every=25, patience=6, block_epochs=4),
-                                       **variant))
+                                       **{k: v for k, v in variant.items() if k != "clips"}))
             t0 = time.time()
-            report = heal(teacher, start, clips, config, progress=False)
+            report = heal(teacher, start, heal_clips, config, progress=False)
             delta = {k: (v.detach() - before[k]).to(torch.float16).cpu().contiguous()
                      for k, v in start.named_parameters() if not torch.equal(v.detach(), before[k])}
             save_file(delta, out / f"delta-{lite}-{name}.safetensors")
@@ -137,6 +177,7 @@ def unpack(args) -> None:
     out, work = Path(args.out), Path(args.work)
     log = json.loads((out / "log.json").read_text())
     calib = Path(args.bundle) / "calib"
+    merge_extra(Path(args.bundle), Path(f"{args.bundle.rstrip('/')}-extra"))
     healed_on = [audio_hash(c) for c in read_dataset(calib).clips]
     sources = (calib / "sources.txt").read_text() if (calib / "sources.txt").is_file() else "librispeech_calib"
     base_cost = encoder_cost(whisper.load("tiny.en").model)
@@ -154,9 +195,10 @@ def unpack(args) -> None:
                 if k in delta:
                     p.add_(delta[k].float())
         target = work / f"{args.prefix}{name}-{lite.rsplit('-', 1)[-1]}"
-        prov = Provenance(meta["base_model"], base_cost, f"{meta['calibration']}; healed on {len(healed_on)} clips of {sources}",
+        used = healed_on[:log[key]["config"].get("clips") or len(healed_on)]
+        prov = Provenance(meta["base_model"], base_cost, f"{meta['calibration']}; healed on {len(used)} clips of {sources}",
                           f"{meta['method']}, healed {log[key]['config']} on {log[key]['device']}",
-                          "benchmarks/heal_gpu.py", sorted(set(meta["calibration_hashes"]) | set(healed_on)))
+                          "benchmarks/heal_gpu.py", sorted(set(meta["calibration_hashes"]) | set(used)))
         save_checkpoint(model, loaded.processor, target, prov, overwrite=True)
         print(f"wrote {target}: {log[key]['summary']}")
 
@@ -170,9 +212,15 @@ def main() -> int:
     p.add_argument("--speech", nargs="+", default=["../shared/data/speech/librispeech_calib"],
                    help="where the healing clips come from (default: librispeech_calib, 128 speakers)")
     p.add_argument("--clips", type=int, help="clips drawn evenly from --speech (default: all)")
+    p.add_argument("--more", nargs="*", help="after the --clips drawn: the rest of --speech, then clips of these "
+                   "sources (variants with `clips` take the first N of that order)")
+    p.add_argument("--more-clips", type=int, help="clips drawn evenly from --more (default: all)")
+    p.add_argument("--split-mib", type=float, default=60,
+                   help="audio beyond this bundle size goes to BUNDLE-extra (default 60: one call carries 64 MiB)")
     p = sub.add_parser("run")
     p.add_argument("bundle")
     p.add_argument("out")
+    p.add_argument("--extra", help="the BUNDLE-extra folder of a split bundle, where the GPU machine holds it")
     p.add_argument("--variants", nargs="+", default=list(VARIANTS))
     p.add_argument("--clips", type=int, help="first N clips only (a smoke test)")
     p.add_argument("--steps", type=int, help="end-to-end steps for every variant (a smoke test)")

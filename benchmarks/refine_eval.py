@@ -2,6 +2,10 @@
 and the corrections against plain PCA, ΔWER with 95% paired-bootstrap intervals.
 
     python benchmarks/refine_eval.py [--work runs/refine] [--target 0.7] [--samples 50] [--methods ...]
+        [--average NAME=METHOD,METHOD,... ...]
+
+`--average` compares recipes rather than single checkpoints: the same recipe healed with several seeds
+counts each utterance's errors as their mean over the seeds, so one lucky or unlucky run does not decide.
 
 Each model's per-utterance errors are cached in --work (keyed by checkpoint and clip count), so adding a
 method re-evaluates only that method; delete the cache files after rebuilding a checkpoint.
@@ -27,6 +31,9 @@ def main() -> int:
     ap.add_argument("--methods", nargs="+", default=["pca", "refit", "pcaheal", "heal"],
                     help="checkpoint names in --work are METHOD-TARGET")
     ap.add_argument("--sets", nargs="+", help="evaluation manifests (default: librispeech_other, speechocean_train)")
+    ap.add_argument("--average", nargs="+", default=[], metavar="NAME=METHOD,...",
+                    help="recipes: each utterance's errors averaged over these methods' checkpoints (e.g. seeds); "
+                    "compared with dense and with the first recipe")
     args = ap.parse_args()
     speech = speech_or_exit()
     work = Path(args.work)
@@ -69,8 +76,32 @@ def main() -> int:
                 cells.append(f"{d.delta:+.2f} [{d.low:+.2f}, {d.high:+.2f}]")
             lines.append(f"| {row} | {label} | {wer:.2f} | " + " | ".join(cells) + " |")
     print("\n".join(lines))
+    if args.average:
+        print(recipe_table(errors, rows, args.average, args.target))
     (work / f"eval-{args.target}.json").write_text(json.dumps({f"{k[0]}|{k[1]}": v for k, v in errors.items()}))
     return 0
+
+
+def recipe_table(errors: dict, rows: list[tuple[str, str]], recipes: list[str], target: str) -> str:
+    """ΔWER of seed-averaged recipes against dense tiny.en and against the first recipe, per set."""
+    groups = {}
+    for spec in recipes:
+        name, methods = spec.split("=", 1)
+        groups[name] = [f"{m} {target}" for m in methods.split(",")]
+    lines = ["", "| set | recipe (checkpoints averaged) | WER | ΔWER vs dense [95% CI] | ΔWER vs "
+             f"{next(iter(groups))} [95% CI] |", "|---|---|---:|---|---|"]
+    for row, name in rows:
+        mean = {}
+        for recipe, labels in groups.items():
+            runs = [errors[label, name][1] for label in labels]
+            mean[recipe] = [(sum(u[0] for u in utt) / len(runs), utt[0][1]) for utt in zip(*runs)]
+        first = next(iter(groups))
+        for recipe, e in mean.items():
+            cells = [paired_bootstrap(errors["dense tiny.en", name][1], e)]
+            cells.append(paired_bootstrap(mean[first], e) if recipe != first else None)
+            text = [f"{d.delta:+.2f} [{d.low:+.2f}, {d.high:+.2f}]" if d else "" for d in cells]
+            lines.append(f"| {row} | {recipe} ({len(groups[recipe])}) | {pooled_wer(e):.2f} | " + " | ".join(text) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

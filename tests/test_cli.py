@@ -101,15 +101,15 @@ def test_compress_heal_from_several_sources(random_whisper_dir, noise_clips, tmp
 
 def test_compress_heal_options_reach_healing(random_whisper_dir, noise_clips, tmp_path):
     """The measured recipes' knobs (benchmarks/refine.md): encoder-only loss and its metric, no block-wise
-    stage, speed-perturbed clips, early-stopping cadence."""
+    stage, speed-perturbed clips, early-stopping cadence, a soup of seeds."""
     args = ["compress", random_whisper_dir, "--calibration", noise_clips, "--target-params", "0.8",
             "--allocation", "normalized", "--rank-multiple", "8", "--refine", "heal", "--heal-steps", "3",
             "--heal-metric", "cross", "--heal-kl", "0", "--heal-block-epochs", "0", "--heal-lr", "1e-3", "--heal-speeds", "0.9,1.0",
-            "--heal-eval-every", "1", "--heal-patience", "2"]
+            "--heal-eval-every", "1", "--heal-patience", "2", "--heal-seeds", "2"]
     r = liteasr(*args, "--output", tmp_path / "healed")
     assert r.returncode == 0, r.stderr
-    assert "block-wise held-out loss per layer skipped" in r.stdout
-    assert_user_error(liteasr(*args[:-8], "--heal-kl", "-1", "-o", tmp_path / "bad"), "cannot be negative")
+    assert "healing: soup of 2 runs" in r.stdout
+    assert_user_error(liteasr(*args[:-10], "--heal-kl", "-1", "-o", tmp_path / "bad"), "cannot be negative")
 
 
 def test_compress_help_states_the_healing_defaults():

@@ -5,6 +5,7 @@ import importlib
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 import torch
@@ -134,6 +135,43 @@ def test_healing_is_deterministic_for_a_seed(random_lite):
     heal(loaded, b, clips, config, progress=False)
     for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.equal(x, y), name
+
+
+def test_weight_averaging_is_kept_only_when_it_lowers_the_held_out_loss(random_lite):
+    """`average=True` is the same run, then the mean of its weights over the second half is tried on the
+    held-out clips: never a higher held-out loss than the plain run, and a different result only if lower."""
+    loaded, clips, lite = random_lite
+    config = dict(block_epochs=0, steps=8, eval_every=1, lr=1e-3, minutes=None, patience=100)
+    plain, averaged = copy.deepcopy(lite), copy.deepcopy(lite)
+    a = heal(loaded, plain, clips, HealConfig(**config), progress=False)
+    b = heal(loaded, averaged, clips, HealConfig(**config, average=True), progress=False)
+    assert (a.steps, a.e2e_loss[0]) == (b.steps, b.e2e_loss[0])
+    assert b.e2e_loss[1] <= a.e2e_loss[1]
+    moved = [k for (k, x), (_, y) in zip(plain.state_dict().items(), averaged.state_dict().items())
+             if not torch.equal(x, y)]
+    assert bool(moved) == (b.e2e_loss[1] < a.e2e_loss[1]), (moved, a.e2e_loss, b.e2e_loss)
+
+
+def test_a_soup_is_the_mean_of_its_seeded_runs(random_lite):
+    """seeds=2 heals twice from the same start (seeds 3 and 4) and averages: the same weights as two
+    separate runs averaged by hand, and different from either run."""
+    loaded, clips, lite = random_lite
+    config = HealConfig(block_epochs=0, steps=6, eval_every=2, lr=1e-3, minutes=None, seed=3)
+    runs = [copy.deepcopy(lite) for _ in range(2)]
+    for k, run in enumerate(runs):
+        heal(loaded, run, clips, replace(config, seed=3 + k), progress=False)
+    soup = copy.deepcopy(lite)
+    report = heal(loaded, soup, clips, replace(config, seeds=2), progress=False)
+    assert len(report.members) == 2 and report.steps == sum(m.steps for m in report.members) > 0
+    assert "soup of 2 runs" in report.summary()
+    moved = 0
+    for name, p in soup.state_dict().items():
+        a, b = runs[0].state_dict()[name], runs[1].state_dict()[name]
+        assert torch.equal(p, ((a.double() + b.double()) / 2).to(p.dtype)), (name, report.summary())
+        moved += not torch.equal(a, b)
+    assert moved, report.summary()
+    with pytest.raises(ValueError, match="seeds must be 1 or more"):
+        HealConfig(seeds=0)
 
 
 @pytest.mark.parametrize("metric", ["encoder", "cross"])

@@ -249,6 +249,40 @@ def test_one_failure_does_not_fail_batch_mates():
     assert batches == [4, 1, 1, 1, 1]  # one batch, then each member alone
 
 
+def test_wait_adapts_lone_requests_start_at_once_concurrent_ones_batch():
+    from liteasr.serve.batcher import Batcher
+    from liteasr.serve.engine import Options, Result
+
+    batches = []
+
+    def run(audios, options):
+        batches.append(len(audios))
+        time.sleep(0.05)
+        return [Result("x", 0.0, "english") for _ in audios]
+
+    async def main():
+        batcher = Batcher(run, max_batch=8, max_wait_ms=2000, max_queue=8)
+        batcher.start()
+        submit = lambda: batcher.submit(np.zeros(10, np.float32), Options())  # noqa: E731
+
+        async def after(seconds):
+            await asyncio.sleep(seconds)
+            return await submit()
+
+        t0 = time.perf_counter()
+        for _ in range(3):  # one client, one request at a time: nothing to wait for
+            await submit()
+        lone = time.perf_counter() - t0
+        await asyncio.gather(*(after(0.01 * i) for i in range(4)))  # a burst: the first runs, 3 queue behind it
+        await asyncio.gather(after(0), after(0.1))  # concurrent traffic now: the first waits for the second
+        await batcher.stop()
+        return lone
+
+    lone = asyncio.run(main())
+    assert lone < 1.0, f"lone requests waited for batch-mates: {lone:.2f} s for 3"
+    assert batches == [1, 1, 1, 1, 3, 2]
+
+
 def test_taken_port_is_a_one_line_error(random_whisper_dir):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

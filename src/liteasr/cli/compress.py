@@ -54,6 +54,9 @@ def register(sub) -> None:
                    help="end-to-end steps between held-out checks (default 25)")
     p.add_argument("--heal-patience", type=common.positive(int), metavar="N",
                    help="held-out checks without improvement before healing stops (default 6)")
+    p.add_argument("--heal-seeds", type=common.positive(int), metavar="K",
+                   help="heal K times with seeds SEED..SEED+K-1 and average the factors (default 1; K times the "
+                   "cost; 3 measured better at --target-params 0.6: benchmarks/refine.md)")
     p.add_argument("--heal-speeds", type=common.speed_list, metavar="F,F,...",
                    help="healing also sees every clip at these speed factors (e.g. 0.9,1.0,1.1: speed "
                         "perturbation; default 1.0 only)")
@@ -65,7 +68,7 @@ def register(sub) -> None:
 
 HEAL_OPTIONS = {"heal_minutes": "minutes", "heal_steps": "steps", "heal_lr": "lr", "heal_kl": "kl_weight",
                 "heal_metric": "metric", "heal_block_epochs": "block_epochs", "heal_eval_every": "eval_every",
-                "heal_patience": "patience", "heal_speeds": "speeds"}
+                "heal_patience": "patience", "heal_speeds": "speeds", "heal_seeds": "seeds"}
 
 
 def heal_config(args):

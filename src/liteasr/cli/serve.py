@@ -20,7 +20,8 @@ def register(sub) -> None:
     p.add_argument("--port", type=int, default=8000, help="default 8000; 0 picks a free port (printed)")
     p.add_argument("--max-batch", type=common.positive(int), default=8, help="requests transcribed together (default 8)")
     p.add_argument("--max-wait-ms", type=float, default=50,
-                   help="how long the first waiting request waits for batch-mates (default 50)")
+                   help="how long the first waiting request waits for batch-mates, while traffic is "
+                   "concurrent (default 50; a lone client's requests start at once)")
     p.add_argument("--max-queue", type=common.positive(int), default=64,
                    help="requests allowed to wait; more get 503 with Retry-After (default 64)")
     p.add_argument("--max-upload-mb", type=common.positive(float), default=25, help="upload size limit (default 25)")

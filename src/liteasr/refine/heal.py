@@ -12,6 +12,9 @@ stay as they are, and healing runs through the very modules that run at inferenc
    divergence of the decoder's next-token distributions from the dense model's, teacher-forced on the
    dense model's own greedy transcripts (no labels). The decoder is frozen.
 
+With `seeds=K` the whole healing runs K times from the same factors (other held-out clips, other
+window orders) and the factors become the mean of the K results: a soup.
+
 By default only the end-to-end encoder-output term runs (HealConfig: the recipe measured best for its
 cost in benchmarks/refine.md).
 
@@ -24,7 +27,7 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import torch
 from tqdm.auto import tqdm
@@ -68,12 +71,22 @@ class HealConfig:
     # weight of the 30 s window's padding frames (after a short clip ends) in the end-to-end error, speech
     # frames weighing 1: padding holds most frames of a short clip's window but little of what the decoder reads
     pad_weight: float = 1.0
+    # also try the mean of the weights seen at the held-out checks of the second half of the end-to-end
+    # stage (stochastic weight averaging); kept when its held-out loss is no worse than the best single one.
+    # Measured no better than the plain run at 0.6, unlike a soup of seeds (benchmarks/refine.md)
+    average: bool = False
+    # a soup: heal this many times from the same start (seeds seed, seed+1, ...: other held-out splits and
+    # window orders), then average the factors. Measured better than one run at 0.6 (benchmarks/refine.md);
+    # costs as many runs, each with its share of `minutes`
+    seeds: int = 1
 
     def __post_init__(self):
         if self.metric not in METRICS:  # fail before minutes of dense targets, not after
             raise ValueError(f"unknown healing metric {self.metric!r} ({' or '.join(METRICS)})")
         if not 0.0 <= self.pad_weight <= 1.0:
             raise ValueError(f"pad_weight must be within [0, 1], got {self.pad_weight}")
+        if self.seeds < 1:
+            raise ValueError(f"seeds must be 1 or more, got {self.seeds}")
 
 
 @dataclass
@@ -82,8 +95,13 @@ class HealReport:
     e2e_loss: tuple[float, float]  # held-out loss before, after
     steps: int
     seconds: float
+    members: list["HealReport"] = field(default_factory=list)  # a soup's runs (HealConfig.seeds > 1)
 
     def summary(self) -> str:
+        if self.members:  # each run has its own held-out clips, so each reports its own losses
+            runs = "; ".join(f"{m.e2e_loss[0]:.4f} -> {m.e2e_loss[1]:.4f} in {m.steps} steps" for m in self.members)
+            return (f"healing: soup of {len(self.members)} runs (held-out loss, end to end: {runs}); "
+                    f"{self.seconds / 60:.1f} min")
         layers = ", ".join(f"{a:.4f}->{b:.4f}" for a, b in self.block_loss) or "skipped"
         return (f"healing: block-wise held-out loss per layer {layers}; end to end {self.e2e_loss[0]:.4f} -> "
                 f"{self.e2e_loss[1]:.4f} in {self.steps} steps; {self.seconds / 60:.1f} min")
@@ -145,6 +163,8 @@ def _restore(params, saved):
 def heal(loaded: whisper.LoadedModel, lite: torch.nn.Module, clips: list[Clip], config: HealConfig = HealConfig(),
          packing: str = DEFAULT_PACKING, progress: bool = True) -> HealReport:
     """Heal `lite` (a compressed copy of `loaded.model`) in place."""
+    if config.seeds > 1:
+        return _heal_soup(loaded, lite, clips, config, packing, progress)
     torch.manual_seed(config.seed)
     start = time.monotonic()
     budget = _Budget(config.minutes)
@@ -165,6 +185,28 @@ def heal(loaded: whisper.LoadedModel, lite: torch.nn.Module, clips: list[Clip], 
     for p in lite.parameters():
         p.requires_grad_(False)
     return HealReport(block, e2e, steps, time.monotonic() - start)
+
+
+def _heal_soup(loaded, lite, clips, config: HealConfig, packing: str, progress: bool) -> HealReport:
+    """`config.seeds` runs from the same start, one after another on the same weights (no model copies),
+    then their mean. Runs from one start at a small learning rate stay close enough to average; every run
+    holds out different clips, so the soup has learned from all of them."""
+    start_time = time.monotonic()
+    params = trainable(lite, config.layernorm)
+    start, total, members = _snapshot(params), [torch.zeros_like(p, dtype=torch.float64) for p in params], []
+    budget = _Budget(config.minutes)
+    for k in range(config.seeds):
+        _restore(params, start)
+        minutes = None if budget.end is None else (budget.end - time.monotonic()) / 60 / (config.seeds - k)
+        members.append(heal(loaded, lite, clips, replace(config, seed=config.seed + k, seeds=1, minutes=minutes),
+                            packing, progress))
+        for t, p in zip(total, params):
+            t.add_(p.detach())
+    with torch.no_grad():
+        for t, p in zip(total, params):
+            p.copy_((t / config.seeds).to(p.dtype))
+    return HealReport([], (members[0].e2e_loss[0], members[0].e2e_loss[1]), sum(m.steps for m in members),
+                      time.monotonic() - start_time, members)
 
 
 def _heal_blocks(teacher, student, train, held, config: HealConfig, budget: _Budget, progress: bool):
@@ -271,6 +313,7 @@ def _heal_end_to_end(loaded, student, train, held, speech, targets, params, conf
 
     before = best = held_loss()
     saved, stale, step = _snapshot(params), 0, 0
+    mean, averaged = None, 0  # running mean of the weights at held-out checks (config.average)
     optimizer = torch.optim.Adam(params, lr=config.lr)
     order = random.Random(config.seed + 1)
     queue: list[int] = []
@@ -285,6 +328,12 @@ def _heal_end_to_end(loaded, student, train, held, speech, targets, params, conf
         step += 1
         bar.update(1)
         if step % config.eval_every == 0 or step == config.steps:
+            if config.average and 2 * step > config.steps:
+                averaged += 1
+                mean = _snapshot(params) if mean is None else mean
+                with torch.no_grad():
+                    for m, p in zip(mean, params):
+                        m.add_(p.detach() - m, alpha=1 / averaged)
             loss = held_loss()
             bar.set_postfix(held_out=f"{loss:.4f}", best=f"{best:.4f}")
             if loss < best:
@@ -294,5 +343,10 @@ def _heal_end_to_end(loaded, student, train, held, speech, targets, params, conf
                 if stale >= config.patience:
                     break
     bar.close()
+    if averaged > 1:
+        _restore(params, mean)
+        loss = held_loss()
+        if loss <= best:
+            best, saved = loss, mean
     _restore(params, saved)
     return (before, best), step
