@@ -90,10 +90,11 @@ def pack(args) -> None:
                        if k not in teacher or not torch.equal(v, teacher[k])}
         save_file(weights, dst / "model.safetensors")
     from liteasr.audio import draw, read_sources
-    clips = draw(read_sources(args.speech), args.clips, seed=0)
+    speech = read_sources(args.speech)
+    clips = draw(speech, args.clips, seed=0)
     if args.more is not None:  # then the rest of --speech, then --more's voices: a variant's `clips` takes a prefix
         drawn = {c.path for c in clips}
-        clips += [c for c in draw(read_sources(args.speech), None) if c.path not in drawn]
+        clips += [c for ds in speech for c in ds.clips if c.path not in drawn]
         clips += draw(read_sources(args.more), args.more_clips, seed=0) if args.more else []
     (bundle / "calib" / "audio").mkdir(parents=True, exist_ok=True)
     lines = []

@@ -28,7 +28,7 @@ def main() -> int:
     ap.add_argument("--work", default="runs/refine")
     ap.add_argument("--target", default="0.7")
     ap.add_argument("--samples", type=int, default=50, help="seeded clips per evaluation set")
-    ap.add_argument("--methods", nargs="+", default=["pca", "refit", "pcaheal", "heal"],
+    ap.add_argument("--methods", nargs="*", default=["pca", "refit", "pcaheal", "heal"],
                     help="checkpoint names in --work are METHOD-TARGET")
     ap.add_argument("--sets", nargs="+", help="evaluation manifests (default: librispeech_other, speechocean_train)")
     ap.add_argument("--average", nargs="+", default=[], metavar="NAME=METHOD,...",
@@ -39,8 +39,15 @@ def main() -> int:
     work = Path(args.work)
     sets = [s for path in (args.sets or [speech / "librispeech_other", speech / "speechocean_train"])
             for s in load_eval_sets([str(path)], args.samples, seed=0)]
+    recipes = parse_recipes(args.average)
+    averaged = [m for methods in recipes.values() for m in methods]
+    missing = [m for m in averaged if not (work / f"{m}-{args.target}").is_dir()]
+    if missing:
+        raise SystemExit(f"refine_eval.py: --average names checkpoints that {work} lacks: "
+                         + ", ".join(f"{m}-{args.target}" for m in missing))
+    methods = list(dict.fromkeys(args.methods + averaged))  # a recipe's checkpoints are evaluated too
     models = [("dense tiny.en", "tiny.en")] + [(f"{m} {args.target}", str(work / f"{m}-{args.target}"))
-                                              for m in args.methods if (work / f"{m}-{args.target}").is_dir()]
+                                              for m in methods if (work / f"{m}-{args.target}").is_dir()]
     errors, t0 = {}, time.time()
     for label, spec in models:
         cache = work / f"errors-{Path(spec).name}-{args.samples}.json"
@@ -76,18 +83,26 @@ def main() -> int:
                 cells.append(f"{d.delta:+.2f} [{d.low:+.2f}, {d.high:+.2f}]")
             lines.append(f"| {row} | {label} | {wer:.2f} | " + " | ".join(cells) + " |")
     print("\n".join(lines))
-    if args.average:
-        print(recipe_table(errors, rows, args.average, args.target))
+    if recipes:
+        print(recipe_table(errors, rows, recipes, args.target))
     (work / f"eval-{args.target}.json").write_text(json.dumps({f"{k[0]}|{k[1]}": v for k, v in errors.items()}))
     return 0
 
 
-def recipe_table(errors: dict, rows: list[tuple[str, str]], recipes: list[str], target: str) -> str:
+def parse_recipes(specs: list[str]) -> dict[str, list[str]]:
+    """NAME=METHOD,METHOD,... -> {NAME: [METHOD, ...]}, in the order given."""
+    recipes = {}
+    for spec in specs:
+        name, _, methods = spec.partition("=")
+        if not name or not methods:
+            raise SystemExit(f"refine_eval.py: --average wants NAME=METHOD,METHOD,..., got {spec!r}")
+        recipes[name] = [m for m in methods.split(",") if m]
+    return recipes
+
+
+def recipe_table(errors: dict, rows: list[tuple[str, str]], recipes: dict[str, list[str]], target: str) -> str:
     """ΔWER of seed-averaged recipes against dense tiny.en and against the first recipe, per set."""
-    groups = {}
-    for spec in recipes:
-        name, methods = spec.split("=", 1)
-        groups[name] = [f"{m} {target}" for m in methods.split(",")]
+    groups = {name: [f"{m} {target}" for m in methods] for name, methods in recipes.items()}
     lines = ["", "| set | recipe (checkpoints averaged) | WER | ΔWER vs dense [95% CI] | ΔWER vs "
              f"{next(iter(groups))} [95% CI] |", "|---|---|---:|---|---|"]
     for row, name in rows:
