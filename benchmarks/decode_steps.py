@@ -34,7 +34,7 @@ def steps(model, encoded, features, count: int) -> tuple[float, float, float]:
     """(first step ms, median later step's decoder ms, median vocabulary projection ms), for the whole batch."""
     from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
-    vocab = whisper._output_projection(model)
+    vocab = whisper.output_projection(model)
     inputs, cache = whisper.prompt_ids(model, features), EncoderDecoderCache(DynamicCache(), DynamicCache())
     decoder, projection = [], []
     for _ in range(count):

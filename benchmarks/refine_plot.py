@@ -4,6 +4,8 @@ corpus, one line per method.
 
     python benchmarks/refine_plot.py [--work runs/refine] [--samples 100] [--methods pca refit mixheal10 paper]
                                      [--out benchmarks/refine]
+    python benchmarks/refine_plot.py --samples 1000 --methods cpudefault cpusens cpuvoices575 soup19 \
+        --out benchmarks/refine-311        # every held-out utterance: the end-to-end recipes of refine.md
 
 Reads the per-utterance error caches refine_eval.py leaves in --work (`errors-<METHOD>-<SIZE>-<N>.json`,
 `errors-tiny.en-<N>.json`); writes OUT.json (the points) and OUT.png. Points whose WER is off the chart
@@ -18,7 +20,9 @@ from pathlib import Path
 from liteasr.evaluate import paired_bootstrap, pooled_wer
 
 LABELS = {"pca": "PCA (paper's factors)", "refit": "anchored refit", "mixheal10": "PCA + healing (default)",
-          "paper": "paper rule at the same size"}
+          "paper": "paper rule at the same size",
+          "cpudefault": "default compress (2 CPU cores)", "cpusens": "--allocation sensitivity",
+          "cpuvoices575": "sensitivity + --heal-data, 3-seed soup (CPU, 1 h)", "soup19": "3-seed soup, 575 clips (GPU)"}
 POOLED = "pooled"  # both sets as one corpus
 SET_NAMES = {"librispeech_other": "librispeech_other (10 speakers)",
              "speechocean_train_heldout": "speechocean, 55 held-out speakers",
@@ -46,12 +50,12 @@ def points(work: Path, methods: list[str], samples: int, sets=tuple(SET_NAMES)[:
         for name, (wer, errors) in known.items():
             ref = dense_pooled if name == POOLED else dense[name]
             d = paired_bootstrap(ref[1], errors)
-            out.append({"method": m[1], "kept": float(m[2]), "set": name, "wer": wer,
+            out.append({"method": m[1], "kept": float(m[2]), "set": name, "wer": wer, "n": len(errors),
                         "delta": d.delta, "low": d.low, "high": d.high, "dense_wer": ref[0]})
     return sorted(out, key=lambda p: (p["set"], p["method"], p["kept"]))
 
 
-def draw(rows: list[dict], path: Path, samples: int) -> None:
+def draw(rows: list[dict], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -75,14 +79,14 @@ def draw(rows: list[dict], path: Path, samples: int) -> None:
                                 fontsize=8, color=line[0].get_color())
         ax.axhline(0, color="black", lw=0.8)
         for kept, goal in ((0.7, 0.5), (0.6, 1.0), (0.5, 2.0)):
-            ax.plot([kept - 0.02, kept + 0.02], [goal, goal], color="red", lw=2)
+            ax.plot([kept - 0.02, kept + 0.02], [goal, goal], color="grey", lw=3, alpha=0.7)
         ax.set_ylim(-8, TOP + 2)
         ax.set_xlabel("encoder linear parameters kept")
-        count = samples * (len(sets) - 1) if name == POOLED else samples
+        count = max(r["n"] for r in rows if r["set"] == name)
         ax.set_title(f"{SET_NAMES.get(name, name)}, {count} utterances", fontsize=10)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("ΔWER vs dense tiny.en (95% CI)")
-    axes[0][0].legend(fontsize=8, title="red: issue goal", title_fontsize=8)
+    axes[0][0].legend(fontsize=8, title="grey bars: issue goal", title_fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
@@ -98,7 +102,7 @@ def main() -> int:
     if not rows:
         raise SystemExit(f"no errors-<METHOD>-<SIZE>-{args.samples}.json caches for {args.methods} in {args.work}")
     args.out.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n")
-    draw(rows, args.out.with_suffix(".png"), args.samples)
+    draw(rows, args.out.with_suffix(".png"))
     for r in rows:
         print(f"{r['set']:28s} {r['method']:10s} {r['kept']:.2f} WER {r['wer']:6.2f}  "
               f"Δ {r['delta']:+7.2f} [{r['low']:+.2f}, {r['high']:+.2f}]")

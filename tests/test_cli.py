@@ -99,6 +99,40 @@ def test_compress_heal_from_several_sources(random_whisper_dir, noise_clips, tmp
     assert "healed" in card and "extra" in card
 
 
+def test_compress_heals_on_more_voices_than_it_calibrates_on(random_whisper_dir, noise_clips, tmp_path, monkeypatch):
+    """--heal-data clips join the calibration clips for healing only, never twice, drawn by --seed."""
+    import numpy as np
+    import soundfile as sf
+
+    from liteasr import refine
+
+    more = tmp_path / "more"
+    more.mkdir()
+    for i in range(4):
+        sf.write(more / f"tone{i}.wav", 0.2 * np.sin(np.arange(20000) * (0.04 + 0.02 * i)).astype(np.float32), 16000)
+    seen = []
+    real = refine.heal
+    monkeypatch.setattr(refine, "heal", lambda loaded, lite, clips, *a: seen.append(clips) or real(loaded, lite, clips, *a))
+    args = ["compress", random_whisper_dir, "--calibration", noise_clips, "--calibration-samples", "4",
+            "--target-params", "0.8", "--allocation", "normalized", "--rank-multiple", "8", "--heal-steps", "2",
+            "--heal-data", noise_clips, more]
+    r = liteasr(*args, "--heal-samples", "5", "--output", tmp_path / "healed")
+    assert r.returncode == 0, r.stderr
+    (clips,) = seen
+    paths = [c.path for c in clips]
+    assert len(paths) == len(set(paths)) == 9  # 4 calibration clips + 5 others
+    assert sum(p.parent == more for p in paths) >= 2  # drawn from both --heal-data sources
+    assert "and 5 clips of" in (tmp_path / "healed" / "README.md").read_text()
+    r = liteasr(*args[:-3], "--heal-data", more, "--output", tmp_path / "default-count")
+    assert r.returncode == 0, r.stderr
+    assert len(seen[1]) == 8  # --heal-samples defaults to --calibration-samples (4): all 4 tones
+    assert_user_error(liteasr(*args[:-3], "--heal-data", noise_clips, "--calibration-samples", "10", "-o", tmp_path / "bad"),
+                      "every clip is already a calibration clip")
+    assert_user_error(liteasr(*args, "--refine", "none", "-o", tmp_path / "bad"), "--heal-data is audio for healing")
+    assert_user_error(liteasr(*args[:-3], "--heal-samples", "2", "-o", tmp_path / "bad"), "--heal-samples needs --heal-data")
+    assert not (tmp_path / "bad").exists()
+
+
 def test_compress_heal_options_reach_healing(random_whisper_dir, noise_clips, tmp_path):
     """The measured recipes' knobs (benchmarks/refine.md): encoder-only loss and its metric, no block-wise
     stage, speed-perturbed clips, early-stopping cadence, a soup of seeds."""

@@ -303,7 +303,7 @@ def encode(model: nn.Module, input_features: torch.Tensor) -> torch.Tensor:
 _OUTPUT_PROJECTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _output_projection(model: nn.Module) -> torch.Tensor:
+def output_projection(model: nn.Module) -> torch.Tensor:
     """The vocabulary projection as one contiguous [d_model, vocab] matrix, kept per model: a decoding
     step reads all of it, and on CPU `hidden @ W.T`-contiguous measured 2.4x faster than `linear(hidden, W)`
     for one row and 1.1x for eight (it costs a second copy: 80 MB for tiny, 265 MB for large-v3)."""
@@ -340,7 +340,7 @@ def greedy_ids(model: nn.Module, input_features: torch.Tensor, budget: int) -> t
     rows = torch.arange(len(encoded), device=encoded.device)  # clips still decoding, as rows of `tokens`
     inputs = prompt_ids(model, input_features).to(encoded.device)
     cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
-    vocab = _output_projection(model)
+    vocab = output_projection(model)
     length = budget
     for step in range(budget):
         hidden = model.model.decoder(input_ids=inputs, encoder_hidden_states=encoded, cache=cache,

@@ -60,6 +60,12 @@ def register(sub) -> None:
     p.add_argument("--heal-speeds", type=common.speed_list, metavar="F,F,...",
                    help="healing also sees every clip at these speed factors (e.g. 0.9,1.0,1.1: speed "
                         "perturbation; default 1.0 only)")
+    p.add_argument("--heal-data", metavar="DATA", nargs="+",
+                   help="more voices to heal on (not to calibrate on): clips drawn from these sources join the "
+                        "calibration clips for healing only (with the calibration sources named again, measured "
+                        "better at --target-params 0.6: benchmarks/refine.md)")
+    p.add_argument("--heal-samples", type=common.positive(int), metavar="N",
+                   help="clips drawn from --heal-data, chosen by --seed (default: as many as --calibration-samples)")
     common.shard_windows_arg(p)
     p.add_argument("--dry-run", action="store_true", help="print the rank plan (and --save-plan it); write no model")
     p.add_argument("--output", "-o", metavar="DIR")
@@ -77,6 +83,26 @@ def heal_config(args):
 
     given = {field: getattr(args, option) for option, field in HEAL_OPTIONS.items() if getattr(args, option) is not None}
     return HealConfig(**given, layernorm=args.heal_layernorm, seed=args.seed)
+
+
+def heal_clips(args, calibration: list | None, refine: str) -> list:
+    """The --heal-data clips healing adds to the calibration clips (none of them a calibration clip)."""
+    if args.heal_data is None:
+        if args.heal_samples is not None:
+            raise UserError("--heal-samples needs --heal-data")
+        return []
+    if refine != "heal":
+        raise UserError("--heal-data is audio for healing: it needs --calibration audio and healing "
+                        "(--refine heal, or auto with a --target-*)")
+    from ..audio import read_sources
+
+    taken = {c.path for c in calibration}
+    sets = read_sources(args.heal_data, *common.columns(args))
+    for ds in sets:
+        ds.clips = [c for c in ds.clips if c.path not in taken]
+    if not any(ds.clips for ds in sets):
+        raise UserError("--heal-data: every clip is already a calibration clip")
+    return common.clips(args, [ds for ds in sets if ds.clips], args.heal_samples or args.calibration_samples)[0]
 
 
 def budget(args):
@@ -113,14 +139,15 @@ def run(args) -> None:
     plan = RankPlan.load(args.plan) if args.plan else None
     target = budget(args)
     clips, skipped = common.clips(args, args.calibration, args.calibration_samples) if args.calibration else (None, [])
-    loaded = common.load(args)
-    base = encoder_cost(loaded.model)
     from ..refine import DEFAULT_FOR_TARGETS
 
     refine = args.refine if args.refine != "auto" else (DEFAULT_FOR_TARGETS if target is not None and clips is not None
                                                        else "none")
     if refine != "none" and clips is None:
         raise UserError(f"--refine {refine} needs --calibration audio (statistics alone cannot refit or heal)")
+    extra = heal_clips(args, clips, refine)
+    loaded = common.load(args)
+    base = encoder_cost(loaded.model)
     if clips is not None:
         stats = calibrate(loaded, clips, batch_size=args.batch_size, packing=args.packing,
                           shard_windows=args.shard_windows)
@@ -156,11 +183,14 @@ def run(args) -> None:
         if refine == "heal":  # from the PCA factors: healing the refit measured worse (benchmarks/refine.md)
             from ..refine import heal
 
-            print("healing the factors on the calibration audio: they move toward its voices, so calibrate on "
-                  "audio like your users' (--refine none: the paper's plain PCA factors)")
-            report = heal(loaded, lite, clips, heal_config(args), args.packing)
+            print(f"healing the factors on the calibration audio{' and --heal-data' if extra else ''}: they move "
+                  "toward its voices, so calibrate on audio like your users' (--refine none: the paper's plain PCA "
+                  "factors)")
+            report = heal(loaded, lite, clips + extra, heal_config(args), args.packing)
             print(report.summary())
-            plan.method += f", healed ({report.steps} end-to-end steps, {report.seconds / 60:.1f} min)"
+            more = f" and {len(extra)} clips of {' + '.join(args.heal_data)}" if extra else ""
+            plan.method += f", healed on the calibration clips{more} ({report.steps} end-to-end steps, " \
+                           f"{report.seconds / 60:.1f} min)"
     command = "liteasr " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     save_checkpoint(lite, loaded.processor, args.output, Provenance(args.model, base, calibration, plan.method, command,
                                                                          stats.meta.get("clip_hashes", [])),
