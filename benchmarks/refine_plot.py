@@ -80,7 +80,7 @@ def draw(rows: list[dict], path: Path) -> None:
         ax.axhline(0, color="black", lw=0.8)
         for kept, goal in ((0.7, 0.5), (0.6, 1.0), (0.5, 2.0)):
             ax.plot([kept - 0.02, kept + 0.02], [goal, goal], color="grey", lw=3, alpha=0.7)
-        ax.set_ylim(-8, TOP + 2)
+        ax.set_ylim(-8, min(TOP, max(r["high"] for r in rows)) + 2)  # no empty band above the points
         ax.set_xlabel("encoder linear parameters kept")
         count = max(r["n"] for r in rows if r["set"] == name)
         ax.set_title(f"{SET_NAMES.get(name, name)}, {count} utterances", fontsize=10)
