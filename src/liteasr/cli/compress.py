@@ -102,7 +102,7 @@ def heal_clips(args, calibration: list | None, refine: str) -> list:
         ds.clips = [c for c in ds.clips if c.path not in taken]
     if not any(ds.clips for ds in sets):
         raise UserError("--heal-data: every clip is already a calibration clip")
-    return common.clips(args, [ds for ds in sets if ds.clips], args.heal_samples or args.calibration_samples)[0]
+    return common.clips(args, sets, args.heal_samples or args.calibration_samples)[0]  # draw skips emptied sources
 
 
 def budget(args):
