@@ -5,7 +5,8 @@
 Each CHECKPOINT=W is a `compress --heal-seeds W` result (a mean of W runs), so the output is the mean of all
 the runs. Averaging is only meaningful between checkpoints healed from the same factors, so this checks
 what it can: the same rank plan, the same calibration clips, and every tensor healing does not touch
-(everything but the factored projections) bitwise equal. The first checkpoint's other files are copied.
+(everything but the factored projections and the encoder's LayerNorms) bitwise equal. The first
+checkpoint's other files are copied.
 """
 
 import argparse
@@ -44,7 +45,8 @@ def same_start(paths: list[Path], tensors: list[dict[str, torch.Tensor]]) -> str
         if t.keys() != tensors[0].keys():
             return f"{p} holds other tensors than {paths[0]}"
         for name, value in t.items():
-            healed = ".weight1" in name or ".weight2" in name or (name.endswith(".bias") and f"{name[:-5]}.weight1" in t)
+            healed = (".weight1" in name or ".weight2" in name or (name.endswith(".bias") and f"{name[:-5]}.weight1" in t)
+                      or ("encoder." in name and "layer_norm" in name))  # compress --heal-layernorm moves these
             if not healed and not torch.equal(value, tensors[0][name]):
                 return f"{p} differs from {paths[0]} in {name}, which healing does not change"
     return None
@@ -59,6 +61,8 @@ def main() -> int:
     paths, weights = [p for p, _ in specs], [w for _, w in specs]
     if len(paths) < 2 or min(weights) <= 0:
         sys.exit("soup.py: give two or more checkpoints, each with a positive weight")
+    if Path(args.output).exists():
+        sys.exit(f"soup.py: {args.output} already exists")
     for p in paths:
         if not all((p / f).is_file() for f in (WEIGHTS, "liteasr.json", "config.json")):
             sys.exit(f"soup.py: {p} is not a liteasr checkpoint (no {WEIGHTS}, liteasr.json and config.json)")
