@@ -5,7 +5,7 @@
 Each CHECKPOINT=W is a `compress --heal-seeds W` result (a mean of W runs), so the output is the mean of all
 the runs. Averaging is only meaningful between checkpoints healed from the same factors, so this checks
 what it can: the same rank plan, the same calibration clips, and every tensor healing does not touch
-(everything but the factored projections and the encoder's LayerNorms) bitwise equal. The first
+(the convolutions, positions and the whole decoder) bitwise equal. The first
 checkpoint's other files are copied.
 """
 
@@ -45,8 +45,9 @@ def same_start(paths: list[Path], tensors: list[dict[str, torch.Tensor]]) -> str
         if t.keys() != tensors[0].keys():
             return f"{p} holds other tensors than {paths[0]}"
         for name, value in t.items():
-            healed = (".weight1" in name or ".weight2" in name or (name.endswith(".bias") and f"{name[:-5]}.weight1" in t)
-                      or ("encoder." in name and "layer_norm" in name))  # compress --heal-layernorm moves these
+            # healing moves only the encoder layers' projections and LayerNorms (--heal-dense, --heal-layernorm)
+            # and the final LayerNorm: the convolutions, positions and the decoder must be the start's
+            healed = "encoder.layers." in name or "encoder.layer_norm." in name
             if not healed and not torch.equal(value, tensors[0][name]):
                 return f"{p} differs from {paths[0]} in {name}, which healing does not change"
     return None

@@ -127,6 +127,22 @@ def test_healing_reaches_every_factor_and_never_ends_worse(random_lite):
     assert factored and not any(p.requires_grad for p in lite.parameters())
 
 
+def test_dense_healing_also_moves_the_projections_the_plan_keeps_dense(random_lite):
+    loaded, clips, _ = random_lite
+    keys = list(whisper.encoder_linears(loaded.model))
+    plan = plan_for(loaded.model, {k: 8 for k in keys[::2]})  # every other projection stays dense
+    lite = compress_(copy.deepcopy(loaded.model), calibrate(loaded, clips, progress=False), plan)
+    linears = whisper.encoder_linears(lite)
+    dense = [k for k, m in linears.items() if not isinstance(m, LowRankLinear)]
+    assert dense == keys[1::2]
+    before = {k: linears[k].weight.clone() for k in dense}
+    report = heal(loaded, lite, clips, HealConfig(steps=6, eval_every=2, lr=1e-3, minutes=None, dense=True),
+                  progress=False)
+    assert report.e2e_loss[1] < report.e2e_loss[0]
+    assert all(not torch.equal(linears[k].weight, before[k]) for k in dense)  # every dense projection took part
+    assert not any(p.requires_grad for p in lite.parameters())
+
+
 def test_healing_is_deterministic_for_a_seed(random_lite):
     loaded, clips, lite = random_lite
     config = HealConfig(block_epochs=1, steps=3, eval_every=3, lr=1e-3, block_lr=1e-3, minutes=None, seed=5)
@@ -135,6 +151,25 @@ def test_healing_is_deterministic_for_a_seed(random_lite):
     heal(loaded, b, clips, config, progress=False)
     for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.equal(x, y), name
+
+
+def test_cosine_schedule_decays_the_rate_each_step_takes(random_lite, monkeypatch):
+    """schedule="cosine": step s of N runs at lr * (1 + cos(pi s / N)) / 2, from lr down towards 0; the
+    default keeps lr throughout."""
+    loaded, clips, lite = random_lite
+    taken = []
+    step = torch.optim.Adam.step
+    monkeypatch.setattr(torch.optim.Adam, "step", lambda self, *a, **k: (taken.append(self.param_groups[0]["lr"]),
+                                                                         step(self, *a, **k))[1])
+    config = HealConfig(steps=4, eval_every=2, lr=1e-3, minutes=None, patience=100)
+    report = heal(loaded, copy.deepcopy(lite), clips, replace(config, schedule="cosine"), progress=False)
+    assert report.steps == 4 and report.e2e_loss[1] <= report.e2e_loss[0]
+    assert taken == pytest.approx([1e-3, 0.5e-3 * (1 + 2 ** -0.5), 0.5e-3, 0.5e-3 * (1 - 2 ** -0.5)])
+    taken.clear()
+    heal(loaded, copy.deepcopy(lite), clips, config, progress=False)
+    assert taken == [1e-3] * 4
+    with pytest.raises(ValueError, match="unknown learning-rate schedule"):
+        HealConfig(schedule="linear")
 
 
 def test_weight_averaging_is_kept_only_when_it_lowers_the_held_out_loss(random_lite):

@@ -42,7 +42,13 @@ def register(sub) -> None:
                    help="wall-clock budget for healing (default 15)")
     p.add_argument("--heal-steps", type=int, metavar="N", help="end-to-end healing steps (default 150)")
     p.add_argument("--heal-layernorm", action="store_true", help="let healing adjust the encoder's LayerNorms too")
+    p.add_argument("--heal-dense", action="store_true",
+                   help="let healing adjust the encoder projections the rank plan keeps dense too (measured no "
+                        "better at --target-params 0.6: benchmarks/refine.md)")
     p.add_argument("--heal-lr", type=common.positive(float), metavar="LR", help="end-to-end learning rate (default 0.0001)")
+    p.add_argument("--heal-schedule", choices=["constant", "cosine"],
+                   help="end-to-end learning rate over --heal-steps (default constant; cosine: decays to 0 at the "
+                        "last step, measured worse at --target-params 0.6: benchmarks/refine.md)")
     p.add_argument("--heal-kl", type=float, metavar="W",
                    help="weight of the decoder KL term (default 0: the encoder output alone, no dense decoding)")
     p.add_argument("--heal-metric", choices=["encoder", "cross"],
@@ -72,7 +78,8 @@ def register(sub) -> None:
     p.set_defaults(func=run, distributed=True)
 
 
-HEAL_OPTIONS = {"heal_minutes": "minutes", "heal_steps": "steps", "heal_lr": "lr", "heal_kl": "kl_weight",
+HEAL_OPTIONS = {"heal_minutes": "minutes", "heal_steps": "steps", "heal_lr": "lr", "heal_schedule": "schedule",
+                "heal_kl": "kl_weight",
                 "heal_metric": "metric", "heal_block_epochs": "block_epochs", "heal_eval_every": "eval_every",
                 "heal_patience": "patience", "heal_speeds": "speeds", "heal_seeds": "seeds"}
 
@@ -82,7 +89,7 @@ def heal_config(args):
     from ..refine import HealConfig
 
     given = {field: getattr(args, option) for option, field in HEAL_OPTIONS.items() if getattr(args, option) is not None}
-    return HealConfig(**given, layernorm=args.heal_layernorm, seed=args.seed)
+    return HealConfig(**given, layernorm=args.heal_layernorm, dense=args.heal_dense, seed=args.seed)
 
 
 def heal_clips(args, calibration: list | None, refine: str) -> list:

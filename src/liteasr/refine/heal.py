@@ -1,7 +1,7 @@
 """Healing: a short optimization of the factors on unlabeled audio, against the dense model.
 
 Only the factored projections' `weight1`, `weight2` and `bias` move (the encoder's LayerNorms too with
-`layernorm=True`); shapes never change, so the checkpoint format and the reduced-dimension attention
+`layernorm=True`, the projections the plan keeps dense too with `dense=True`); shapes never change, so the checkpoint format and the reduced-dimension attention
 stay as they are, and healing runs through the very modules that run at inference.
 
 1. Block-wise (optional, `block_epochs`): encoder layer by layer, the compressed layer fed the compressed
@@ -25,6 +25,7 @@ held-out clips than it started.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from dataclasses import dataclass, field, replace
@@ -41,6 +42,7 @@ from .lockstep import split_clips, window_batches
 
 
 METRICS = ("encoder", "cross")
+SCHEDULES = ("constant", "cosine")
 
 
 @dataclass
@@ -55,11 +57,17 @@ class HealConfig:
     steps: int = 150  # end-to-end optimizer steps
     block_lr: float = 1e-4
     lr: float = 1e-4  # end to end
+    # the end-to-end learning rate over `steps`: constant, or cosine (from `lr` down to 0 at the last step).
+    # Cosine ended lower on held-out clips and measured worse in WER on unseen speakers at 0.6 (refine.md)
+    schedule: str = "constant"
     kl_weight: float = 0.0  # decoder KL term (needs the dense model's own transcripts: minutes of decoding)
     # how the encoder-output error is measured: "encoder" (plain squared error) or "cross" (through the
     # decoder's cross-attention key and value maps: the error the decoder actually reads, no decoding needed)
     metric: str = "encoder"
     layernorm: bool = False
+    # also move the encoder projections the rank plan keeps dense (weight and bias), to adapt to the factored
+    # layers around them (tiny.en at 0.6 keeps 8 of 24 dense). Measured no better at 0.6 (refine.md)
+    dense: bool = False
     held_out: float = 0.125  # fraction of calibration clips kept out for early stopping
     eval_every: int = 25  # end-to-end steps between held-out checks
     patience: int = 6  # held-out checks without improvement before stopping
@@ -83,6 +91,8 @@ class HealConfig:
     def __post_init__(self):
         if self.metric not in METRICS:  # fail before minutes of dense targets, not after
             raise ValueError(f"unknown healing metric {self.metric!r} ({' or '.join(METRICS)})")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown learning-rate schedule {self.schedule!r} ({' or '.join(SCHEDULES)})")
         if not 0.0 <= self.pad_weight <= 1.0:
             raise ValueError(f"pad_weight must be within [0, 1], got {self.pad_weight}")
         if self.seeds < 1:
@@ -107,11 +117,11 @@ class HealReport:
                 f"{self.e2e_loss[1]:.4f} in {self.steps} steps; {self.seconds / 60:.1f} min")
 
 
-def trainable(model: torch.nn.Module, layernorm: bool) -> list[torch.nn.Parameter]:
-    """Freeze everything, then free the factors (and the encoder's LayerNorms if asked)."""
+def trainable(model: torch.nn.Module, layernorm: bool, dense: bool = False) -> list[torch.nn.Parameter]:
+    """Freeze everything, then free the factors (and the encoder's LayerNorms and dense projections if asked)."""
     for p in model.parameters():
         p.requires_grad_(False)
-    modules = [m for m in whisper.encoder_linears(model).values() if isinstance(m, LowRankLinear)]
+    modules = [m for m in whisper.encoder_linears(model).values() if dense or isinstance(m, LowRankLinear)]
     if layernorm:
         modules += whisper.encoder_norms(model)
     params = [p for m in modules for p in m.parameters()]
@@ -150,6 +160,13 @@ class _Budget:
         return part
 
 
+def learning_rate(config: HealConfig, step: int) -> float:
+    """The end-to-end learning rate for optimizer step `step` (0-based) of `config.steps`."""
+    if config.schedule == "cosine":
+        return config.lr * 0.5 * (1 + math.cos(math.pi * step / config.steps))
+    return config.lr
+
+
 def _snapshot(params):
     return [p.detach().clone() for p in params]
 
@@ -173,7 +190,7 @@ def heal(loaded: whisper.LoadedModel, lite: torch.nn.Module, clips: list[Clip], 
                                    for c in (train_clips, held_clips))
     train, held = [f for f, _ in train_batches], [f for f, _ in held_batches]
     speech = [n for _, n in train_batches], [n for _, n in held_batches]
-    params = trainable(lite, config.layernorm)
+    params = trainable(lite, config.layernorm, config.dense)
     lite.train(False)  # no dropout: Whisper's is 0 anyway, and healing must be deterministic
     # the dense model's targets first (with the KL term they cost minutes of decoding), then half of what
     # is left block-wise and the rest end to end: the end-to-end stage always gets its time
@@ -192,7 +209,7 @@ def _heal_soup(loaded, lite, clips, config: HealConfig, packing: str, progress: 
     then their mean. Runs from one start at a small learning rate stay close enough to average; every run
     holds out different clips, so the soup has learned from all of them."""
     start_time = time.monotonic()
-    params = trainable(lite, config.layernorm)
+    params = trainable(lite, config.layernorm, config.dense)
     start, total, members = _snapshot(params), [torch.zeros_like(p, dtype=torch.float64) for p in params], []
     budget = _Budget(config.minutes)
     for k in range(config.seeds):
@@ -322,6 +339,8 @@ def _heal_end_to_end(loaded, student, train, held, speech, targets, params, conf
         if not queue:
             queue = order.sample(range(len(train)), len(train))
         i = queue.pop()
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(config, step)
         optimizer.zero_grad(set_to_none=True)
         loss_of(train[i], train_t[i], train_w[i]).backward()
         optimizer.step()
