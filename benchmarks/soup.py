@@ -5,8 +5,8 @@
 Each CHECKPOINT=W is a `compress --heal-seeds W` result (a mean of W runs), so the output is the mean of all
 the runs. Averaging is only meaningful between checkpoints healed from the same factors, so this checks
 what it can: the same rank plan, the same calibration clips, and every tensor healing does not touch
-(the convolutions, positions and the whole decoder) bitwise equal. The first
-checkpoint's other files are copied.
+(the convolutions, positions and the whole decoder) bitwise equal. The first checkpoint's other files are
+copied.
 """
 
 import argparse

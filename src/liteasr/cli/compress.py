@@ -79,9 +79,9 @@ def register(sub) -> None:
 
 
 HEAL_OPTIONS = {"heal_minutes": "minutes", "heal_steps": "steps", "heal_lr": "lr", "heal_schedule": "schedule",
-                "heal_kl": "kl_weight",
-                "heal_metric": "metric", "heal_block_epochs": "block_epochs", "heal_eval_every": "eval_every",
-                "heal_patience": "patience", "heal_speeds": "speeds", "heal_seeds": "seeds"}
+                "heal_kl": "kl_weight", "heal_metric": "metric", "heal_block_epochs": "block_epochs",
+                "heal_eval_every": "eval_every", "heal_patience": "patience", "heal_speeds": "speeds",
+                "heal_seeds": "seeds"}
 
 
 def heal_config(args):

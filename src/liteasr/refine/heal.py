@@ -1,8 +1,9 @@
 """Healing: a short optimization of the factors on unlabeled audio, against the dense model.
 
-Only the factored projections' `weight1`, `weight2` and `bias` move (the encoder's LayerNorms too with
-`layernorm=True`, the projections the plan keeps dense too with `dense=True`); shapes never change, so the checkpoint format and the reduced-dimension attention
-stay as they are, and healing runs through the very modules that run at inference.
+Only the factored projections' `weight1`, `weight2` and `bias` move (also the encoder's LayerNorms with
+`layernorm=True`, and the projections the plan keeps dense with `dense=True`); shapes never change, so the
+checkpoint format and the reduced-dimension attention stay as they are, and healing runs through the very
+modules that run at inference.
 
 1. Block-wise (optional, `block_epochs`): encoder layer by layer, the compressed layer fed the compressed
    path's input is fitted to the dense layer's output on the dense path (relative squared error), then
