@@ -10,8 +10,6 @@ from safetensors.torch import load_file, save_file
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "soup.py"
 RANKS = {"low_rank_config": [{"q_proj": 16}]}
-
-
 LAYER = "model.encoder.layers.0."
 
 
