@@ -65,7 +65,8 @@ def register(sub) -> None:
                    "cost; 3 measured better at --target-params 0.6: benchmarks/refine.md)")
     p.add_argument("--heal-speeds", type=common.speed_list, metavar="F,F,...",
                    help="healing also sees every clip at these speed factors (e.g. 0.9,1.0,1.1: speed "
-                        "perturbation; default 1.0 only)")
+                        "perturbation; default 1.0 only; 0.9,1.0,1.1 measured worse at --target-params 0.6: "
+                        "benchmarks/refine.md)")
     p.add_argument("--heal-data", metavar="DATA", nargs="+",
                    help="more voices to heal on (not to calibrate on): clips drawn from these sources join the "
                         "calibration clips for healing only (with the calibration sources named again, measured "
