@@ -266,6 +266,54 @@ def test_padding_weight_scales_only_the_frames_after_a_clip(random_lite):
     assert report.steps > 0 and report.e2e_loss[1] <= report.e2e_loss[0]
 
 
+def test_mixed_features_are_those_of_the_mixed_audio(tiny_en, speech):
+    """mix_features adds two windows in mel power: close to the features of the two clips' audio added
+    (at amplitudes sqrt(1 - w) and sqrt(w)), far closer than a mix of the log-mel values, and exact at
+    the ends: weight 0 is the first window, a window mixed with itself is itself."""
+    a, b = (load_audio(c.path) for c in sample(read_dataset(speech / "librispeech_calib").clips, 2, seed=0))
+    n = min(len(a), len(b))
+    a, b = a[:n], b[:n]
+    first, second = (whisper.features(tiny_en.processor, [x, x]) for x in (a, b))
+    assert torch.equal(whisper.mix_features(first, second, torch.tensor([0.0, 0.0])), first)
+    assert torch.allclose(whisper.mix_features(first, first, torch.tensor([0.3, 0.7])), first, atol=1e-5)
+    for w in (0.1, 0.5):
+        audio = whisper.features(tiny_en.processor, [(1 - w) ** 0.5 * a + w ** 0.5 * b])[0]
+        mixed = whisper.mix_features(first, second, torch.tensor([w, w]))[0]
+        naive = (1 - w) * first[0] + w * second[0]
+        assert (mixed - audio).abs().mean() < 0.5 * (naive - audio).abs().mean()
+        assert (mixed - audio).abs().mean() < 0.06  # features span about 0.4 (standard deviation)
+
+
+def test_mixing_heals_on_the_dense_output_of_each_mixture(random_lite, monkeypatch):
+    """mix > 0: each training step's windows are mixtures with other windows, and the dense encoder is run
+    on that very mixture for the target; held-out checks stay on clean windows, so healing still never ends
+    above its start; a seed fixes the mixtures."""
+    loaded, clips, lite = random_lite
+    dense_inputs, trained_on = [], []
+    output, forward = whisper.encoder_output, whisper.encoder_forward
+    monkeypatch.setattr(whisper, "encoder_output", lambda m, f: (dense_inputs.append(f.clone()), output(m, f))[1])
+    monkeypatch.setattr(whisper, "encoder_forward", lambda m, f: (
+        trained_on.append(f.clone()) if torch.is_grad_enabled() else None, forward(m, f))[1])
+    config = HealConfig(steps=4, eval_every=2, lr=1e-3, minutes=None, patience=100, mix=0.5, seed=2)
+    seen = []
+    for c in (config, config, replace(config, mix=0.0)):
+        dense_inputs.clear(), trained_on.clear()
+        report = heal(loaded, copy.deepcopy(lite), clips, c, progress=False)
+        assert report.steps == 4 and len(trained_on) == 4 and report.e2e_loss[1] <= report.e2e_loss[0]
+        seen.append((trained_on[:], dense_inputs[:]))
+    (mixed, dense), (again, _), (clean, clean_dense) = seen
+    for step, x in enumerate(mixed):
+        assert torch.equal(x, dense[len(dense) - 4 + step])  # the target is the dense output of the same mixture
+        assert not any(x.shape == y.shape and torch.allclose(x, y) for y in clean_dense)  # not a clean window
+        assert torch.equal(x, again[step])
+    assert len(clean_dense) == len(dense) - 4  # without mixing: the clean targets only, computed once
+    assert all(any(x.shape == y.shape and torch.equal(x, y) for y in clean_dense) for x in clean)
+    with pytest.raises(ValueError, match="mix must be within"):
+        HealConfig(mix=1.0)
+    with pytest.raises(ValueError, match="KL term"):
+        HealConfig(mix=0.3, kl_weight=0.1)
+
+
 AUTOMODEL_SCRIPT = r"""
 import sys, torch
 from transformers import AutoModel

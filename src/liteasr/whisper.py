@@ -111,6 +111,18 @@ def features(processor, audios: list[np.ndarray], device="cpu", dtype=torch.floa
     return out.input_features.to(device=device, dtype=dtype)
 
 
+def mix_features(first: torch.Tensor, second: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """The log-mel features of `(1 - weight) * first + weight * second` in mel power, per window
+    (`weight` [windows]): what the feature extractor gives for the two windows' audio added (up to the
+    cross terms of their spectra), with its normalization: log10 power, floored 8 below the window's
+    maximum, then (x + 4) / 4."""
+    power = lambda x: torch.pow(10.0, 4 * x.double() - 4)  # noqa: E731  (the floor cannot be undone: kept as is)
+    w = weight.double()[:, None, None]
+    log_spec = torch.log10(((1 - w) * power(first) + w * power(second)).clamp_min(1e-10))
+    log_spec = torch.maximum(log_spec, log_spec.amax((1, 2), keepdim=True) - 8.0)
+    return ((log_spec + 4.0) / 4.0).to(first.dtype)
+
+
 def prompt_ids(model: nn.Module, input_features: torch.Tensor) -> torch.Tensor:
     """The decoder prompt greedy decoding starts from, per clip: <|startoftranscript|>, then language
     (detected, as generate does) and task for multilingual models, then <|notimestamps|>."""

@@ -81,6 +81,12 @@ class HealConfig:
     # weight of the 30 s window's padding frames (after a short clip ends) in the end-to-end error, speech
     # frames weighing 1: padding holds most frames of a short clip's window but little of what the decoder reads
     pad_weight: float = 1.0
+    # function matching: each training window is mixed, in mel power, with another training window at a
+    # weight drawn from [0, mix] (a second voice under the first), and the dense model's output on the
+    # mixture is the target, computed at every step: the student is matched on more inputs than the clips
+    # give. 0: the clean windows and their precomputed targets. Held-out checks stay on clean windows.
+    # Measured worse at 0.6 (mix 0.5, at 500 and 1500 steps: benchmarks/refine.md)
+    mix: float = 0.0
     # also try the mean of the weights seen at the held-out checks of the second half of the end-to-end
     # stage (stochastic weight averaging); kept when its held-out loss is no worse than the best single one.
     # Measured no better than the plain run at 0.6, unlike a soup of seeds (benchmarks/refine.md)
@@ -99,6 +105,10 @@ class HealConfig:
             raise ValueError(f"pad_weight must be within [0, 1], got {self.pad_weight}")
         if self.seeds < 1:
             raise ValueError(f"seeds must be 1 or more, got {self.seeds}")
+        if not 0.0 <= self.mix < 1.0:
+            raise ValueError(f"mix must be within [0, 1), got {self.mix}")
+        if self.mix and self.kl_weight:
+            raise ValueError("mix cannot go with the KL term: the dense transcripts are of the clean windows")
 
 
 @dataclass
@@ -335,16 +345,20 @@ def _heal_end_to_end(loaded, student, train, held, speech, targets, params, conf
     mean, averaged = None, 0  # running mean of the weights at held-out checks (config.average)
     optimizer = torch.optim.Adam(params, lr=config.lr)
     order = random.Random(config.seed + 1)
+    mixer = torch.Generator().manual_seed(config.seed + 2)
     queue: list[int] = []
     bar = tqdm(total=config.steps, desc="healing (end to end)", disable=not progress)
     while step < config.steps and budget.left():
         if not queue:
             queue = order.sample(range(len(train)), len(train))
         i = queue.pop()
+        batch = (train[i], train_t[i], train_w[i])
+        if config.mix:
+            batch = _mixed(teacher, train, speech[0], i, config, mixer)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, step)
         optimizer.zero_grad(set_to_none=True)
-        loss_of(train[i], train_t[i], train_w[i]).backward()
+        loss_of(*batch).backward()
         optimizer.step()
         step += 1
         bar.update(1)
@@ -371,3 +385,17 @@ def _heal_end_to_end(loaded, student, train, held, speech, targets, params, conf
             best, saved = loss, mean
     _restore(params, saved)
     return (before, best), step
+
+
+def _mixed(teacher, train, speech, i: int, config: HealConfig, mixer: torch.Generator):
+    """Batch i's windows mixed with a random other batch's (cycled to its length; with one batch only, each
+    window with the next) at weights drawn from [0, config.mix], with the dense encoder's output on the
+    mixture as the target."""
+    j = int(torch.randint(len(train) - 1, (1,), generator=mixer)) if len(train) > 1 else i
+    j += len(train) > 1 and j >= i  # any batch but i itself
+    pick = (torch.arange(len(train[i])) + (j == i)) % len(train[j])
+    weight = (torch.rand(len(train[i]), generator=mixer) * config.mix).to(train[i].device)
+    feats = whisper.mix_features(train[i], train[j][pick.to(train[j].device)], weight)
+    target = (whisper.encoder_output(teacher, feats).clone(), None, None)
+    frames = torch.maximum(speech[i], speech[j][pick.to(speech[j].device)])
+    return feats, target, frame_weights(frames, target[0].shape[1], config.pad_weight)
