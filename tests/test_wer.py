@@ -2,7 +2,7 @@
 
 import pytest
 
-from liteasr.evaluate import corpus_wer, normalize, paired_bootstrap, utterance_errors
+from liteasr.evaluate import corpus_wer, normalize, paired_bootstrap, recipe_bootstrap, utterance_errors
 
 
 @pytest.mark.parametrize("ref, hyp", [
@@ -59,3 +59,22 @@ def test_paired_bootstrap_interval():
     assert paired_bootstrap(same, mixed, seed=1) == d  # seeded
     with pytest.raises(ValueError):
         paired_bootstrap(same, same[:3])
+
+
+def test_recipe_bootstrap_resamples_the_runs_too():
+    """A recipe of several runs (seeds): its errors are the runs' mean, and the interval also resamples
+    the runs, so runs that disagree widen it where the utterances alone would not."""
+    refs = ["the cat sat on the mat"] * 40
+    same = utterance_errors(refs, refs)
+    worse = utterance_errors(refs, [r.rsplit(" ", 1)[0] for r in refs])  # one error in every utterance
+    assert recipe_bootstrap([same], [worse]) == paired_bootstrap(same, worse)
+    assert recipe_bootstrap([same], [worse, worse, worse]) == paired_bootstrap(same, worse)  # identical runs
+    half = [(e / 2, w) for e, w in worse]  # the two runs' mean: half an error everywhere
+    utterances_only = paired_bootstrap(same, half)
+    assert (utterances_only.low, utterances_only.high) == pytest.approx((100 / 12, 100 / 12))
+    d = recipe_bootstrap([same], [worse, same])
+    assert d.delta == pytest.approx(100 / 12)
+    assert d.low == pytest.approx(0.0) and d.high == pytest.approx(100 / 6)  # either run may be drawn twice
+    assert recipe_bootstrap([same], [worse, same]) == d  # seeded
+    with pytest.raises(ValueError):
+        recipe_bootstrap([same], [worse, same[:3]])

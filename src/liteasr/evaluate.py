@@ -79,17 +79,34 @@ def paired_bootstrap(a: list[tuple[int, int]], b: list[tuple[int, int]], resampl
                      seed: int = 0) -> PairedDelta:
     """ΔWER (B - A) with a 95% interval: resample utterances with replacement, recompute both corpus
     WERs on the same resample, take the 2.5 / 97.5 percentiles of the difference."""
+    return recipe_bootstrap([a], [b], resamples, seed)
+
+
+def recipe_bootstrap(a_runs: list[list[tuple[int, int]]], b_runs: list[list[tuple[int, int]]],
+                     resamples: int = 2000, seed: int = 0) -> PairedDelta:
+    """ΔWER (B - A) of two recipes, each given by the per-utterance (errors, words) of one or more runs
+    (e.g. seeds) over the same utterances; a recipe's errors are the mean over its runs. The interval
+    resamples the utterances and, for a recipe of several runs, its runs too (with replacement): two
+    draws of one recipe can differ by more than the utterances alone say. One run each: paired_bootstrap."""
     import numpy as np
 
-    if len(a) != len(b):
+    runs = [np.array([[e for e, _ in run] for run in side], dtype=np.float64) for side in (a_runs, b_runs)]
+    n = np.array([w for _, w in a_runs[0]], dtype=np.float64)
+    if any(len(run) != len(n) for side in (a_runs, b_runs) for run in side):
         raise ValueError("paired bootstrap needs the same utterances for both models")
-    ea, n = np.array([e for e, _ in a], dtype=np.float64), np.array([w for _, w in a], dtype=np.float64)
-    eb = np.array([e for e, _ in b], dtype=np.float64)
-    delta = 100.0 * (eb.sum() - ea.sum()) / max(n.sum(), 1.0)
+    ea, eb = runs
+    delta = 100.0 * (eb.mean(0).sum() - ea.mean(0).sum()) / max(n.sum(), 1.0)
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(a), size=(resamples, len(a)))
+    idx = rng.integers(0, len(n), size=(resamples, len(n)))
     words = np.maximum(n[idx].sum(1), 1.0)
-    deltas = 100.0 * (eb[idx].sum(1) - ea[idx].sum(1)) / words
+
+    def resampled(e):  # [resamples]: errors over the resampled utterances, of a resample of the runs
+        if len(e) == 1:
+            return e[0][idx].sum(1)
+        mean = e[rng.integers(0, len(e), size=(resamples, len(e)))].mean(1)
+        return np.take_along_axis(mean, idx, 1).sum(1)
+
+    deltas = 100.0 * (resampled(eb) - resampled(ea)) / words
     low, high = np.percentile(deltas, [2.5, 97.5])
     return PairedDelta(float(delta), float(low), float(high), resamples)
 
