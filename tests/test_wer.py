@@ -76,5 +76,5 @@ def test_recipe_bootstrap_resamples_the_runs_too():
     assert d.delta == pytest.approx(100 / 12)
     assert d.low == pytest.approx(0.0) and d.high == pytest.approx(100 / 6)  # either run may be drawn twice
     assert recipe_bootstrap([same], [worse, same]) == d  # seeded
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="same utterances"):
         recipe_bootstrap([same], [worse, same[:3]])

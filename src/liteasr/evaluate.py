@@ -90,10 +90,10 @@ def recipe_bootstrap(a_runs: list[list[tuple[int, int]]], b_runs: list[list[tupl
     draws of one recipe can differ by more than the utterances alone say. One run each: paired_bootstrap."""
     import numpy as np
 
+    if any(len(run) != len(a_runs[0]) for side in (a_runs, b_runs) for run in side):
+        raise ValueError("paired bootstrap needs the same utterances for both models")
     runs = [np.array([[e for e, _ in run] for run in side], dtype=np.float64) for side in (a_runs, b_runs)]
     n = np.array([w for _, w in a_runs[0]], dtype=np.float64)
-    if any(len(run) != len(n) for side in (a_runs, b_runs) for run in side):
-        raise ValueError("paired bootstrap needs the same utterances for both models")
     ea, eb = runs
     delta = 100.0 * (eb.mean(0).sum() - ea.mean(0).sum()) / max(n.sum(), 1.0)
     rng = np.random.default_rng(seed)
