@@ -85,7 +85,7 @@ class HealConfig:
     # weight drawn from [0, mix] (a second voice under the first), and the dense model's output on the
     # mixture is the target, computed at every step: the student is matched on more inputs than the clips
     # give. 0: the clean windows and their precomputed targets. Held-out checks stay on clean windows.
-    # Measured worse at 0.6 (mix 0.5, at 500 and 1500 steps: benchmarks/refine.md)
+    # Measured no better at 0.6 over three seeds (mix 0.5, at 500 and 1500 steps: benchmarks/refine.md)
     mix: float = 0.0
     # also try the mean of the weights seen at the held-out checks of the second half of the end-to-end
     # stage (stochastic weight averaging); kept when its held-out loss is no worse than the best single one.
@@ -393,9 +393,9 @@ def _mixed(teacher, train, speech, i: int, config: HealConfig, mixer: torch.Gene
     mixture as the target."""
     j = int(torch.randint(len(train) - 1, (1,), generator=mixer)) if len(train) > 1 else i
     j += len(train) > 1 and j >= i  # any batch but i itself
-    pick = (torch.arange(len(train[i])) + (j == i)) % len(train[j])
+    pick = ((torch.arange(len(train[i])) + (j == i)) % len(train[j])).to(train[j].device)
     weight = (torch.rand(len(train[i]), generator=mixer) * config.mix).to(train[i].device)
-    feats = whisper.mix_features(train[i], train[j][pick.to(train[j].device)], weight)
+    feats = whisper.mix_features(train[i], train[j][pick], weight)
     target = (whisper.encoder_output(teacher, feats).clone(), None, None)
-    frames = torch.maximum(speech[i], speech[j][pick.to(speech[j].device)])
+    frames = torch.maximum(speech[i], speech[j][pick])
     return feats, target, frame_weights(frames, target[0].shape[1], config.pad_weight)
