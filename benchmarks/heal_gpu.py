@@ -31,6 +31,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from liteasr import whisper
+from liteasr.calibrate import DEFAULT_PACKING
 from liteasr.refine import HealConfig, heal
 from liteasr.sources import resolve_model
 
@@ -81,6 +82,10 @@ VARIANTS.update({f"23s{seed}": dict(VARIANTS["23"], seed=seed) for seed in (1, 2
 # 19 with the encoder's LayerNorms healed too, six seeds (as many as 19 has, for a paired soup of six)
 VARIANTS["24"] = dict(VARIANTS["19"], layernorm=True)
 VARIANTS.update({f"24s{seed}": dict(VARIANTS["24"], seed=seed) for seed in range(1, 6)})
+# 19 healing on padded windows only, one clip each, as transcription sees short clips (the default `mix`
+# packs every other clip with others into windows of speech only)
+VARIANTS["25"] = dict(VARIANTS["19"], packing="pad")
+VARIANTS.update({f"25s{seed}": dict(VARIANTS["25"], seed=seed) for seed in range(1, 6)})
 
 
 def encoder_only(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -199,9 +204,10 @@ def run(args) -> None:
             variant = dict(VARIANTS[name], **({"steps": args.steps} if args.steps is not None else {}))
             heal_clips = clips[:variant.get("clips") or len(clips)]
             config = HealConfig(**dict(dict(kl_weight=0.0, minutes=None, eval_every=25, patience=6, block_epochs=4),
-                                       **{k: v for k, v in variant.items() if k != "clips"}))
+                                       **{k: v for k, v in variant.items() if k not in ("clips", "packing")}))
             t0 = time.time()
-            report = heal(teacher, start, heal_clips, config, progress=False)
+            report = heal(teacher, start, heal_clips, config, packing=variant.get("packing", DEFAULT_PACKING),
+                          progress=False)
             delta = {k: (v.detach() - before[k]).to(torch.float16).cpu().contiguous()
                      for k, v in start.named_parameters() if not torch.equal(v.detach(), before[k])}
             save_file(delta, out / f"delta-{lite}-{name}.safetensors")
