@@ -86,6 +86,11 @@ VARIANTS.update({f"24s{seed}": dict(VARIANTS["24"], seed=seed) for seed in range
 # packs every other clip with others into windows of speech only)
 VARIANTS["25"] = dict(VARIANTS["19"], packing="pad")
 VARIANTS.update({f"25s{seed}": dict(VARIANTS["25"], seed=seed) for seed in range(1, 6)})
+# 19 with vocal tract length perturbation (HealConfig.warp): windows' frequency axes stretched by 0.9-1.1,
+# the dense output on each warped window the target: voices (children's among them) the clips lack
+VARIANTS["26"] = dict(VARIANTS["19"], warp=0.1)
+VARIANTS["27"] = dict(VARIANTS["19"], warp=0.2)  # twice the stretch: 0.8-1.2
+VARIANTS.update({f"{v}s{seed}": dict(VARIANTS[v], seed=seed) for v in ("26", "27") for seed in range(1, 6)})
 
 
 def encoder_only(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -230,6 +235,7 @@ def unpack(args) -> None:
     healed_on = [audio_hash(c) for c in read_dataset(calib).clips]
     sources = (calib / "sources.txt").read_text() if (calib / "sources.txt").is_file() else "librispeech_calib"
     base_cost = encoder_cost(whisper.load("tiny.en").model)
+    several = len({key.split("/")[0] for key in log}) > 1  # then names tell the starts apart
     for key in log:
         lite, name = key.split("/")
         spec = work / lite
@@ -243,7 +249,8 @@ def unpack(args) -> None:
                     p.copy_(p.to(torch.float16).float())  # the start the GPU machine had
                 if k in delta:
                     p.add_(delta[k].float())
-        target = work / f"{args.prefix}{name}-{lite.rsplit('-', 1)[-1]}"
+        tag, size = lite.rsplit("-", 1)
+        target = work / f"{args.prefix}{tag if several else ''}{name}-{size}"
         used = healed_on[:log[key]["config"].get("clips") or len(healed_on)]
         prov = Provenance(meta["base_model"], base_cost, f"{meta['calibration']}; healed on {len(used)} clips of {sources}",
                           f"{meta['method']}, healed {log[key]['config']} on {log[key]['device']}",
@@ -280,7 +287,8 @@ def main() -> int:
     p.add_argument("out")
     p.add_argument("work", help="where the packed lite checkpoints are, and the healed ones go")
     p.add_argument("--bundle", default=".bundle", help="the bundle packed for this run (its clips are recorded)")
-    p.add_argument("--prefix", default="gpuheal", help="checkpoint names: PREFIX<V>-SIZE")
+    p.add_argument("--prefix", default="gpuheal", help="checkpoint names: PREFIX<V>-SIZE, or PREFIX<TAG><V>-SIZE "
+                   "when the bundle held several starts TAG-SIZE")
     args = ap.parse_args()
     {"pack": pack, "run": run, "unpack": unpack}[args.verb](args)
     return 0

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 
@@ -282,6 +283,51 @@ def test_mixed_features_are_those_of_the_mixed_audio(tiny_en, speech):
         naive = (1 - w) * first[0] + w * second[0]
         assert (mixed - audio).abs().mean() < 0.5 * (naive - audio).abs().mean()
         assert (mixed - audio).abs().mean() < 0.06  # features span about 0.4 (standard deviation)
+
+
+def test_warped_features_are_those_of_the_shifted_voice(tiny_en):
+    """warp_features stretches the frequency axis: the features of tones at f, warped by a, are close to the
+    features of the tones at a f (below the knee), far closer than the unwarped ones; a = 1 changes nothing."""
+    t = np.arange(3 * 16000) / 16000
+    tones = lambda fs: sum(0.1 * np.sin(2 * np.pi * f * t) for f in fs).astype(np.float32)  # noqa: E731
+    base = [700, 1500, 2500, 3500]
+    first = whisper.features(tiny_en.processor, [tones(base)])
+    assert torch.allclose(whisper.warp_features(first, torch.tensor([1.0])), first, atol=1e-5)
+    for a in (0.9, 1.1):
+        shifted = whisper.features(tiny_en.processor, [tones([a * f for f in base])])[..., :300]  # the 3 s of tones
+        warped = whisper.warp_features(first, torch.tensor([a]))[..., :300]
+        assert (warped - shifted).abs().mean() < 0.3 * (first[..., :300] - shifted).abs().mean()
+        peaks = lambda x: sorted(x[0, :, 100].topk(4).indices.tolist())  # noqa: E731
+        assert peaks(warped) == peaks(shifted) != peaks(first[..., :300])
+    two = whisper.warp_features(torch.cat([first, first]), torch.tensor([1.0, 1.1]))  # each window its own factor
+    assert torch.allclose(two[0], first[0], atol=1e-5) and not torch.allclose(two[1], first[0], atol=1e-2)
+
+
+def test_warping_heals_on_the_dense_output_of_each_warped_window(random_lite, monkeypatch):
+    """warp > 0: the dense encoder runs on each step's warped windows for the target; held-out checks stay
+    clean, so healing never ends above its start; a seed fixes the warps."""
+    loaded, clips, lite = random_lite
+    dense_inputs, trained_on = [], []
+    output, forward = whisper.encoder_output, whisper.encoder_forward
+    monkeypatch.setattr(whisper, "encoder_output", lambda m, f: (dense_inputs.append(f.clone()), output(m, f))[1])
+    monkeypatch.setattr(whisper, "encoder_forward", lambda m, f: (
+        trained_on.append(f.clone()) if torch.is_grad_enabled() else None, forward(m, f))[1])
+    config = HealConfig(steps=4, eval_every=2, lr=1e-3, minutes=None, patience=100, warp=0.1, seed=3)
+    runs = []
+    for _ in range(2):
+        dense_inputs.clear(), trained_on.clear()
+        report = heal(loaded, copy.deepcopy(lite), clips, config, progress=False)
+        assert report.steps == 4 and len(trained_on) == 4 and report.e2e_loss[1] <= report.e2e_loss[0]
+        runs.append((trained_on[:], dense_inputs[:]))
+    (warped, dense), (again, _) = runs
+    clean = dense[:len(dense) - 4]
+    for step, x in enumerate(warped):
+        assert torch.equal(x, dense[len(dense) - 4 + step]) and torch.equal(x, again[step])
+        assert not any(x.shape == y.shape and torch.allclose(x, y) for y in clean)
+    with pytest.raises(ValueError, match="warp must be within"):
+        HealConfig(warp=0.5)
+    with pytest.raises(ValueError, match="KL term"):
+        HealConfig(warp=0.1, kl_weight=0.1)
 
 
 def test_mixing_heals_on_the_dense_output_of_each_mixture(random_lite, monkeypatch):

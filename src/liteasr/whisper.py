@@ -123,6 +123,29 @@ def mix_features(first: torch.Tensor, second: torch.Tensor, weight: torch.Tensor
     return ((log_spec + 4.0) / 4.0).to(first.dtype)
 
 
+def warp_features(features: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """Vocal tract length perturbation of log-mel windows (`alpha` [windows]): each window's frequency axis
+    stretched by its factor (above 1: formants move up, as for a shorter vocal tract), piecewise linear so
+    that the top of the band stays put (Jaitly & Hinton, 2013), by linear interpolation between the mel
+    bins of the feature extractor's (Slaney) scale. A new voice saying the same words, no audio needed."""
+    from transformers.audio_utils import hertz_to_mel, mel_to_hertz
+
+    bins, top = features.shape[1], SAMPLE_RATE / 2
+    mels = np.linspace(hertz_to_mel(0.0, "slaney"), hertz_to_mel(top, "slaney"), bins + 2)[1:-1]  # bin centres
+    hz = torch.from_numpy(mel_to_hertz(mels, "slaney"))
+    a = alpha.detach().cpu().double()[:, None]
+    knee = 0.8 * top * a.clamp(max=1.0) / a  # below it f -> a f; above, a line up to (top, top)
+    source = torch.where(hz <= a * knee, hz / a, knee + (hz - a * knee) * (top - knee) / (top - a * knee))
+    pos = (hertz_to_mel(source.numpy(), "slaney") - mels[0]) / (mels[1] - mels[0])  # fractional source bin
+    pos = torch.from_numpy(pos).clamp(0, bins - 1).to(features.device)
+    low = pos.floor().long().clamp(max=bins - 2)
+    frac = (pos - low).to(features.dtype)[:, :, None]
+    pick = lambda idx: features.gather(1, idx[:, :, None].expand(-1, -1, features.shape[2]))  # noqa: E731
+    # interpolated values stay within their neighbours, so the extractor's floor (8 below the window's
+    # maximum in log10) still holds
+    return pick(low) * (1 - frac) + pick(low + 1) * frac
+
+
 def prompt_ids(model: nn.Module, input_features: torch.Tensor) -> torch.Tensor:
     """The decoder prompt greedy decoding starts from, per clip: <|startoftranscript|>, then language
     (detected, as generate does) and task for multilingual models, then <|notimestamps|>."""

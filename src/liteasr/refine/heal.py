@@ -87,6 +87,10 @@ class HealConfig:
     # give. 0: the clean windows and their precomputed targets. Held-out checks stay on clean windows.
     # Measured no better at 0.6 over three seeds (mix 0.5, at 500 and 1500 steps: benchmarks/refine.md)
     mix: float = 0.0
+    # vocal tract length perturbation (whisper.warp_features): each training window's frequency axis is
+    # stretched by a factor drawn from [1 - warp, 1 + warp], and the dense model's output on the warped window
+    # is the target, computed at every step: voices the healing clips do not have. Held-out checks stay clean.
+    warp: float = 0.0
     # also try the mean of the weights seen at the held-out checks of the second half of the end-to-end
     # stage (stochastic weight averaging); kept when its held-out loss is no worse than the best single one.
     # Measured no better than the plain run at 0.6, unlike a soup of seeds (benchmarks/refine.md)
@@ -107,8 +111,10 @@ class HealConfig:
             raise ValueError(f"seeds must be 1 or more, got {self.seeds}")
         if not 0.0 <= self.mix < 1.0:
             raise ValueError(f"mix must be within [0, 1), got {self.mix}")
-        if self.mix and self.kl_weight:
-            raise ValueError("mix cannot go with the KL term: the dense transcripts are of the clean windows")
+        if not 0.0 <= self.warp < 0.5:
+            raise ValueError(f"warp must be within [0, 0.5), got {self.warp}")
+        if (self.mix or self.warp) and self.kl_weight:
+            raise ValueError("mix and warp cannot go with the KL term: the dense transcripts are of the clean windows")
 
 
 @dataclass
@@ -353,8 +359,8 @@ def _heal_end_to_end(loaded, student, train, held, speech, targets, params, conf
             queue = order.sample(range(len(train)), len(train))
         i = queue.pop()
         batch = (train[i], train_t[i], train_w[i])
-        if config.mix:
-            batch = _mixed(teacher, train, speech[0], i, config, mixer)
+        if config.mix or config.warp:
+            batch = _augmented(teacher, train, speech[0], i, config, mixer)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, step)
         optimizer.zero_grad(set_to_none=True)
@@ -387,15 +393,20 @@ def _heal_end_to_end(loaded, student, train, held, speech, targets, params, conf
     return (before, best), step
 
 
-def _mixed(teacher, train, speech, i: int, config: HealConfig, mixer: torch.Generator):
-    """Batch i's windows mixed with a random other batch's (cycled to its length; with one batch only, each
-    window with the next) at weights drawn from [0, config.mix], with the dense encoder's output on the
-    mixture as the target."""
-    j = int(torch.randint(len(train) - 1, (1,), generator=mixer)) if len(train) > 1 else i
-    j += len(train) > 1 and j >= i  # any batch but i itself
-    pick = ((torch.arange(len(train[i])) + (j == i)) % len(train[j])).to(train[j].device)
-    weight = (torch.rand(len(train[i]), generator=mixer) * config.mix).to(train[i].device)
-    feats = whisper.mix_features(train[i], train[j][pick], weight)
+def _augmented(teacher, train, speech, i: int, config: HealConfig, mixer: torch.Generator):
+    """Batch i's windows as `mix` and `warp` change them, with the dense encoder's output on those very
+    windows as the target. mix: each window mixed with one of a random other batch (cycled to its length;
+    with one batch only, each window with the next) at a weight drawn from [0, config.mix]; warp: then its
+    frequency axis stretched by a factor drawn from [1 - config.warp, 1 + config.warp]."""
+    feats, frames = train[i], speech[i]
+    if config.mix:
+        j = int(torch.randint(len(train) - 1, (1,), generator=mixer)) if len(train) > 1 else i
+        j += len(train) > 1 and j >= i  # any batch but i itself
+        pick = ((torch.arange(len(train[i])) + (j == i)) % len(train[j])).to(train[j].device)
+        weight = (torch.rand(len(train[i]), generator=mixer) * config.mix).to(train[i].device)
+        feats = whisper.mix_features(train[i], train[j][pick], weight)
+        frames = torch.maximum(speech[i], speech[j][pick])
+    if config.warp:
+        feats = whisper.warp_features(feats, 1 + (2 * torch.rand(len(feats), generator=mixer) - 1) * config.warp)
     target = (whisper.encoder_output(teacher, feats).clone(), None, None)
-    frames = torch.maximum(speech[i], speech[j][pick])
     return feats, target, frame_weights(frames, target[0].shape[1], config.pad_weight)
