@@ -91,6 +91,8 @@ VARIANTS.update({f"25s{seed}": dict(VARIANTS["25"], seed=seed) for seed in range
 VARIANTS["26"] = dict(VARIANTS["19"], warp=0.1)
 VARIANTS["27"] = dict(VARIANTS["19"], warp=0.2)  # twice the stretch: 0.8-1.2
 VARIANTS.update({f"{v}s{seed}": dict(VARIANTS[v], seed=seed) for v in ("26", "27") for seed in range(1, 6)})
+# twelve seeds of 26 against twelve of 19, for intervals that resample seeds too
+VARIANTS.update({f"{v}s{seed}": dict(VARIANTS[v], seed=seed) for v in ("19", "26") for seed in range(6, 12)})
 
 
 def encoder_only(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -90,6 +90,7 @@ class HealConfig:
     # vocal tract length perturbation (whisper.warp_features): each training window's frequency axis is
     # stretched by a factor drawn from [1 - warp, 1 + warp], and the dense model's output on the warped window
     # is the target, computed at every step: voices the healing clips do not have. Held-out checks stay clean.
+    # Within noise at 0.6 over twelve seeds (warp 0.1: -0.26 [-0.83, +0.29] WER, benchmarks/refine.md)
     warp: float = 0.0
     # also try the mean of the weights seen at the held-out checks of the second half of the end-to-end
     # stage (stochastic weight averaging); kept when its held-out loss is no worse than the best single one.
