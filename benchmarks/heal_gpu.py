@@ -17,7 +17,8 @@ needs no transcripts. Each variant's healed weights come back as fp16 difference
 
 A call to the GPU machine carries at most 64 MiB: `pack` moves the audio that does not fit into
 BUNDLE-extra. Carry that in a first call and copy it to /tmp there, then carry BUNDLE in a second call
-(while the machine is still warm) and `run BUNDLE OUT --extra /tmp/...`.
+(while the machine is still warm) and `run BUNDLE OUT --extra /tmp/...`: benchmarks/heal_gpu_device.sh is
+that second call, packing the results into the few files a call brings back.
 """
 
 import argparse
