@@ -303,23 +303,29 @@ def test_warped_features_are_those_of_the_shifted_voice(tiny_en):
     assert torch.allclose(two[0], first[0], atol=1e-5) and not torch.allclose(two[1], first[0], atol=1e-2)
 
 
-def test_warping_heals_on_the_dense_output_of_each_warped_window(random_lite, monkeypatch):
-    """warp > 0: the dense encoder runs on each step's warped windows for the target; held-out checks stay
-    clean, so healing never ends above its start; a seed fixes the warps."""
+def heal_recorded(random_lite, monkeypatch, configs) -> list[tuple[list, list]]:
+    """Heal the random lite model once per config (4 steps each, never ending above its start), recording
+    the windows the student trained on and every input the dense encoder ran on."""
     loaded, clips, lite = random_lite
     dense_inputs, trained_on = [], []
     output, forward = whisper.encoder_output, whisper.encoder_forward
     monkeypatch.setattr(whisper, "encoder_output", lambda m, f: (dense_inputs.append(f.clone()), output(m, f))[1])
     monkeypatch.setattr(whisper, "encoder_forward", lambda m, f: (
         trained_on.append(f.clone()) if torch.is_grad_enabled() else None, forward(m, f))[1])
-    config = HealConfig(steps=4, eval_every=2, lr=1e-3, minutes=None, patience=100, warp=0.1, seed=3)
-    runs = []
-    for _ in range(2):
+    seen = []
+    for config in configs:
         dense_inputs.clear(), trained_on.clear()
         report = heal(loaded, copy.deepcopy(lite), clips, config, progress=False)
         assert report.steps == 4 and len(trained_on) == 4 and report.e2e_loss[1] <= report.e2e_loss[0]
-        runs.append((trained_on[:], dense_inputs[:]))
-    (warped, dense), (again, _) = runs
+        seen.append((trained_on[:], dense_inputs[:]))
+    return seen
+
+
+def test_warping_heals_on_the_dense_output_of_each_warped_window(random_lite, monkeypatch):
+    """warp > 0: the dense encoder runs on each step's warped windows for the target; held-out checks stay
+    clean, so healing never ends above its start; a seed fixes the warps."""
+    config = HealConfig(steps=4, eval_every=2, lr=1e-3, minutes=None, patience=100, warp=0.1, seed=3)
+    (warped, dense), (again, _) = heal_recorded(random_lite, monkeypatch, (config, config))
     clean = dense[:len(dense) - 4]
     for step, x in enumerate(warped):
         assert torch.equal(x, dense[len(dense) - 4 + step]) and torch.equal(x, again[step])
@@ -334,19 +340,8 @@ def test_mixing_heals_on_the_dense_output_of_each_mixture(random_lite, monkeypat
     """mix > 0: each training step's windows are mixtures with other windows, and the dense encoder is run
     on that very mixture for the target; held-out checks stay on clean windows, so healing still never ends
     above its start; a seed fixes the mixtures."""
-    loaded, clips, lite = random_lite
-    dense_inputs, trained_on = [], []
-    output, forward = whisper.encoder_output, whisper.encoder_forward
-    monkeypatch.setattr(whisper, "encoder_output", lambda m, f: (dense_inputs.append(f.clone()), output(m, f))[1])
-    monkeypatch.setattr(whisper, "encoder_forward", lambda m, f: (
-        trained_on.append(f.clone()) if torch.is_grad_enabled() else None, forward(m, f))[1])
     config = HealConfig(steps=4, eval_every=2, lr=1e-3, minutes=None, patience=100, mix=0.5, seed=2)
-    seen = []
-    for c in (config, config, replace(config, mix=0.0)):
-        dense_inputs.clear(), trained_on.clear()
-        report = heal(loaded, copy.deepcopy(lite), clips, c, progress=False)
-        assert report.steps == 4 and len(trained_on) == 4 and report.e2e_loss[1] <= report.e2e_loss[0]
-        seen.append((trained_on[:], dense_inputs[:]))
+    seen = heal_recorded(random_lite, monkeypatch, (config, config, replace(config, mix=0.0)))
     (mixed, dense), (again, _), (clean, clean_dense) = seen
     for step, x in enumerate(mixed):
         assert torch.equal(x, dense[len(dense) - 4 + step])  # the target is the dense output of the same mixture
