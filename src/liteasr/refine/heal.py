@@ -352,7 +352,7 @@ def _heal_end_to_end(loaded, student, train, held, speech, targets, params, conf
     mean, averaged = None, 0  # running mean of the weights at held-out checks (config.average)
     optimizer = torch.optim.Adam(params, lr=config.lr)
     order = random.Random(config.seed + 1)
-    mixer = torch.Generator().manual_seed(config.seed + 2)
+    augment_rng = torch.Generator().manual_seed(config.seed + 2)  # mix partners and weights, warp factors
     queue: list[int] = []
     bar = tqdm(total=config.steps, desc="healing (end to end)", disable=not progress)
     while step < config.steps and budget.left():
@@ -361,7 +361,7 @@ def _heal_end_to_end(loaded, student, train, held, speech, targets, params, conf
         i = queue.pop()
         batch = (train[i], train_t[i], train_w[i])
         if config.mix or config.warp:
-            batch = _augmented(teacher, train, speech[0], i, config, mixer)
+            batch = _augmented(teacher, train, speech[0], i, config, augment_rng)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, step)
         optimizer.zero_grad(set_to_none=True)
@@ -394,20 +394,20 @@ def _heal_end_to_end(loaded, student, train, held, speech, targets, params, conf
     return (before, best), step
 
 
-def _augmented(teacher, train, speech, i: int, config: HealConfig, mixer: torch.Generator):
+def _augmented(teacher, train, speech, i: int, config: HealConfig, rng: torch.Generator):
     """Batch i's windows as `mix` and `warp` change them, with the dense encoder's output on those very
     windows as the target. mix: each window mixed with one of a random other batch (cycled to its length;
     with one batch only, each window with the next) at a weight drawn from [0, config.mix]; warp: then its
     frequency axis stretched by a factor drawn from [1 - config.warp, 1 + config.warp]."""
     feats, frames = train[i], speech[i]
     if config.mix:
-        j = int(torch.randint(len(train) - 1, (1,), generator=mixer)) if len(train) > 1 else i
+        j = int(torch.randint(len(train) - 1, (1,), generator=rng)) if len(train) > 1 else i
         j += len(train) > 1 and j >= i  # any batch but i itself
         pick = ((torch.arange(len(train[i])) + (j == i)) % len(train[j])).to(train[j].device)
-        weight = (torch.rand(len(train[i]), generator=mixer) * config.mix).to(train[i].device)
+        weight = (torch.rand(len(train[i]), generator=rng) * config.mix).to(train[i].device)
         feats = whisper.mix_features(train[i], train[j][pick], weight)
         frames = torch.maximum(speech[i], speech[j][pick])
     if config.warp:
-        feats = whisper.warp_features(feats, 1 + (2 * torch.rand(len(feats), generator=mixer) - 1) * config.warp)
+        feats = whisper.warp_features(feats, 1 + (2 * torch.rand(len(feats), generator=rng) - 1) * config.warp)
     target = (whisper.encoder_output(teacher, feats).clone(), None, None)
     return feats, target, frame_weights(frames, target[0].shape[1], config.pad_weight)
