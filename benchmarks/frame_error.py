@@ -1,12 +1,12 @@
 """Where a compressed encoder's output error sits: speech frames vs the 30 s window's padding.
 
-    python benchmarks/frame_error.py CHECKPOINT [CHECKPOINT ...] [--base tiny.en] [--clips 12]
+    python benchmarks/frame_error.py CHECKPOINT [CHECKPOINT ...] [--base tiny.en] [--clips 12] [--data DATA ...]
 
 Short clips are transcribed as one window padded to 30 s, so most of its 1500 encoder frames are
 padding. For each checkpoint: the relative squared error of the encoder output against the dense
 model's (as healing measures it) over all frames, over the speech frames only, over the padding
 only, and the share of the error that falls on speech frames. Clips: seeded, from vctk_p239 and
-cathy_arctic (speakers in no calibration or healing set here), each padded alone.
+cathy_arctic (speakers in no calibration or healing set here), each padded alone; `--data` names other sets.
 """
 
 import argparse
@@ -29,10 +29,11 @@ def main() -> int:
     ap.add_argument("checkpoints", nargs="+")
     ap.add_argument("--base", default="tiny.en")
     ap.add_argument("--clips", type=int, default=12, help="seeded clips per set (default 12)")
+    ap.add_argument("--data", nargs="+", help="sets to draw the clips from (default: vctk_p239, cathy_arctic)")
     args = ap.parse_args()
     speech = speech_or_exit()
-    clips = [c for name in ("vctk_p239", "cathy_arctic")
-             for c in sample(read_dataset(speech / name).clips, args.clips, seed=3)]
+    sets = args.data or [speech / "vctk_p239", speech / "cathy_arctic"]
+    clips = [c for data in sets for c in sample(read_dataset(data).clips, args.clips, seed=3)]
     audios = [load_audio(c) for c in clips]
     dense = whisper.load(args.base)
     feats = whisper.features(dense.processor, audios)

@@ -1,0 +1,69 @@
+"""Heal a compressed start on named audio with the 0.6 recipe, on the CPU: for two questions about
+where healing's limit lies that the calibration-only recipe cannot answer.
+
+    python benchmarks/heal_on.py START -o OUT --heal-on DATA [DATA ...] [--steps 500] [--seed 0]
+
+1. A diagnostic, never a recipe: heal on the evaluation audio itself. Healing is label-free (the dense
+   model's encoder output is the target; no transcript is read), so it can run on the very clips WER is
+   measured on. Such a model shows what the ranks can carry once healing has heard every evaluation voice:
+   near dense, the limit of the real recipe is how healing generalizes to new voices; as far from dense
+   as the recipe, it is the capacity of the ranks or the healing objective. Nothing the project chooses
+   may depend on it: it has heard the test audio.
+
+       python benchmarks/heal_on.py runs/refine/pcasens-0.6 -o runs/refine/oracle-0.6 \
+           --heal-on ../shared/data/speech/librispeech_other runs/refine/speechocean_train_heldout
+
+2. A cross-fit: the evaluation speakers split in two folds (benchmarks/speaker_split.py); each fold's
+   audio joins the recipe's healing clips, and the model healed with one fold scores only the other's
+   utterances (`refine_eval.py --crossfit`). Every utterance is still from a voice its model never
+   heard; what changes is that healing heard other speakers of the evaluation sets' own kind, as a user
+   healing on unlabeled audio of their own deployment would.
+
+       python benchmarks/heal_on.py runs/refine/pcasens-0.6 -o runs/refine/foldA-0.6 \
+           --heal-on .bundle06x/calib runs/fold/speechocean_train_heldout_calib runs/fold/librispeech_other_calib
+
+The healing is the 0.6 recipe's (benchmarks/heal_gpu.py variant 19: end to end on the encoder output,
+500 steps of 4 windows at lr 1e-4, early stopping on 12.5% of the clips held out).
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from liteasr import whisper
+from liteasr.audio import audio_hash, read_dataset
+from liteasr.checkpoint import Provenance, save_checkpoint
+from liteasr.flops import encoder_cost
+from liteasr.refine import HealConfig, heal
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("start", help="a compressed checkpoint (unhealed factors, e.g. `compress --refine none`)")
+    ap.add_argument("-o", "--output", required=True)
+    ap.add_argument("--heal-on", nargs="+", required=True, metavar="DATA", help="evaluation manifests or folders")
+    ap.add_argument("--base", default="tiny.en", help="the dense model the start was compressed from")
+    ap.add_argument("--steps", type=int, default=500)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+
+    clips = [c for data in args.heal_on for c in read_dataset(data).clips]
+    teacher = whisper.load(args.base)
+    loaded = whisper.load(args.start)
+    config = HealConfig(lr=1e-4, steps=args.steps, block_epochs=0, batch_size=4, kl_weight=0.0, minutes=None,
+                        eval_every=25, patience=6, seed=args.seed)
+    report = heal(teacher, loaded.model, clips, config)
+    print(report.summary())
+    meta = json.loads((Path(args.start) / "liteasr.json").read_text())
+    prov = Provenance(meta["base_model"], encoder_cost(teacher.model),
+                      f"{meta['calibration']}; healed on {len(clips)} clips of {' + '.join(args.heal_on)}",
+                      f"{meta['method']}, healed (0.6 recipe, seed {args.seed}) by benchmarks/heal_on.py",
+                      "benchmarks/heal_on.py " + " ".join(sys.argv[1:]),
+                      sorted(set(meta["calibration_hashes"]) | {audio_hash(c) for c in clips}))
+    save_checkpoint(loaded.model, loaded.processor, Path(args.output), prov, overwrite=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,82 @@
+"""benchmarks/refine_eval.py --crossfit: each utterance scored only by checkpoints that never heard its
+speaker, read from their provenance (audio hashes) and the evaluation manifest's `speaker` field."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from liteasr.audio import audio_hash, read_dataset
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from refine_eval import cross_fitted  # noqa: E402
+
+
+def evaluation_set(folder: Path, speakers: list[str | None]) -> Path:
+    """One short clip per entry (distinct audio, so distinct hashes), in a manifest with these speakers."""
+    folder.mkdir()
+    rows = []
+    for i, speaker in enumerate(speakers):
+        sf.write(folder / f"{i}.flac", np.sin(np.arange(1600) * (i + 1) / 10).astype(np.float32), 16000)
+        rows.append({"audio": f"{i}.flac", "text": "x", **({"speaker": speaker} if speaker else {})})
+    (folder / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
+def healed_on(work: Path, name: str, clips: list[Path]):
+    (work / f"{name}-0.6").mkdir(parents=True)
+    hashes = [audio_hash(c) for c in clips] + ["f" * 64]  # calibration clips of other sets
+    (work / f"{name}-0.6" / "liteasr.json").write_text(json.dumps({"calibration_hashes": hashes}))
+
+
+def test_crossfit_scores_each_utterance_with_the_checkpoints_that_never_heard_its_speaker(tmp_path):
+    data = evaluation_set(tmp_path / "set", ["s1", "s1", "s2", "s2", "s3"])
+    ds = read_dataset(data)
+    work = tmp_path / "work"
+    healed_on(work, "A", [data / "0.flac"])  # heard s1 through one clip: s1's other clip is excluded too
+    healed_on(work, "B", [data / "2.flac"])  # heard s2
+    errors = {("A 0.6", ds.name): (0, [(1, 10), (2, 10), (3, 10), (4, 10), (5, 10)]),
+              ("B 0.6", ds.name): (0, [(6, 10), (7, 10), (8, 10), (9, 10), (0, 10)])}
+    out = cross_fitted("A+B", [ds], [data], errors, work, "0.6")
+    # s1 by B alone, s2 by A alone, s3 (heard by neither) by the mean of both
+    assert out["A+B 0.6", ds.name][1] == [(6, 10), (7, 10), (3, 10), (4, 10), (2.5, 10)]
+    assert out["A+B 0.6", ds.name][0] == pytest.approx(100 * 22.5 / 50)
+    with pytest.raises(SystemExit, match="every checkpoint heard the speaker of"):
+        cross_fitted("A", [ds], [data], errors, work, "0.6")
+    # adaptation to known voices: only the utterance itself is excluded
+    out = cross_fitted("A+B", [ds], [data], errors, work, "0.6", unheard="utterance")
+    assert out["A+B 0.6", ds.name][1] == [(6, 10), (4.5, 10), (3, 10), (6.5, 10), (2.5, 10)]
+
+
+def test_crossfit_refuses_clips_without_a_speaker(tmp_path):
+    data = evaluation_set(tmp_path / "set", ["s1", None])
+    ds = read_dataset(data)
+    healed_on(tmp_path / "work", "A", [data / "0.flac"])
+    errors = {("A 0.6", ds.name): (0, [(1, 10), (2, 10)])}
+    with pytest.raises(SystemExit, match="needs a `speaker`"):
+        cross_fitted("A", [ds], [data], errors, tmp_path / "work", "0.6")
+
+
+def test_speaker_split_by_speaker_or_by_utterance(tmp_path):
+    data = evaluation_set(tmp_path / "set", ["s1"] * 4 + ["s2"] * 2 + ["s3"] * 2)
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "speaker_split.py"
+
+    def parts(by: str) -> list[list[dict]]:
+        out = tmp_path / by
+        done = subprocess.run([sys.executable, str(script), str(data), str(out), "--by", by],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return [[json.loads(line) for line in (out / f"set_{p}" / "manifest.jsonl").read_text().splitlines()]
+                for p in ("calib", "heldout")]
+
+    calib, held = parts("speaker")
+    assert {r["speaker"] for r in calib}.isdisjoint({r["speaker"] for r in held})
+    assert len(calib) + len(held) == 8
+    calib, held = parts("utterance")
+    assert {r["audio"] for r in calib}.isdisjoint({r["audio"] for r in held})
+    assert sorted(r["speaker"] for r in calib) == ["s1", "s1", "s2", "s3"]  # half of each speaker's utterances
+    assert all(Path(r["audio"]).is_file() for r in calib + held)  # the original audio, nothing copied
