@@ -17,7 +17,8 @@ where healing's limit lies that the calibration-only recipe cannot answer.
    audio joins the recipe's healing clips, and the model healed with one fold scores only the other's
    utterances (`refine_eval.py --crossfit`). Every utterance is still from a voice its model never
    heard; what changes is that healing heard other speakers of the evaluation sets' own kind, as a user
-   healing on unlabeled audio of their own deployment would.
+   healing on unlabeled audio of their own deployment would. With folds from `speaker_split.py --by
+   utterance` (and `refine_eval.py --unheard utterance`), healing heard the same speakers' other utterances.
 
        python benchmarks/heal_on.py runs/refine/pcasens-0.6 -o runs/refine/foldA-0.6 \
            --heal-on .bundle06x/calib runs/fold/speechocean_train_heldout_calib runs/fold/librispeech_other_calib
@@ -42,7 +43,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("start", help="a compressed checkpoint (unhealed factors, e.g. `compress --refine none`)")
     ap.add_argument("-o", "--output", required=True)
-    ap.add_argument("--heal-on", nargs="+", required=True, metavar="DATA", help="evaluation manifests or folders")
+    ap.add_argument("--heal-on", nargs="+", required=True, metavar="DATA", help="manifests or folders of the audio to heal on")
     ap.add_argument("--base", default="tiny.en", help="the dense model the start was compressed from")
     ap.add_argument("--steps", type=int, default=500)
     ap.add_argument("--seed", type=int, default=0)
