@@ -35,6 +35,7 @@ from pathlib import Path
 from liteasr import whisper
 from liteasr.audio import audio_hash, read_dataset
 from liteasr.checkpoint import Provenance, save_checkpoint
+from liteasr.errors import UserError
 from liteasr.flops import encoder_cost
 from liteasr.refine import HealConfig, heal
 
@@ -49,14 +50,19 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
-    clips = [c for data in args.heal_on for c in read_dataset(data).clips]
-    teacher = whisper.load(args.base)
-    loaded = whisper.load(args.start)
+    card = Path(args.start) / "liteasr.json"
+    if not card.is_file():
+        raise SystemExit(f"heal_on.py: {args.start} is not a liteasr checkpoint (compress it with --refine none first)")
+    meta = json.loads(card.read_text())
+    try:
+        clips = [c for data in args.heal_on for c in read_dataset(data).clips]
+        teacher, loaded = whisper.load(args.base), whisper.load(args.start)
+    except UserError as exc:
+        raise SystemExit(f"heal_on.py: {exc}") from None
     config = HealConfig(lr=1e-4, steps=args.steps, block_epochs=0, batch_size=4, kl_weight=0.0, minutes=None,
                         eval_every=25, patience=6, seed=args.seed)
     report = heal(teacher, loaded.model, clips, config)
     print(report.summary())
-    meta = json.loads((Path(args.start) / "liteasr.json").read_text())
     prov = Provenance(meta["base_model"], encoder_cost(teacher.model),
                       f"{meta['calibration']}; healed on {len(clips)} clips of {' + '.join(args.heal_on)}",
                       f"{meta['method']}, healed (0.6 recipe, seed {args.seed}) by benchmarks/heal_on.py",

@@ -1,5 +1,6 @@
-"""benchmarks/refine_eval.py --crossfit: each utterance scored only by checkpoints that never heard its
-speaker, read from their provenance (audio hashes) and the evaluation manifest's `speaker` field."""
+"""Cross-fitted evaluation: benchmarks/refine_eval.py --crossfit scores each utterance only by checkpoints
+that never heard its speaker (or the utterance), read from their provenance (audio hashes) and the
+manifest's `speaker` field; speaker_split.py makes the folds, heal_on.py heals on them."""
 
 import json
 import subprocess
@@ -9,6 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
+from cli_helpers import liteasr
+from safetensors.torch import load_file
 
 from liteasr.audio import audio_hash, read_dataset
 
@@ -80,3 +84,29 @@ def test_speaker_split_by_speaker_or_by_utterance(tmp_path):
     assert {r["audio"] for r in calib}.isdisjoint({r["audio"] for r in held})
     assert sorted(r["speaker"] for r in calib) == ["s1", "s1", "s2", "s3"]  # half of each speaker's utterances
     assert all(Path(r["audio"]).is_file() for r in calib + held)  # the original audio, nothing copied
+
+
+def test_heal_on_heals_a_start_on_named_audio_and_records_it(random_whisper_dir, noise_clips, tmp_path):
+    start = tmp_path / "start"
+    r = liteasr("compress", random_whisper_dir, "--calibration", noise_clips, "--threshold", "0.9:0.95",
+                "--rank-multiple", "8", "--refine", "none", "-o", start)
+    assert r.returncode == 0, r.stderr
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "heal_on.py"
+
+    def heal_on(*args):
+        return subprocess.run([sys.executable, str(script), *map(str, args)], capture_output=True, text=True,
+                              timeout=600)
+
+    done = heal_on(start, "-o", tmp_path / "healed", "--base", random_whisper_dir, "--heal-on", noise_clips,
+                   "--steps", 3)
+    assert done.returncode == 0, done.stderr
+    before, after = load_file(start / "model.safetensors"), load_file(tmp_path / "healed" / "model.safetensors")
+    assert any(k.endswith("weight1") and not torch.equal(before[k], after[k]) for k in before)
+    heard = set(json.loads((tmp_path / "healed" / "liteasr.json").read_text())["calibration_hashes"])
+    assert {audio_hash(c) for c in read_dataset(noise_clips).clips} <= heard  # what --crossfit reads
+    for bad, why in (((random_whisper_dir,), "is not a liteasr checkpoint"), ((start, "--heal-on", tmp_path / "none"),
+                     "no such file or folder")):
+        args = [bad[0], "-o", tmp_path / "bad", "--base", random_whisper_dir, "--heal-on", noise_clips, *bad[1:]]
+        failed = heal_on(*args)
+        assert failed.returncode != 0 and "Traceback" not in failed.stderr and why in failed.stderr
+        assert not (tmp_path / "bad").exists()
