@@ -193,6 +193,13 @@ def run_parallel(args) -> None:
                          "are in the log)")
 
 
+def heal_config(variant: dict) -> HealConfig:
+    """A variant's healing: the encoder-output loss alone (the bundle carries no decoder), no wall-clock
+    budget, held-out checks every 25 steps."""
+    return HealConfig(**dict(dict(kl_weight=0.0, minutes=None, eval_every=25, patience=6, block_epochs=4),
+                             **{k: v for k, v in variant.items() if k not in ("clips", "packing")}))
+
+
 def run(args) -> None:
     if args.processes > 1:
         return run_parallel(args)
@@ -210,8 +217,7 @@ def run(args) -> None:
             before = {k: v.detach().clone() for k, v in start.named_parameters()}
             variant = dict(VARIANTS[name], **({"steps": args.steps} if args.steps is not None else {}))
             heal_clips = clips[:variant.get("clips") or len(clips)]
-            config = HealConfig(**dict(dict(kl_weight=0.0, minutes=None, eval_every=25, patience=6, block_epochs=4),
-                                       **{k: v for k, v in variant.items() if k not in ("clips", "packing")}))
+            config = heal_config(variant)
             t0 = time.time()
             report = heal(teacher, start, heal_clips, config, packing=variant.get("packing", DEFAULT_PACKING),
                           progress=False)

@@ -32,12 +32,14 @@ import json
 import sys
 from pathlib import Path
 
+from heal_gpu import VARIANTS, heal_config
+
 from liteasr import whisper
 from liteasr.audio import audio_hash, read_dataset
 from liteasr.checkpoint import Provenance, save_checkpoint
 from liteasr.errors import UserError
 from liteasr.flops import encoder_cost
-from liteasr.refine import HealConfig, heal
+from liteasr.refine import heal
 
 
 def main() -> int:
@@ -59,8 +61,7 @@ def main() -> int:
         teacher, loaded = whisper.load(args.base), whisper.load(args.start)
     except UserError as exc:
         raise SystemExit(f"heal_on.py: {exc}") from None
-    config = HealConfig(lr=1e-4, steps=args.steps, block_epochs=0, batch_size=4, kl_weight=0.0, minutes=None,
-                        eval_every=25, patience=6, seed=args.seed)
+    config = heal_config(dict(VARIANTS["19"], steps=args.steps, seed=args.seed))
     report = heal(teacher, loaded.model, clips, config)
     print(report.summary())
     prov = Provenance(meta["base_model"], encoder_cost(teacher.model),
