@@ -34,7 +34,6 @@ def steps(model, encoded, features, count: int) -> tuple[float, float, float]:
     """(first step ms, median later step's decoder ms, median vocabulary projection ms), for the whole batch."""
     from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
-    vocab = whisper.output_projection(model)
     inputs, cache = whisper.prompt_ids(model, features), EncoderDecoderCache(DynamicCache(), DynamicCache())
     decoder, projection = [], []
     for _ in range(count):
@@ -42,7 +41,7 @@ def steps(model, encoded, features, count: int) -> tuple[float, float, float]:
         hidden = model.model.decoder(input_ids=inputs, encoder_hidden_states=encoded, cache=cache,
                                      use_cache=True).last_hidden_state[:, -1]
         t1 = time.perf_counter()
-        inputs = (hidden @ vocab).argmax(-1)[:, None]  # greedy, without suppression: timing only
+        inputs = whisper.vocabulary_logits(model, hidden).argmax(-1)[:, None]  # greedy, without suppression: timing only
         decoder.append(t1 - t0)
         projection.append(time.perf_counter() - t1)
     return decoder[0] * 1e3, statistics.median(decoder[1:]) * 1e3, statistics.median(projection[1:]) * 1e3

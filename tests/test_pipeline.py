@@ -195,7 +195,7 @@ def test_long_audio_is_transcribed_long_form_not_cut(tiny_en, speech):
 @pytest.mark.slow
 def test_own_greedy_loop_gives_generates_tokens(tiny_en, speech):
     """liteasr's decoding loop (one window at a time through the encoder on CPU, finished clips leaving the
-    batch, a transposed copy of the vocabulary projection) must give exactly generate()'s tokens: in a
+    batch, the vocabulary projection as `W @ hidden.T`) must give exactly generate()'s tokens: in a
     batch whose clips finish at different steps, alone, and when the token budget cuts decoding short."""
     from liteasr.transcribe import _generate, token_budget
 
@@ -217,6 +217,22 @@ def test_own_greedy_loop_gives_generates_tokens(tiny_en, speech):
         assert alone.shape[1] == lengths[i]  # no trailing end-of-text, as generate
     cut = min(lengths) + 2  # some clips end within the budget, the others are cut at it
     assert torch.equal(whisper.greedy_ids(model, feats, cut), _generate(model, input_features=feats, max_new_tokens=cut))
+
+
+def test_features_and_logits_equal_transformers_own(tiny_en, speech):
+    """The two shortcuts of the decoding path compute what transformers does: features extracted one clip
+    at a time equal the feature extractor's batch bit for bit, and `vocabulary_logits` (the product taken
+    as W @ hidden.T, a lone row doubled) equals the model's own `proj_out` for one row and for several."""
+    audios = [load_audio(c.path) for c in sample(read_dataset(speech / "librispeech_other").clips, 3, seed=2)]
+    batch = tiny_en.processor.feature_extractor(audios, sampling_rate=16000, return_tensors="pt").input_features
+    assert torch.equal(whisper.features(tiny_en.processor, audios), batch)
+    torch.manual_seed(0)
+    hidden = torch.randn(3, tiny_en.model.config.d_model)
+    with torch.inference_mode():
+        for rows in (hidden[:1], hidden):
+            logits = whisper.vocabulary_logits(tiny_en.model, rows)
+            assert logits.shape == (len(rows), tiny_en.model.config.vocab_size)
+            torch.testing.assert_close(logits, tiny_en.model.proj_out(rows), rtol=1e-5, atol=1e-4)
 
 
 def test_multilingual_models_keep_generate(random_whisper_dir):
