@@ -23,6 +23,7 @@ import soundfile as sf
 
 from liteasr.atomic import atomic_dir
 from liteasr.audio import SAMPLE_RATE, load_audio, read_dataset
+from liteasr.errors import UserError
 
 ACCENTS = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029"]
 # espeak-ng's human-sounding variants (its robots, whispers and effects left out)
@@ -64,7 +65,12 @@ def main() -> int:
     missing = [exe for exe in ("espeak-ng", "text2wave") if shutil.which(exe) is None]
     if missing:
         raise SystemExit(f"synth_speech.py: {', '.join(missing)} not installed (see the docstring's apt-get line)")
-    sentences = sorted({c.text.strip() for data in args.texts for c in read_dataset(data).clips if c.text})
+    try:
+        sentences = sorted({c.text.strip() for data in args.texts for c in read_dataset(data).clips if c.text})
+    except UserError as exc:
+        raise SystemExit(f"synth_speech.py: {exc}") from None
+    if not sentences:
+        raise SystemExit("synth_speech.py: the --texts manifests hold no transcripts")
     rng = random.Random(args.seed)
     with atomic_dir(Path(args.output), overwrite=True) as tmp:
         (tmp / "audio").mkdir()
