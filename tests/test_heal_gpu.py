@@ -21,6 +21,7 @@ def heal_gpu(*args) -> subprocess.CompletedProcess:
 
 
 def test_split_bundle_heals_and_unpacks_without_growing_the_bundle(tiny_en_dir, noise_clips, tmp_path):
+    # tiny_en_dir: the converted tiny.en in the cache, the teacher `pack` and `unpack` read as "tiny.en"
     work = tmp_path / "work"
     start = work / "pca-0.9"  # TAG-SIZE, as unpack names what it writes
     r = liteasr("compress", "tiny.en", "--calibration", noise_clips, "--threshold", "0.9:0.95", "--refine", "none",
