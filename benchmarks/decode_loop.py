@@ -28,7 +28,8 @@ def run(loaded, audios, batch, ours: bool) -> tuple[float, list[list[int]]]:
         t0 = time.perf_counter()
         feats = whisper.features(loaded.processor, group)
         budget = token_budget(max(len(a) for a in group), loaded.model.generation_config.max_length)
-        out = (whisper.greedy_ids(loaded.model, feats, budget) if ours
+        out = (whisper.greedy_ids(loaded.model, loaded.encode(feats),
+                                  whisper.build_prompt(loaded.generation_config, ["en"] * len(group)), budget) if ours
                else _generate(loaded.model, input_features=feats, max_new_tokens=budget))
         seconds += time.perf_counter() - t0
         eos = loaded.model.generation_config.eos_token_id

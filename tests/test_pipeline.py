@@ -207,16 +207,19 @@ def test_own_greedy_loop_gives_generates_tokens(tiny_en, speech):
         torch.testing.assert_close(whisper.encode(model, feats), model.model.encoder(feats).last_hidden_state,
                                    rtol=1e-4, atol=1e-4)
     budget = token_budget(max(len(a) for a in audios), model.generation_config.max_length)
-    ours = whisper.greedy_ids(model, feats, budget)
+    encoded = whisper.encode(model, feats)
+    prompt = whisper.build_prompt(model.generation_config, [None] * len(audios))
+    ours = whisper.greedy_ids(model, encoded, prompt, budget)
     assert torch.equal(ours, _generate(model, input_features=feats, max_new_tokens=budget))
     lengths = (ours != eos).sum(1).tolist()
     assert len(set(lengths)) > 2, lengths  # the batch really shrank along the way
     for i in (lengths.index(min(lengths)), lengths.index(max(lengths))):
-        alone = whisper.greedy_ids(model, feats[i : i + 1], budget)
+        alone = whisper.greedy_ids(model, encoded[i : i + 1], prompt[i : i + 1], budget)
         assert alone[0].tolist() == ours[i, : alone.shape[1]].tolist()
         assert alone.shape[1] == lengths[i]  # no trailing end-of-text, as generate
     cut = min(lengths) + 2  # some clips end within the budget, the others are cut at it
-    assert torch.equal(whisper.greedy_ids(model, feats, cut), _generate(model, input_features=feats, max_new_tokens=cut))
+    assert torch.equal(whisper.greedy_ids(model, encoded, prompt, cut),
+                       _generate(model, input_features=feats, max_new_tokens=cut))
 
 
 def test_features_and_logits_equal_transformers_own(tiny_en, speech):
@@ -233,21 +236,3 @@ def test_features_and_logits_equal_transformers_own(tiny_en, speech):
             logits = whisper.vocabulary_logits(tiny_en.model, rows)
             assert logits.shape == (len(rows), tiny_en.model.config.vocab_size)
             torch.testing.assert_close(logits, tiny_en.model.proj_out(rows), rtol=1e-5, atol=1e-4)
-
-
-def test_multilingual_models_keep_generate(random_whisper_dir):
-    """generate's prompt for a multilingual model depends on its generation config (a task token only
-    when the config forces one): such models must not take the English-only loop."""
-    from liteasr.transcribe import _generate, greedy_ids
-
-    loaded = whisper.load(str(random_whisper_dir))
-    config = loaded.model.generation_config
-    config.is_multilingual = True
-    config.lang_to_id = {"<|en|>": 50259, "<|de|>": 50261}
-    config.task_to_id = {"transcribe": 50359, "translate": 50358}
-    torch.manual_seed(0)
-    feats = torch.randn(2, 80, 3000)
-    ours = greedy_ids(loaded, feats, 16000)
-    assert torch.equal(ours, _generate(loaded.model, input_features=feats, max_new_tokens=ours.shape[1]))
-    # the loop's own prompt would differ here: that is why the model is routed to generate
-    assert not torch.equal(whisper.greedy_ids(loaded.model, feats, ours.shape[1]), ours)

@@ -19,7 +19,7 @@ import soundfile as sf
 from liteasr.audio import load_audio, read_dataset
 from liteasr.errors import UserError
 from liteasr.serve.process import ServerProcess
-from liteasr.transcribe import transcribe
+from liteasr.transcribe import DecodingOptions, transcribe
 
 KEY = "test-key-123"
 UPLOAD_LIMIT_MB = 1
@@ -295,7 +295,8 @@ def test_taken_port_is_a_one_line_error(random_whisper_dir):
 
 def test_language_and_task_options(tiny_en):
     audio = [np.zeros(16000, np.float32)]
-    run = lambda **kw: transcribe(tiny_en, audio, progress=False, warmup=False, **kw).texts  # noqa: E731
+    run = lambda **kw: transcribe(tiny_en, audio, progress=False, warmup=False,  # noqa: E731
+                                  options=DecodingOptions(**kw)).texts
     assert run(language="en", task="transcribe") == run() == run(language="English")
     for kw, message in [({"language": "de"}, "English-only: language must be en, got 'de'"),
                         ({"task": "translate"}, "English-only: it cannot translate"),

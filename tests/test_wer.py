@@ -1,8 +1,14 @@
-"""WER as the Open ASR Leaderboard computes it: Whisper English normalizer, corpus level."""
+"""WER as the Open ASR Leaderboard computes it: Whisper English normalizer, corpus level; other languages
+with Whisper's basic normalizer, CER for languages written without spaces."""
 
 import pytest
 
-from liteasr.evaluate import corpus_wer, normalize, paired_bootstrap, recipe_bootstrap, utterance_errors
+import json
+
+from liteasr.audio import Clip, Dataset, read_dataset
+from liteasr.errors import UserError
+from liteasr.evaluate import corpus_wer, metric, normalize, paired_bootstrap, recipe_bootstrap, utterance_errors
+from liteasr.report import split_languages
 
 
 @pytest.mark.parametrize("ref, hyp", [
@@ -78,3 +84,37 @@ def test_recipe_bootstrap_resamples_the_runs_too():
     assert recipe_bootstrap([same], [worse, same]) == d  # seeded
     with pytest.raises(ValueError, match="same utterances"):
         recipe_bootstrap([same], [worse, same[:3]])
+
+
+def test_other_languages_keep_their_letters_and_words():
+    # the English normalizer strips accents and spells out English: wrong for every other language
+    assert normalize("Lubię czytać, przed snem!", "pl") == "lubię czytać przed snem"
+    assert normalize("E' inciampato. Où est-ce?", "it").split() == ["e", "inciampato", "où", "est", "ce"]
+    assert normalize("नमस्ते दुनिया", "hi").split() == ["नमस्ते", "दुनिया"]  # vowel signs kept: two words
+    assert corpus_wer(["Größe Straße"], ["grosse strasse"], "de").wer == 100.0
+    assert corpus_wer(["Lubię czytać."], ["lubię czytać"], "pl").wer == 0.0
+
+
+def test_languages_without_spaces_are_scored_by_characters():
+    assert metric("ja") == metric("zh") == "cer" and metric("pl") == metric(None) == "wer"
+    w = corpus_wer(["私は本を読む。"], ["私は本を読んだ"], "ja")
+    assert (w.words, w.substitutions, w.insertions) == (6, 1, 1)  # characters, punctuation dropped
+    assert utterance_errors(["我喜欢读书"], ["我喜欢书"], "zh") == [(1, 5)]
+
+
+def test_manifest_language_is_read_and_checked(tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    sf.write(tmp_path / "a.wav", np.zeros(1600, np.float32), 16000)
+    sf.write(tmp_path / "b.wav", np.zeros(1600, np.float32), 16000)
+    lines = [{"audio": "a.wav", "text": "x", "language": "PL"}, {"audio": "b.wav", "text": "y", "language": "de"}]
+    (tmp_path / "manifest.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    ds = read_dataset(tmp_path)
+    assert [c.language for c in ds.clips] == ["pl", "de"]
+    assert [(d.name, len(d.clips)) for d in split_languages([ds])] == [(f"{ds.name}:de", 1), (f"{ds.name}:pl", 1)]
+    one = Dataset("en", [Clip(tmp_path / "a.wav", "x")])
+    assert split_languages([one]) == [one]
+    (tmp_path / "manifest.jsonl").write_text(json.dumps({"audio": "a.wav", "language": 3}) + "\n")
+    with pytest.raises(UserError, match="manifest.jsonl:1: \"language\" must be a language code"):
+        read_dataset(tmp_path)

@@ -26,6 +26,7 @@ class Clip:
     path: Path  # the file, or a name for a dataset row (`row` then holds the audio)
     text: str | None = None
     row: object = field(default=None, compare=False, repr=False)  # has .audio_bytes(): a Hugging Face row
+    language: str | None = None  # ISO 639-1 code of the spoken language, when the manifest says
 
     def open(self):
         """Something soundfile reads: the file, or the row's stored bytes."""
@@ -43,8 +44,9 @@ class Dataset:
 
 
 def read_dataset(source: str | Path, audio_column: str = "audio", text_column: str = "text") -> Dataset:
-    """A folder of audio files (recursive, sorted), a JSONL manifest with `audio` and `text`, or a
-    Hugging Face dataset (`hf:ORG/NAME[:CONFIG]:SPLIT`, a save_to_disk folder, parquet files)."""
+    """A folder of audio files (recursive, sorted), a JSONL manifest with `audio`, `text` and optionally
+    `language` (ISO 639-1), or a Hugging Face dataset (`hf:ORG/NAME[:CONFIG]:SPLIT`, a save_to_disk
+    folder, parquet files)."""
     from .data import hf
 
     if hf.is_hf_source(source):
@@ -82,8 +84,10 @@ def read_dataset(source: str | Path, audio_column: str = "audio", text_column: s
         if path in seen:
             raise UserError(f"{source}:{number}: duplicate entry for {entry['audio']}")
         seen.add(path)
-        text = entry.get("text")
-        clips.append(Clip(path, None if text is None else str(text)))
+        text, language = entry.get("text"), entry.get("language")
+        if language is not None and (not isinstance(language, str) or not language.strip()):
+            raise UserError(f"{source}:{number}: \"language\" must be a language code such as \"en\"")
+        clips.append(Clip(path, None if text is None else str(text), language=language and language.strip().lower()))
     if not clips:
         raise UserError(f"{source}: manifest has no entries")
     return Dataset(source.parent.name, clips)

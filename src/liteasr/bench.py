@@ -32,7 +32,7 @@ def _encoder(model):
     any runtime (runtime.load)."""
     from . import whisper
 
-    if hasattr(model, "encode"):  # ONNX Runtime, CTranslate2
+    if hasattr(model, "encode"):  # a runtime: PyTorch (whisper.LoadedModel), ONNX Runtime, CTranslate2
         return model.encode, model.architecture
     module = model if isinstance(model, torch.nn.Module) else model.model  # or a whisper.LoadedModel
     return (lambda features: whisper.encode(module, features)), module  # as transcription runs it

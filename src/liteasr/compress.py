@@ -86,8 +86,9 @@ def measure_damage(loaded, stats: CovarianceStats, eig, damage: str = DEFAULT_DA
     if damage in MEASURED:
         if not clips:
             raise UserError(f"the {damage} damage model needs calibration audio (use --calibration, not --stats)")
-        audios = [w for c in clips[:probe_clips] for w in windows(load_audio(c))][:probe_clips]
-        probe = TruncationProbe(loaded, audios, "decoder" if damage == "decoder" else "encoder")
+        pieces = [(w, c.language) for c in clips[:probe_clips] for w in windows(load_audio(c))][:probe_clips]
+        probe = TruncationProbe(loaded, [w for w, _ in pieces], "decoder" if damage == "decoder" else "encoder",
+                                languages=[lang for _, lang in pieces])
     return damage_table(damage, eig, options, stats, probe, probe_points, progress)
 
 

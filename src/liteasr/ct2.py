@@ -236,6 +236,9 @@ def convert_ct2_whisper(src: str | Path, dst: str | Path) -> None:
     if multilingual:
         gen.lang_to_id = {tokenizer.convert_ids_to_tokens(i): i for i in lang_ids}
         gen.task_to_id = {"transcribe": tid("<|transcribe|>"), "translate": tid("<|translate|>")}
+        # As the Hub's openai/whisper-* configs: plain generate() detects the language (position 1 left
+        # open) and then transcribes; without it generate() leaves the task token out of the prompt.
+        gen.forced_decoder_ids = [[1, None], [2, gen.task_to_id["transcribe"]]]
     model.generation_config = gen
 
     dst.mkdir(parents=True, exist_ok=True)

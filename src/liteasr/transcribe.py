@@ -1,10 +1,17 @@
-"""Greedy, batched transcription. Clips over 30 s are decoded long-form (sequentially, window by
-window, with timestamps to find the cut points) rather than cut off."""
+"""Greedy, batched transcription on any runtime, with liteasr's own prompt: the given or detected
+language and the task (`transcribe` unless asked), as openai/whisper and faster-whisper build it. Clips
+over 30 s are decoded long-form rather than cut off.
+
+A runtime (whisper.LoadedModel for PyTorch, runtime.OnnxModel, runtime.CT2Model) provides
+`generation_config`, `processor`, `features(audios)`, `encode(features)`, `detect_language(encoded)`
+(codes and probabilities) and `decode(encoded, prompt, budget)` (greedy tokens after the prompt); the
+prompt, the token budget and the language bookkeeping are built here, once for all of them.
+"""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -20,48 +27,90 @@ WINDOW = whisper.WINDOW_SECONDS * SAMPLE_RATE
 TOKENS_PER_SECOND = 12
 
 
+@dataclass(frozen=True)
+class DecodingOptions:
+    """What to decode beyond the audio (greedy). `language`: a code or English name; None detects it
+    per clip on multilingual models (English-only models take only `en`). `task`: `transcribe` or
+    `translate` (into English; multilingual models). `prompt`: text the transcript continues from."""
+
+    language: str | None = None
+    task: str = "transcribe"
+    prompt: str | None = None
+
+
 @dataclass
 class Transcription:
     texts: list[str]
-    seconds: float  # feature extraction + generate + decode, warm-up excluded
+    seconds: float  # features + encoder + decoding, warm-up excluded
+    languages: list[str]  # the language each clip was decoded in (code; `en` for English-only models)
+    # The language the model hears and its probability (multilingual models; None for English-only ones).
+    # Computed even when the language is given, so that evaluation can report language-ID errors.
+    detected: list[tuple[str, float] | None]
 
 
-def _generate(model, **inputs) -> torch.Tensor:
-    with torch.inference_mode():
-        return model.generate(**inputs, do_sample=False, num_beams=1)
+def check_options(loaded, options: DecodingOptions | None) -> DecodingOptions:
+    """Options checked against the model, the language as its code; UserError names what is wrong."""
+    options = options or DecodingOptions()
+    code = whisper.check_language_task(loaded.generation_config, loaded.name, options.language, options.task)
+    return replace(options, language=code, task=options.task or "transcribe")
 
 
 def token_budget(samples: int, max_length: int, prompt_length: int = 0) -> int:
     """New tokens allowed for clips of at most `samples` samples (every runtime decodes under this cap);
     the decoder's context holds the prompt, up to 4 start tokens and the new tokens."""
-    return min(int(TOKENS_PER_SECOND * samples / SAMPLE_RATE) + 32, max_length - 4 - prompt_length)
+    return min(int(TOKENS_PER_SECOND * min(samples, WINDOW) / SAMPLE_RATE) + 32, max_length - 4 - prompt_length)
 
 
-def _max_new_tokens(loaded: whisper.LoadedModel, samples: int, options: dict) -> int:
-    prompt = options.get("prompt_ids")
-    return token_budget(min(samples, WINDOW), loaded.model.generation_config.max_length,
-                        0 if prompt is None else len(prompt))
+def _previous(loaded, options: DecodingOptions) -> list[int]:
+    config = getattr(loaded, "config", None) or loaded.model.config
+    return whisper.previous_text_ids(loaded.processor, loaded.generation_config, config.max_target_positions,
+                                     options.prompt)
 
 
-def greedy_ids(loaded: whisper.LoadedModel, feats: torch.Tensor, samples: int, **options) -> torch.Tensor:
-    """Greedy token ids for clips of at most `samples` samples: the transcript without the prompt,
-    padded with end-of-text after the shorter ones. `options`: from whisper.generate_options. English-only
-    models without options take liteasr's own decoding loop (generate's tokens, faster); the rest take
-    generate, whose prompt for multilingual models follows their generation config in ways the loop
-    does not copy (and cannot be checked here without multilingual weights)."""
-    budget = _max_new_tokens(loaded, samples, options)
-    if not options and not getattr(loaded.model.generation_config, "is_multilingual", False):
-        return whisper.greedy_ids(loaded.model, feats, budget)
-    return _generate(loaded.model, input_features=feats, max_new_tokens=budget, **options)
+@dataclass
+class Decoded:
+    ids: list[list[int]]  # greedy tokens after the prompt
+    languages: list[str]
+    detected: list[tuple[str, float] | None]
 
 
-def own_transcripts(loaded: whisper.LoadedModel, feats: torch.Tensor, samples: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The model's own greedy transcripts as teacher-forcing targets (no labels needed): ids = prompt +
-    transcript + end-of-text (greedy_ids, like generate, drops the prompt, and the final end-of-text of
-    the longest transcript), and the mask [batch, length - 1] of positions that predict a transcript token."""
-    eos = whisper.eos_id(loaded.model)
-    text = greedy_ids(loaded, feats, samples).cpu()
-    ids = torch.cat([whisper.prompt_ids(loaded.model, feats), text, torch.full_like(text[:, :1], eos)], 1)
+def decode_windows(loaded, audios: list[np.ndarray], options: DecodingOptions,
+                   languages: list[str | None] | None = None, one_language: bool = False) -> Decoded:
+    """Greedy tokens for clips of at most 30 s, one batch. A clip's language: `languages[i]`, else
+    `options.language`, else the detected one (`one_language`: the first clip's, for the windows of one
+    long clip, as openai/whisper decides the language once per file)."""
+    config = loaded.generation_config
+    encoded = loaded.encode(loaded.features(audios))
+    detected: list = [None] * len(audios)
+    if whisper.is_multilingual(config):
+        codes, probs = loaded.detect_language(encoded)
+        detected = list(zip(codes, probs))
+        if one_language:
+            detected = [detected[0]] * len(audios)
+    given = languages or [None] * len(audios)
+    used = [g or options.language or (d[0] if d else "en") for g, d in zip(given, detected)]
+    previous = _previous(loaded, options)
+    prompt = whisper.build_prompt(config, used, options.task, previous)
+    budget = token_budget(max(len(a) for a in audios), config.max_length, len(previous))
+    return Decoded(loaded.decode(encoded, prompt, budget), used, detected)
+
+
+def own_transcripts(loaded: whisper.LoadedModel, feats: torch.Tensor, languages: list[str | None] | None = None,
+                    samples: int = WINDOW) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model's own greedy transcripts as teacher-forcing targets (no labels needed), decoded as
+    `transcribe` decodes them (each clip in its given language, else the detected one): ids = prompt +
+    transcript + end-of-text, and the mask [batch, length - 1] of positions that predict a transcript
+    token."""
+    model, config = loaded.model, loaded.generation_config
+    eos = whisper.eos_id(model)
+    encoded = loaded.encode(feats)
+    used = list(languages or [None] * len(feats))
+    if whisper.is_multilingual(config) and not all(used):
+        codes, _ = loaded.detect_language(encoded)
+        used = [u or c for u, c in zip(used, codes)]
+    prompt = whisper.build_prompt(config, used)
+    text = whisper.greedy_ids(model, encoded, prompt, token_budget(samples, config.max_length)).cpu()
+    ids = torch.cat([prompt, text, torch.full_like(text[:, :1], eos)], 1)
     return ids.to(feats.device), transcript_mask(ids, eos).to(feats.device)
 
 
@@ -72,31 +121,55 @@ def transcript_mask(ids: torch.Tensor, eos: int) -> torch.Tensor:
     return torch.cat([torch.zeros_like(ended[:, :1]), ended[:, :-1]], 1) == 0
 
 
-def _short_batch(loaded: whisper.LoadedModel, audios: list[np.ndarray], options: dict | None = None) -> list[str]:
-    if not isinstance(loaded, whisper.LoadedModel):  # ONNX Runtime or CTranslate2 (runtime/): decodes itself
-        return loaded.short_batch(audios)
-    param = next(loaded.model.parameters())
-    feats = whisper.features(loaded.processor, audios, device=param.device, dtype=param.dtype)
-    ids = greedy_ids(loaded, feats, max(len(a) for a in audios), **(options or {}))
-    return loaded.processor.batch_decode(ids, skip_special_tokens=True)
+def _generate(model, **inputs) -> torch.Tensor:
+    with torch.inference_mode():
+        return model.generate(**inputs, do_sample=False, num_beams=1)
+
+
+def _generate_options(loaded: whisper.LoadedModel, options: DecodingOptions, language: str) -> dict:
+    """generate() keyword arguments for one clip decoded in `language` (PyTorch long-form and timestamps)."""
+    kwargs: dict = {}
+    if whisper.is_multilingual(loaded.generation_config):
+        kwargs.update(language=language, task=options.task)
+    previous = _previous(loaded, options)
+    if previous:
+        kwargs["prompt_ids"] = torch.tensor(previous, device=next(loaded.model.parameters()).device)
+    return kwargs
+
+
+def _clip_language(loaded, audio: np.ndarray, options: DecodingOptions,
+                   language: str | None) -> tuple[str, tuple[str, float] | None]:
+    """The language a whole clip is decoded in (given, else detected on its first 30 s) and the detection."""
+    detected = None
+    if whisper.is_multilingual(loaded.generation_config):
+        codes, probs = loaded.detect_language(loaded.encode(loaded.features([audio[:WINDOW]])))
+        detected = (codes[0], probs[0])
+    return language or options.language or (detected[0] if detected else "en"), detected
 
 
 def _inputs(loaded: whisper.LoadedModel, audio: np.ndarray) -> dict:
     """generate() inputs for one clip: one padded window, or all of a long clip (long-form)."""
     param = next(loaded.model.parameters())
     if len(audio) <= WINDOW:
-        return {"input_features": whisper.features(loaded.processor, [audio], param.device, param.dtype)}
+        return {"input_features": loaded.features([audio])}
     inputs = loaded.processor.feature_extractor(audio, sampling_rate=SAMPLE_RATE, truncation=False, padding="longest",
                                                 return_attention_mask=True, return_tensors="pt")
     return {"input_features": inputs.input_features.to(param.device, param.dtype),
             "attention_mask": inputs.attention_mask.to(param.device)}
 
 
-def _long_one(loaded: whisper.LoadedModel, audio: np.ndarray, options: dict | None = None) -> str:
+def _long_one(loaded, audio: np.ndarray, options: DecodingOptions, language: str | None) -> tuple[str, Decoded]:
+    """A clip over 30 s. PyTorch: generate's long-form decoding (timestamps find the cut points); other
+    runtimes: consecutive 30 s windows decoded as one batch and joined."""
     if not isinstance(loaded, whisper.LoadedModel):
-        return loaded.long_one(audio)
-    ids = _generate(loaded.model, **_inputs(loaded, audio), return_timestamps=True, **(options or {}))
-    return loaded.processor.batch_decode(ids, skip_special_tokens=True)[0]
+        windows = [audio[i : i + WINDOW] for i in range(0, len(audio), WINDOW)]
+        out = decode_windows(loaded, windows, options, [language] * len(windows), one_language=True)
+        text = " ".join(t.strip() for t in loaded.processor.batch_decode(out.ids, skip_special_tokens=True))
+        return text, Decoded([], out.languages[:1], out.detected[:1])
+    used, detected = _clip_language(loaded, audio, options, language)
+    ids = _generate(loaded.model, **_inputs(loaded, audio), return_timestamps=True,
+                    **_generate_options(loaded, options, used))
+    return loaded.processor.batch_decode(ids, skip_special_tokens=True)[0], Decoded([], [used], [detected])
 
 
 @dataclass
@@ -107,12 +180,16 @@ class Segment:
     tokens: list[int]
 
 
-def transcribe_segments(loaded: whisper.LoadedModel, audio: np.ndarray, language: str | None = None,
-                        task: str | None = None, prompt: str | None = None) -> tuple[str, list[Segment]]:
-    """One clip, greedy, with Whisper's timestamps: the text and its segments."""
-    options = whisper.generate_options(loaded, language, task, prompt)
+def transcribe_segments(loaded: whisper.LoadedModel, audio: np.ndarray, options: DecodingOptions | None = None
+                        ) -> tuple[str, list[Segment], str, tuple[str, float] | None]:
+    """One clip, greedy, with Whisper's timestamps (PyTorch): the text, its segments, the language it
+    was decoded in and the detected language with its probability."""
+    options = check_options(loaded, options)
+    used, detected = _clip_language(loaded, audio, options, None)
     out = _generate(loaded.model, **_inputs(loaded, audio), return_timestamps=True, return_segments=True,
-                    max_new_tokens=_max_new_tokens(loaded, len(audio), options), **options)
+                    max_new_tokens=token_budget(len(audio), loaded.generation_config.max_length,
+                                                len(_previous(loaded, options))),
+                    **_generate_options(loaded, options, used))
     first_special = loaded.processor.tokenizer.eos_token_id  # text tokens come before it in Whisper's vocabulary
     segments = []
     for s in out["segments"][0]:
@@ -121,42 +198,48 @@ def transcribe_segments(loaded: whisper.LoadedModel, audio: np.ndarray, language
         if text:
             segments.append(Segment(float(s["start"]), float(s["end"]), text, tokens))
     text = loaded.processor.batch_decode(out["sequences"], skip_special_tokens=True)[0].strip()
-    return text, segments
+    return text, segments, used, detected
 
 
-def transcribe_options(loaded, language: str | None, task: str | None, prompt: str | None) -> dict:
-    """generate() options for PyTorch models (whisper.generate_options); other runtimes decode plain greedy
-    English-or-detected text and refuse the rest."""
-    if isinstance(loaded, whisper.LoadedModel):
-        return whisper.generate_options(loaded, language, task, prompt)
-    if language not in (None, "en", "english") or task not in (None, "transcribe") or prompt:
-        raise UserError(f"{loaded.name}: language, task and prompt need the PyTorch runtime")
-    return {}
-
-
-def transcribe(loaded: whisper.LoadedModel, audios: list[np.ndarray], batch_size: int = 8,
-               progress: bool = True, warmup: bool = True, language: str | None = None, task: str | None = None,
-               prompt: str | None = None) -> Transcription:
-    options = transcribe_options(loaded, language, task, prompt)
+def transcribe(loaded, audios: list[np.ndarray], batch_size: int = 8, progress: bool = True, warmup: bool = True,
+               options: DecodingOptions | None = None, languages: list[str | None] | None = None) -> Transcription:
+    """Transcribe clips (any runtime). `languages`: per clip, a language to force (None: `options.language`,
+    else detected); evaluation passes each clip's reference language."""
+    options = check_options(loaded, options)
+    languages = [None if x is None else whisper.check_language_task(loaded.generation_config, loaded.name, x, None)
+                 for x in (languages or [None] * len(audios))]
+    if len(languages) != len(audios):
+        raise ValueError("one language (or None) per clip")
     short = [i for i, a in enumerate(audios) if len(a) <= WINDOW]
     long = [i for i, a in enumerate(audios) if len(a) > WINDOW]
     if warmup and audios:  # first calls pay for allocation and kernel selection
         first = audios[short[0]] if short else audios[long[0]][:WINDOW]
-        _short_batch(loaded, [first] * min(batch_size, max(1, len(short))), options)
+        decode_windows(loaded, [first] * min(batch_size, max(1, len(short))), options)
     texts: list[str] = [""] * len(audios)
+    used: list[str] = ["en"] * len(audios)
+    detected: list = [None] * len(audios)
     elapsed = 0.0
     with tqdm(total=len(audios), desc="transcribing", unit="clip", disable=not progress) as bar:
         for start in range(0, len(short), batch_size):
             idx = short[start : start + batch_size]
             t0 = time.perf_counter()
-            out = _short_batch(loaded, [audios[i] for i in idx], options)
+            out = decode_windows(loaded, [audios[i] for i in idx], options, [languages[i] for i in idx])
+            batch_texts = loaded.processor.batch_decode(out.ids, skip_special_tokens=True)
             elapsed += time.perf_counter() - t0
-            for i, text in zip(idx, out):
-                texts[i] = text.strip()
+            for k, i in enumerate(idx):
+                texts[i], used[i], detected[i] = batch_texts[k].strip(), out.languages[k], out.detected[k]
             bar.update(len(idx))
         for i in long:
             t0 = time.perf_counter()
-            texts[i] = _long_one(loaded, audios[i], options).strip()
+            text, out = _long_one(loaded, audios[i], options, languages[i])
             elapsed += time.perf_counter() - t0
+            texts[i], used[i], detected[i] = text.strip(), out.languages[0], out.detected[0]
             bar.update(1)
-    return Transcription(texts, elapsed)
+    return Transcription(texts, elapsed, used, detected)
+
+
+def language_options(language: str | None, task: str | None, prompt: str | None = None) -> DecodingOptions:
+    """DecodingOptions from command-line or form values (None: the default)."""
+    if task is not None and task not in whisper.TASKS:
+        raise UserError(f"task must be one of {', '.join(whisper.TASKS)}, got {task!r}")
+    return DecodingOptions(language=language or None, task=task or "transcribe", prompt=prompt or None)

@@ -48,6 +48,32 @@ class LoadedModel:
     processor: object  # transformers.WhisperProcessor
     path: Path
     name: str
+    runtime = "pytorch"
+
+    # What every runtime (runtime/onnx_model.py, runtime/ct2_model.py) provides for decoding.
+    @property
+    def generation_config(self):
+        return self.model.generation_config
+
+    @property
+    def architecture(self) -> nn.Module:
+        """The module whose structure describes the model (costs, `info`): here the model itself."""
+        return self.model
+
+    def features(self, audios: list[np.ndarray]) -> torch.Tensor:
+        param = next(self.model.parameters())
+        return features(self.processor, audios, param.device, param.dtype)
+
+    def encode(self, input_features: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return encode(self.model, input_features)
+
+    def detect_language(self, encoded: torch.Tensor) -> tuple[list[str], list[float]]:
+        return detect_language(self.model, encoded)
+
+    def decode(self, encoded: torch.Tensor, prompt: torch.Tensor, budget: int) -> list[list[int]]:
+        """Greedy tokens after `prompt` (end-of-text padding included)."""
+        return greedy_ids(self.model, encoded, prompt.to(encoded.device), budget).tolist()
 
 
 ATTENTION_CHOICES = ("auto", "reduced", "standard")
@@ -148,58 +174,98 @@ def warp_features(features: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     return pick(low) * (1 - frac) + pick(low + 1) * frac
 
 
-def prompt_ids(model: nn.Module, input_features: torch.Tensor) -> torch.Tensor:
-    """The decoder prompt greedy decoding starts from, per clip: <|startoftranscript|>, then language
-    (detected, as generate does) and task for multilingual models, then <|notimestamps|>."""
-    language = None
-    if getattr(model.generation_config, "is_multilingual", False):
-        with torch.inference_mode():
-            language = model.detect_language(input_features=input_features).view(-1).cpu()
-    return build_prompt(model.generation_config, input_features.shape[0], language)
-
-
-def build_prompt(config, batch: int, language=None) -> torch.Tensor:
-    """prompt_ids from a generation config and, for multilingual models, each clip's language token id
-    (however the runtime detected it)."""
-    start = torch.full((batch, 1), config.decoder_start_token_id)
-    parts = [start]
-    if getattr(config, "is_multilingual", False):
-        parts += [torch.as_tensor(language).view(-1, 1).to(start.dtype), torch.full_like(start, config.task_to_id["transcribe"])]
-    return torch.cat([*parts, torch.full_like(start, config.no_timestamps_token_id)], 1)
-
-
 TASKS = ("transcribe", "translate")
 
 
-def generate_options(loaded: LoadedModel, language: str | None = None, task: str | None = None,
-                     prompt: str | None = None) -> dict:
-    """generate() keyword arguments for a language (code or English name), a task and a text prompt,
-    checked against the model: English-only models take only `en` and `transcribe` (and need neither)."""
-    from transformers.models.whisper.tokenization_whisper import LANGUAGES, TO_LANGUAGE_CODE
+def language_code(language: str) -> str:
+    """`en`, `English`, `english` -> `en` (Whisper's codes; an unknown name is returned lower-cased)."""
+    from transformers.models.whisper.tokenization_whisper import TO_LANGUAGE_CODE
 
-    config = loaded.model.generation_config
+    low = language.strip().lower()
+    return TO_LANGUAGE_CODE.get(low, low)
+
+
+def language_name(code: str) -> str:
+    """`en` -> `english`, as OpenAI's API reports languages; an unknown code is returned as is."""
+    from transformers.models.whisper.tokenization_whisper import LANGUAGES
+
+    return LANGUAGES.get(code, code)
+
+
+def is_multilingual(config) -> bool:
+    return bool(getattr(config, "is_multilingual", False))
+
+
+def language_tokens(config) -> dict[str, int]:
+    """Language code -> its token id, for a multilingual generation config (empty for English-only)."""
+    if not is_multilingual(config):
+        return {}
+    return {token[2:-2]: int(i) for token, i in sorted((config.lang_to_id or {}).items(), key=lambda kv: kv[1])}
+
+
+def check_language_task(config, name: str, language: str | None, task: str | None) -> str | None:
+    """The language's code, checked against the model, with the task: English-only models take only `en`
+    and `transcribe`. Raises UserError with the reason."""
     if task is not None and task not in TASKS:
         raise UserError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
-    options: dict = {}
-    code = None if language is None else TO_LANGUAGE_CODE.get(language.lower(), language.lower())
-    if getattr(config, "is_multilingual", False):
-        if code is not None:
-            if code not in LANGUAGES or f"<|{code}|>" not in config.lang_to_id:
-                raise UserError(f"{loaded.name} does not know language {language!r}")
-            options["language"] = code
-        if task is not None:
-            options["task"] = task
-    else:
-        if code not in (None, "en"):
-            raise UserError(f"{loaded.name} is English-only: language must be en, got {language!r}")
-        if task == "translate":
-            raise UserError(f"{loaded.name} is English-only: it cannot translate")
-    if prompt:
-        # Like openai/whisper, only the prompt's last tokens: it may use at most half the decoder's context.
-        ids = loaded.processor.get_prompt_ids(prompt, return_tensors="pt")
-        keep = loaded.model.config.max_target_positions // 2 - 1
-        options["prompt_ids"] = torch.cat([ids[:1], ids[1:][-keep:]]).to(next(loaded.model.parameters()).device)
-    return options
+    code = None if language is None else language_code(language)
+    if is_multilingual(config):
+        if code is not None and code not in language_tokens(config):
+            raise UserError(f"{name} does not know language {language!r}")
+        return code
+    if code not in (None, "en"):
+        raise UserError(f"{name} is English-only: language must be en, got {language!r}")
+    if task == "translate":
+        raise UserError(f"{name} is English-only: it cannot translate")
+    return code
+
+
+def build_prompt(config, languages: list[str | None], task: str = "transcribe",
+                 previous: list[int] | tuple = ()) -> torch.Tensor:
+    """The decoder prompt, one row per clip, as openai/whisper and faster-whisper build it without
+    timestamps: [previous text tokens (starting with <|startofprev|>)], <|startoftranscript|>, then for
+    multilingual models the clip's language and the task, then <|notimestamps|>. `languages`: codes
+    (ignored for English-only models)."""
+    rows = []
+    for code in languages:
+        row = [*previous, config.decoder_start_token_id]
+        if is_multilingual(config):
+            if code is None:
+                raise ValueError("a multilingual prompt needs each clip's language")
+            row += [language_tokens(config)[code], config.task_to_id[task or "transcribe"]]
+        rows.append(row + [config.no_timestamps_token_id])
+    return torch.tensor(rows, dtype=torch.long)
+
+
+def previous_text_ids(processor, config, max_target_positions: int, prompt: str | None) -> list[int]:
+    """<|startofprev|> and the prompt's tokens. Like openai/whisper, only its last tokens: a prompt may
+    use at most half the decoder's context."""
+    if not prompt:
+        return []
+    ids = processor.get_prompt_ids(prompt).tolist()
+    keep = max_target_positions // 2 - 1
+    return [ids[0], *ids[1:][-keep:]]
+
+
+def language_probs_from_logits(config, logits) -> tuple[list[str], list[float]]:
+    """The most likely language of each row of next-token logits after <|startoftranscript|>, and its
+    probability among the language tokens (openai/whisper's detect_language; any array type)."""
+    tokens = language_tokens(config)
+    codes, ids = list(tokens), list(tokens.values())
+    scores = torch.as_tensor(np.asarray(logits, dtype=np.float64) if not torch.is_tensor(logits)
+                             else logits.detach().double().cpu())[:, ids]
+    probs = torch.softmax(scores, -1)
+    best = probs.argmax(-1)
+    return [codes[b] for b in best.tolist()], [float(probs[i, b]) for i, b in enumerate(best.tolist())]
+
+
+@torch.inference_mode()
+def detect_language(model: nn.Module, encoded: torch.Tensor) -> tuple[list[str], list[float]]:
+    """Each window's language and its probability, from one decoder step on <|startoftranscript|>."""
+    config = model.generation_config
+    start = torch.full((len(encoded), 1), config.decoder_start_token_id, device=encoded.device)
+    hidden = model.model.decoder(input_ids=start, encoder_hidden_states=encoded).last_hidden_state[:, -1]
+    return language_probs_from_logits(config, vocabulary_logits(model, hidden))
 
 
 def encoder_linears(model: nn.Module) -> dict[str, nn.Module]:
@@ -356,23 +422,22 @@ def eos_id(model: nn.Module) -> int:
 
 
 @torch.inference_mode()
-def greedy_ids(model: nn.Module, input_features: torch.Tensor, budget: int) -> torch.Tensor:
-    """Greedy decoding as generate() does it for English-only models with no options (same prompt, token
-    suppression and `max_new_tokens=budget`) and the same output: the new tokens, padded with
-    end-of-text, without the final end-of-text of the longest. Unlike generate, a finished clip leaves
-    the batch: neutral on ordinary clips (measured), it keeps one clip looping to its budget from
-    costing a batch's step each time. Faster than generate by 1.2-1.3x per clip on CPU
+def greedy_ids(model: nn.Module, encoded: torch.Tensor, prompt: torch.Tensor, budget: int) -> torch.Tensor:
+    """Greedy decoding from encoder states and a prompt (build_prompt), as generate() does it with the
+    same prompt (same token suppression, `max_new_tokens=budget`) and the same output: the new tokens,
+    padded with end-of-text, without the final end-of-text of the longest. Unlike generate, a finished
+    clip leaves the batch: neutral on ordinary clips (measured), it keeps one clip looping to its budget
+    from costing a batch's step each time. Faster than generate by 1.2-1.3x per clip on CPU
     (benchmarks/decode_loop.py)."""
     from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
     config = model.generation_config
     eos = eos_id(model)
-    encoded = encode(model, input_features)
     suppress = torch.as_tensor(config.suppress_tokens or [], dtype=torch.long, device=encoded.device)
     begin_suppress = torch.as_tensor(config.begin_suppress_tokens or [], dtype=torch.long, device=encoded.device)
     tokens = torch.full((len(encoded), budget), eos, dtype=torch.long, device=encoded.device)
     rows = torch.arange(len(encoded), device=encoded.device)  # clips still decoding, as rows of `tokens`
-    inputs = prompt_ids(model, input_features).to(encoded.device)
+    inputs = prompt.to(encoded.device)
     cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
     length = budget
     for step in range(budget):

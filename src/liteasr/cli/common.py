@@ -138,6 +138,7 @@ def attention_arg(p):
 
 def language_args(p):
     p.add_argument("--language", metavar="LANG",
-                   help="spoken language (code or English name) for multilingual models; default: detected")
+                   help="spoken language (code or English name) for multilingual models; default: detected "
+                        "(eval: each manifest's `language`, else detected)")
     p.add_argument("--task", choices=["transcribe", "translate"], default=None,
                    help="multilingual models: transcribe (default) or translate into English")

@@ -24,6 +24,7 @@ def register(sub) -> None:
 def run(args) -> None:
     from ..audio import read_dataset
     from ..report import evaluate_models, print_table
+    from ..transcribe import language_options
 
     sets = []
     for source in args.data:
@@ -32,7 +33,7 @@ def run(args) -> None:
         sets.append(ds)
     results = evaluate_models(args.models, sets, device=common.device(args.device), dtype=common.dtype(args.dtype),
                               batch_size=args.batch_size, latency=not args.no_latency, attention=args.attention,
-                              language=args.language, task=args.task)
+                              options=language_options(args.language, args.task))
     print_table(results)
     if args.json:
         common.write_json(args.json, results)

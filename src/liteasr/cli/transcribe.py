@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -14,19 +15,31 @@ def register(sub) -> None:
     p.add_argument("audio", nargs="+", metavar="AUDIO")
     common.attention_arg(p)
     common.language_args(p)
+    p.add_argument("--prompt", metavar="TEXT", help="text the transcript continues from (names, spelling, style)")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object per file: audio, text, language, and the detected language with its "
+                        "probability (multilingual models)")
     p.set_defaults(func=run)
 
 
 def run(args) -> None:
     from ..audio import Clip, load_audio, screen
-    from ..transcribe import transcribe
+    from ..transcribe import language_options, transcribe
 
+    options = language_options(args.language, args.task, args.prompt)
     good, bad = screen([Clip(Path(p)) for p in args.audio], args.on_bad_audio)
     for path, reason in bad:
         print(f"liteasr: skipped {path}: {reason}", file=sys.stderr)
     audios = [load_audio(c.path) for c in good]
     loaded = common.load(args)
-    result = transcribe(loaded, audios, batch_size=args.batch_size, warmup=False, language=args.language,
-                        task=args.task)
-    for path, text in zip([c.path for c in good], result.texts):
+    result = transcribe(loaded, audios, batch_size=args.batch_size, warmup=False, options=options)
+    for path, text, language, detected in zip([c.path for c in good], result.texts, result.languages, result.detected):
+        if args.json:
+            print(json.dumps({"audio": str(path), "text": text, "language": language,
+                              "detected_language": detected and detected[0],
+                              "language_probability": detected and round(detected[1], 4)}, ensure_ascii=False))
+            continue
+        if detected and args.language is None:
+            print(f"liteasr: {path}: detected language {detected[0]} (probability {detected[1]:.2f})",
+                  file=sys.stderr)
         print(f"{path}\t{text}" if len(args.audio) > 1 else text)

@@ -298,11 +298,9 @@ def _heal_blocks(teacher, student, train, held, config: HealConfig, budget: _Bud
 def _teacher_targets(loaded, train, held, transcripts: bool, progress: bool):
     """Per batch: the dense encoder output and, for the KL term, the dense model's own greedy
     transcripts (ids, mask); without it no decoding is needed (and the decoder is never used)."""
-    samples = whisper.WINDOW_SECONDS * 16000
-
     def targets(feats):
         encoded = whisper.encoder_output(loaded.model, feats).clone()
-        ids, mask = own_transcripts(loaded, feats, samples) if transcripts else (None, None)
+        ids, mask = own_transcripts(loaded, feats) if transcripts else (None, None)
         return encoded, ids, mask
 
     bar = tqdm([*train, *held], desc="healing (dense targets)", disable=not progress)

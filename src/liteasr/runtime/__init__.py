@@ -39,4 +39,4 @@ def load(spec: str, device: str = "cpu", dtype=None, attention: str = "auto", th
 def architecture(loaded):
     """The nn.Module whose structure describes the model: the model itself for PyTorch, a weightless
     copy for the other runtimes."""
-    return loaded.model if isinstance(loaded, whisper.LoadedModel) else loaded.architecture
+    return loaded.architecture

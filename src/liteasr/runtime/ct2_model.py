@@ -1,5 +1,6 @@
 """`ctranslate2:SPEC[:COMPUTE_TYPE]`: a base Whisper run by CTranslate2, the engine of faster-whisper,
-as the reference a liteasr model is compared against (same features, prompt and token budget)."""
+as the reference a liteasr model is compared against (same features, prompt and token budget: transcribe.py
+builds them, as for every runtime)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from .. import whisper
 from ..ct2 import is_ct2_dir
 from ..errors import UserError
 from ..sources import offline_copy
-from ..transcribe import WINDOW, token_budget
 
 PREFIX = "ctranslate2:"
 COMPUTE_TYPES = ("default", "auto", "int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16", "float16",
@@ -30,7 +30,7 @@ def parse(spec: str) -> tuple[Path, str]:
         copy = offline_copy(name)
         if copy is None:
             raise UserError(f"{spec}: {name!r} is neither a CTranslate2 model directory nor a short name with a "
-                            "CTranslate2 copy here (tiny.en)")
+                            "CTranslate2 copy here (tiny.en, base)")
         path = copy
     return path, compute
 
@@ -65,21 +65,13 @@ class CT2Model:
         return self.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(features, np.float32)),
                                  to_cpu=True)
 
-    def short_batch(self, audios: list[np.ndarray]) -> list[str]:
-        import ctranslate2
+    def detect_language(self, encoded) -> tuple[list[str], list[float]]:
+        found = self.model.detect_language(encoded)  # per window: (token, probability), most likely first
+        return [langs[0][0][2:-2] for langs in found], [float(langs[0][1]) for langs in found]
 
+    def decode(self, encoded, prompt, budget: int) -> list[list[int]]:
+        prompt = [list(map(int, row)) for row in (prompt.tolist() if hasattr(prompt, "tolist") else prompt)]
         config = self.generation_config
-        features = ctranslate2.StorageView.from_array(self.features(audios))
-        language = None
-        if getattr(config, "is_multilingual", False):
-            found = self.model.detect_language(features)
-            language = [config.lang_to_id[langs[0][0]] for langs in found]
-        prompt = whisper.build_prompt(config, len(audios), language).tolist()
-        budget = token_budget(max(len(a) for a in audios), config.max_length)
-        results = self.model.generate(features, prompt, beam_size=1, max_length=len(prompt[0]) + budget,
+        results = self.model.generate(encoded, prompt, beam_size=1, max_length=len(prompt[0]) + budget,
                                       suppress_blank=True, suppress_tokens=list(config.suppress_tokens or []))
-        return self.processor.batch_decode([r.sequences_ids[0] for r in results], skip_special_tokens=True)
-
-    def long_one(self, audio: np.ndarray) -> str:
-        windows = [audio[i : i + WINDOW] for i in range(0, len(audio), WINDOW)]
-        return " ".join(t.strip() for t in self.short_batch(windows))
+        return [r.sequences_ids[0] for r in results]

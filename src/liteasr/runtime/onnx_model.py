@@ -1,5 +1,6 @@
-"""An exported directory run by ONNX Runtime: encoder, then our batched greedy loop over the decoder
-graphs with their key/value cache (same prompt, token budget and token suppression as transcribe.py)."""
+"""An exported directory run by ONNX Runtime: encoder, language detection and our batched greedy loop
+over the decoder graphs with their key/value cache; transcribe.py builds the prompt and the token budget,
+as for every runtime."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import numpy as np
 
 from .. import whisper
 from ..errors import UserError
-from ..transcribe import WINDOW, token_budget
 from .export import DECODER, DECODER_WITH_PAST, ENCODER, MANIFEST
 
 
@@ -93,22 +93,18 @@ class OnnxModel:
             return run_per_window(self.encoder, features)
         return self.encoder.run(None, {"input_features": features})[0]
 
-    def _prompt(self, encoded: np.ndarray) -> np.ndarray:
+    def detect_language(self, encoded: np.ndarray) -> tuple[list[str], list[float]]:
+        """Each window's language and its probability: one decoder step on <|startoftranscript|>."""
         config = self.generation_config
-        language = None
-        if getattr(config, "is_multilingual", False):  # as generate does: most likely language token
-            start = np.full((len(encoded), 1), config.decoder_start_token_id, dtype=np.int64)
-            logits = self.decoder.run(["logits"], {"input_ids": start, "encoder_hidden_states": encoded})[0][:, -1]
-            ids = np.array(sorted(config.lang_to_id.values()))
-            language = ids[logits[:, ids].argmax(-1)]
-        return whisper.build_prompt(config, len(encoded), language).numpy()
+        start = np.full((len(encoded), 1), config.decoder_start_token_id, dtype=np.int64)
+        logits = self.decoder.run(["logits"], {"input_ids": start, "encoder_hidden_states": encoded})[0][:, -1]
+        return whisper.language_probs_from_logits(config, logits)
 
-    def greedy_ids(self, features: np.ndarray, samples: int) -> list[list[int]]:
-        """Greedy tokens after the prompt, for clips of at most `samples` samples."""
+    def decode(self, encoded: np.ndarray, prompt, budget: int) -> list[list[int]]:
+        """Greedy tokens after `prompt` ([batch, length] ids, transcribe.decode_windows builds it), at most
+        `budget` of them, with the same token suppression as the PyTorch loop."""
         config = self.generation_config
-        encoded = self.encode(features)
-        ids = self._prompt(encoded)
-        budget = token_budget(samples, config.max_length)
+        ids = np.asarray(prompt, dtype=np.int64)
         eot = config.eos_token_id
         suppress = np.array(config.suppress_tokens or [], dtype=np.int64)
         begin = np.array(config.begin_suppress_tokens or [], dtype=np.int64)
@@ -133,15 +129,3 @@ class OnnxModel:
             logits = out[0][:, -1]
             cache = {i: out[1 + 2 * i : 3 + 2 * i] for i in range(self.config.decoder_layers)}
         return np.stack(tokens, 1).tolist() if tokens else [[] for _ in ids]
-
-    def short_batch(self, audios: list[np.ndarray]) -> list[str]:
-        ids = self.greedy_ids(self.features(audios), max(len(a) for a in audios))
-        return self.processor.batch_decode(ids, skip_special_tokens=True)
-
-    def long_one(self, audio: np.ndarray) -> str:
-        """Clips over 30 s: consecutive 30 s windows, transcribed as one batch and joined (no timestamp-based
-        cut points, unlike the PyTorch runtime's long-form generate)."""
-        windows = [audio[i : i + WINDOW] for i in range(0, len(audio), WINDOW)]
-        return " ".join(t.strip() for t in self.short_batch(windows))
-
-

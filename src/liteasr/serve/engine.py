@@ -14,7 +14,7 @@ import torch
 from .. import runtime, whisper
 from ..audio import SAMPLE_RATE
 from ..errors import UserError
-from ..transcribe import Segment, transcribe, transcribe_options, transcribe_segments
+from ..transcribe import DecodingOptions, Segment, check_options, language_options, transcribe, transcribe_segments
 
 
 @dataclass(frozen=True)
@@ -26,12 +26,15 @@ class Options:
     prompt: str | None = None
     timestamps: bool = False  # verbose_json / srt / vtt need segments
 
+    def decoding(self) -> DecodingOptions:
+        return language_options(self.language, self.task, self.prompt)
+
 
 @dataclass
 class Result:
     text: str
     duration: float  # seconds of audio
-    language: str
+    language: str  # the language it was transcribed in, as OpenAI names it (`english`)
     segments: list[Segment] | None = None
 
 
@@ -42,30 +45,21 @@ class Engine:
 
     def check(self, options: Options) -> None:
         """Raise UserError for options this model cannot honour (before the request is queued)."""
-        if not isinstance(self.loaded, whisper.LoadedModel):  # ONNX Runtime / CTranslate2: plain greedy text
-            if options.timestamps:
-                raise UserError(f"{self.name}: timestamped formats (verbose_json, srt, vtt) need the PyTorch runtime")
-        transcribe_options(self.loaded, options.language, options.task, options.prompt)
-
-    def language(self, options: Options) -> str:
-        from transformers.models.whisper.tokenization_whisper import LANGUAGES, TO_LANGUAGE_CODE
-
-        if options.language is None:  # detected per window by multilingual models; not reported back
-            config = getattr(self.loaded, "generation_config", None) or runtime.architecture(self.loaded).generation_config
-            multilingual = getattr(config, "is_multilingual", False)
-            return "unknown" if multilingual else "english"
-        return LANGUAGES.get(TO_LANGUAGE_CODE.get(options.language.lower(), options.language.lower()), "unknown")
+        if options.timestamps and not isinstance(self.loaded, whisper.LoadedModel):
+            raise UserError(f"{self.name}: timestamped formats (verbose_json, srt, vtt) need the PyTorch runtime")
+        check_options(self.loaded, options.decoding())
 
     def transcribe(self, audios: list[np.ndarray], options: Options) -> list[Result]:
         """Greedy transcription of a batch sharing `options` (clips over 30 s are decoded long-form)."""
-        language = self.language(options)
         durations = [len(a) / SAMPLE_RATE for a in audios]
+        decoding = options.decoding()
         if options.timestamps:  # one by one: generate's segments are per clip
-            out = [transcribe_segments(self.loaded, a, options.language, options.task, options.prompt) for a in audios]
-            return [Result(text, d, language, segments) for (text, segments), d in zip(out, durations)]
-        texts = transcribe(self.loaded, audios, batch_size=len(audios), progress=False, warmup=False,
-                           language=options.language, task=options.task, prompt=options.prompt).texts
-        return [Result(text, d, language) for text, d in zip(texts, durations)]
+            out = [transcribe_segments(self.loaded, a, decoding) for a in audios]
+            return [Result(text, d, whisper.language_name(language), segments)
+                    for (text, segments, language, _), d in zip(out, durations)]
+        result = transcribe(self.loaded, audios, batch_size=len(audios), progress=False, warmup=False, options=decoding)
+        return [Result(text, d, whisper.language_name(language))
+                for text, language, d in zip(result.texts, result.languages, durations)]
 
     def warm_up(self) -> None:
         """First calls pay for allocation and kernel selection: pay them before the first request."""

