@@ -5,7 +5,7 @@ from pathlib import Path
 
 from transformers.utils import logging
 
-from liteasr.audio import draw, read_sources
+from liteasr.data.audio import draw, read_sources
 from liteasr.demo import shared_speech
 
 

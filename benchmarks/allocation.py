@@ -18,18 +18,18 @@ from pathlib import Path
 
 from _common import speech_or_exit
 
-from liteasr import whisper
-from liteasr.allocate import Budget
-from liteasr.audio import read_dataset, sample
-from liteasr.calibrate import DEFAULT_PACKING, calibrate
+from liteasr.models import whisper
+from liteasr.planning.allocate import Budget
+from liteasr.data.audio import read_dataset, sample
+from liteasr.calibration.calibrate import DEFAULT_PACKING, calibrate
 from liteasr.checkpoint import Provenance, save_checkpoint
-from liteasr.compress import compress_, measure_damage, spectra, target_plan, threshold_plan
-from liteasr.damage import DAMAGE_MODELS, DEFAULT_DAMAGE
-from liteasr.flops import encoder_cost
-from liteasr.plan import ThresholdRule
-from liteasr.report import evaluate_models, load_eval_sets
+from liteasr.factorize.compress import compress_, measure_damage, spectra, target_plan, threshold_plan
+from liteasr.planning.damage import DAMAGE_MODELS, DEFAULT_DAMAGE
+from liteasr.planning.flops import encoder_cost
+from liteasr.planning.plan import ThresholdRule
+from liteasr.evaluation.report import evaluate_models, load_eval_sets
 from liteasr.refine import refit
-from liteasr.sweep import pareto_front, plot
+from liteasr.evaluation.sweep import pareto_front, plot
 
 
 def main() -> int:

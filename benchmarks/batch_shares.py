@@ -15,9 +15,9 @@ import torch
 from _common import speech_or_exit
 
 from liteasr import runtime
-from liteasr.audio import load_audio, read_dataset, sample
-from liteasr.bench import encoder_latency
-from liteasr.transcribe import transcribe
+from liteasr.data.audio import load_audio, read_dataset, sample
+from liteasr.evaluation.bench import encoder_latency
+from liteasr.decoding.transcribe import transcribe
 
 BATCHES = (1, 8)
 

@@ -1,4 +1,4 @@
-"""liteasr's greedy decoding loop (whisper.greedy_ids) against transformers' generate(): time per clip
+"""liteasr's greedy decoding loop (generation.greedy_ids) against transformers' generate(): time per clip
 at batch 1 and 8, interleaved round by round, and whether every clip gets the same tokens.
 
     python benchmarks/decode_loop.py [MODEL ...] [--rounds 2] [--clips 16]
@@ -14,9 +14,11 @@ import time
 import torch
 from _common import speech_or_exit
 
-from liteasr import runtime, whisper
-from liteasr.audio import load_audio, read_dataset, sample
-from liteasr.transcribe import _generate, token_budget
+from liteasr import runtime
+
+from liteasr.models import generation, whisper
+from liteasr.data.audio import load_audio, read_dataset, sample
+from liteasr.decoding.transcribe import _generate, token_budget
 
 BATCHES = (1, 8)
 
@@ -28,8 +30,8 @@ def run(loaded, audios, batch, ours: bool) -> tuple[float, list[list[int]]]:
         t0 = time.perf_counter()
         feats = whisper.features(loaded.processor, group)
         budget = token_budget(max(len(a) for a in group), loaded.model.generation_config.max_length)
-        out = (whisper.greedy_ids(loaded.model, loaded.encode(feats),
-                                  whisper.build_prompt(loaded.generation_config, ["en"] * len(group)), budget) if ours
+        out = (generation.greedy_ids(loaded.model, loaded.encode(feats),
+                                  generation.build_prompt(loaded.generation_config, ["en"] * len(group)), budget) if ours
                else _generate(loaded.model, input_features=feats, max_new_tokens=budget))
         seconds += time.perf_counter() - t0
         eos = loaded.model.generation_config.eos_token_id

@@ -17,8 +17,10 @@ import time
 import torch
 from _common import speech_or_exit
 
-from liteasr import runtime, whisper
-from liteasr.audio import load_audio, read_dataset, sample
+from liteasr import runtime
+
+from liteasr.models import generation, whisper
+from liteasr.data.audio import load_audio, read_dataset, sample
 
 
 def ms(fn, repeats: int = 20) -> float:
@@ -34,7 +36,7 @@ def steps(model, encoded, features, count: int) -> tuple[float, float, float]:
     """(first step ms, median later step's decoder ms, median vocabulary projection ms), for the whole batch."""
     from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
-    prompt = whisper.build_prompt(model.generation_config, ["en"] * len(features))  # English-only: tiny.en
+    prompt = generation.build_prompt(model.generation_config, ["en"] * len(features))  # English-only: tiny.en
     inputs, cache = prompt, EncoderDecoderCache(DynamicCache(), DynamicCache())
     decoder, projection = [], []
     for _ in range(count):
@@ -42,7 +44,7 @@ def steps(model, encoded, features, count: int) -> tuple[float, float, float]:
         hidden = model.model.decoder(input_ids=inputs, encoder_hidden_states=encoded, cache=cache,
                                      use_cache=True).last_hidden_state[:, -1]
         t1 = time.perf_counter()
-        inputs = whisper.vocabulary_logits(model, hidden).argmax(-1)[:, None]  # greedy, without suppression: timing only
+        inputs = generation.vocabulary_logits(model, hidden).argmax(-1)[:, None]  # greedy, without suppression: timing only
         decoder.append(t1 - t0)
         projection.append(time.perf_counter() - t1)
     return decoder[0] * 1e3, statistics.median(decoder[1:]) * 1e3, statistics.median(projection[1:]) * 1e3

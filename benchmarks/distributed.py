@@ -76,9 +76,9 @@ def throughput(speech: Path, repeats: int, folder: Path) -> list[str]:
 
 
 def peak_memory(speech: Path) -> list[str]:
-    from liteasr import whisper
-    from liteasr.audio import load_audio, read_dataset
-    from liteasr.evaluate import evaluate_dataset
+    from liteasr.models import whisper
+    from liteasr.data.audio import load_audio, read_dataset
+    from liteasr.evaluation.evaluate import evaluate_dataset
 
     loaded = whisper.load("tiny.en")
     data = read_dataset(speech / "librispeech_other")

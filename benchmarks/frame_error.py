@@ -14,8 +14,8 @@ import argparse
 import torch
 from _common import speech_or_exit
 
-from liteasr import whisper
-from liteasr.audio import load_audio, read_dataset, sample
+from liteasr.models import whisper
+from liteasr.data.audio import load_audio, read_dataset, sample
 from liteasr.refine.heal import relative_error
 
 

@@ -17,7 +17,7 @@ import torch
 from transformers import WhisperConfig, WhisperForConditionalGeneration
 from transformers.generation import GenerationMixin
 
-from liteasr.stats import LayerStats
+from liteasr.calibration.stats import LayerStats
 
 LARGE_V3 = dict(d_model=1280, encoder_layers=32, decoder_layers=32, encoder_attention_heads=20,
                 decoder_attention_heads=20, encoder_ffn_dim=5120, decoder_ffn_dim=5120, num_mel_bins=128,

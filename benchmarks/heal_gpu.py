@@ -31,10 +31,10 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from liteasr import whisper
-from liteasr.calibrate import DEFAULT_PACKING
+from liteasr.models import whisper
+from liteasr.calibration.calibrate import DEFAULT_PACKING
 from liteasr.refine import HealConfig, heal
-from liteasr.sources import resolve_model
+from liteasr.models.sources import resolve_model
 
 FILES = ("config.json", "generation_config.json", "preprocessor_config.json", "tokenizer.json",
          "tokenizer_config.json", "configuration_lite_whisper.py", "modeling_lite_whisper.py", "liteasr.json")
@@ -123,7 +123,7 @@ def pack(args) -> None:
             weights = {k: v for k, v in encoder_only(whisper.load(spec).model).items()
                        if k not in teacher or not torch.equal(v, teacher[k])}
         save_file(weights, dst / "model.safetensors")
-    from liteasr.audio import draw, read_sources
+    from liteasr.data.audio import draw, read_sources
     speech = read_sources(args.speech)
     clips = draw(speech, args.clips, seed=0)
     if args.more is not None:  # then the rest of --speech, then --more's voices: a variant's `clips` takes a prefix
@@ -212,7 +212,7 @@ def run(args) -> None:
     bundle, out = Path(args.bundle), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    from liteasr.audio import read_dataset
+    from liteasr.data.audio import read_dataset
     merge_extra(bundle, Path(args.extra) if args.extra else None)
     clips = read_dataset(bundle / "calib").clips[:args.clips]
     teacher = whisper.load(str(bundle / "teacher"), device=device)
@@ -238,9 +238,9 @@ def run(args) -> None:
 
 
 def unpack(args) -> None:
-    from liteasr.audio import audio_hash
+    from liteasr.data.audio import audio_hash
     from liteasr.checkpoint import Provenance, save_checkpoint
-    from liteasr.flops import encoder_cost
+    from liteasr.planning.flops import encoder_cost
 
     out, work = Path(args.out), Path(args.work)
     log = json.loads((out / "log.json").read_text())

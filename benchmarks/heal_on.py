@@ -34,11 +34,11 @@ from pathlib import Path
 
 from heal_gpu import VARIANTS, heal_config
 
-from liteasr import whisper
-from liteasr.audio import audio_hash, read_dataset
+from liteasr.models import whisper
+from liteasr.data.audio import audio_hash, read_dataset
 from liteasr.checkpoint import Provenance, save_checkpoint
 from liteasr.errors import UserError
-from liteasr.flops import encoder_cost
+from liteasr.planning.flops import encoder_cost
 from liteasr.refine import heal
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from _common import emit, speech_or_exit
 
-from liteasr.report import evaluate_models, load_eval_sets
+from liteasr.evaluation.report import evaluate_models, load_eval_sets
 
 POLISH_CALIB_SPEAKERS = ("IC0", "KS0")
 

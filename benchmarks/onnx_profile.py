@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from liteasr.runtime.export import ENCODER
+from liteasr.runtime.layout import ENCODER
 from liteasr.runtime.onnx_model import session
 
 

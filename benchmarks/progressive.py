@@ -19,15 +19,15 @@ import sys
 import torch
 from _common import add_calibration_options, calibration_clips
 
-from liteasr import whisper
-from liteasr.allocate import Budget
-from liteasr.calibrate import calibrate
+from liteasr.models import whisper
+from liteasr.planning.allocate import Budget
+from liteasr.calibration.calibrate import calibrate
 from liteasr.checkpoint import Provenance, save_checkpoint
-from liteasr.compress import compress_, spectra, target_plan
-from liteasr.damage import DAMAGE_MODELS, DEFAULT_DAMAGE
-from liteasr.flops import encoder_cost
-from liteasr.hf.modeling_lite_whisper import LowRankLinear
-from liteasr.lowrank import product
+from liteasr.factorize.compress import compress_, spectra, target_plan
+from liteasr.planning.damage import DAMAGE_MODELS, DEFAULT_DAMAGE
+from liteasr.planning.flops import encoder_cost
+from liteasr.models.hf.modeling_lite_whisper import LowRankLinear
+from liteasr.factorize.lowrank import product
 from liteasr.refine import HealConfig, heal
 
 

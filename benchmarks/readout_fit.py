@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 from _common import add_calibration_options, calibration_clips, speech_or_exit
 
-from liteasr import whisper
-from liteasr.audio import read_dataset, sample
+from liteasr.models import whisper
+from liteasr.data.audio import read_dataset, sample
 from liteasr.refine.heal import relative_error
 from liteasr.refine.lockstep import split_clips, window_features
 from liteasr.refine.refit import RegressionStats

@@ -19,17 +19,17 @@ from pathlib import Path
 
 from _common import emit, speech_or_exit
 
-from liteasr import whisper
-from liteasr.allocate import Budget
-from liteasr.audio import draw, read_sources
-from liteasr.calibrate import calibrate
+from liteasr.models import whisper
+from liteasr.planning.allocate import Budget
+from liteasr.data.audio import draw, read_sources
+from liteasr.calibration.calibrate import calibrate
 from liteasr.checkpoint import Provenance, save_checkpoint
-from liteasr.compress import compress_, measure_damage, spectra, target_plan, threshold_plan
-from liteasr.flops import encoder_cost
-from liteasr.plan import ThresholdRule
+from liteasr.factorize.compress import compress_, measure_damage, spectra, target_plan, threshold_plan
+from liteasr.planning.flops import encoder_cost
+from liteasr.planning.plan import ThresholdRule
 from liteasr.refine import HealConfig, heal, refit
-from liteasr.report import evaluate_models, load_eval_sets
-from liteasr.stats import CovarianceStats
+from liteasr.evaluation.report import evaluate_models, load_eval_sets
+from liteasr.calibration.stats import CovarianceStats
 
 CALIBRATION = ("librispeech_calib", "vctk_p239", "cathy_arctic")
 

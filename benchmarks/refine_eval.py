@@ -25,10 +25,10 @@ from pathlib import Path
 
 from _common import speech_or_exit
 
-from liteasr import whisper
-from liteasr.audio import audio_hash
-from liteasr.evaluate import evaluate_dataset, paired_bootstrap, pooled_wer, recipe_bootstrap
-from liteasr.report import load_eval_sets
+from liteasr.models import whisper
+from liteasr.data.audio import audio_hash
+from liteasr.evaluation.evaluate import evaluate_dataset, paired_bootstrap, pooled_wer, recipe_bootstrap
+from liteasr.evaluation.report import load_eval_sets
 
 
 def main() -> int:

@@ -17,7 +17,7 @@ import json
 import re
 from pathlib import Path
 
-from liteasr.evaluate import paired_bootstrap, pooled_wer
+from liteasr.evaluation.evaluate import paired_bootstrap, pooled_wer
 
 LABELS = {"pca": "PCA (paper's factors)", "refit": "anchored refit", "mixheal10": "PCA + healing (default)",
           "paper": "paper rule at the same size",

@@ -20,11 +20,12 @@ import torch
 from _common import emit, speech_or_exit
 
 from liteasr import runtime
-from liteasr.audio import SAMPLE_RATE, load_audio, read_dataset, sample
-from liteasr.bench import _summary, encoder_latency
-from liteasr.evaluate import corpus_wer
-from liteasr.runtime.export import export, is_onnx_dir
-from liteasr.transcribe import transcribe
+from liteasr.data.audio import SAMPLE_RATE, load_audio, read_dataset, sample
+from liteasr.evaluation.bench import _summary, encoder_latency
+from liteasr.evaluation.evaluate import corpus_wer
+from liteasr.runtime.export import export
+from liteasr.runtime.layout import is_onnx_dir
+from liteasr.decoding.transcribe import transcribe
 
 
 def models(lite: str, work: Path) -> dict[str, str]:

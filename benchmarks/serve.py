@@ -22,8 +22,8 @@ import openai
 from _common import emit, speech_or_exit
 
 from liteasr import runtime
-from liteasr.audio import SAMPLE_RATE, load_audio, read_dataset, sample
-from liteasr.bench import encoder_latency, transcription_latency
+from liteasr.data.audio import SAMPLE_RATE, load_audio, read_dataset, sample
+from liteasr.evaluation.bench import encoder_latency, transcription_latency
 from liteasr.serve.process import ServerProcess
 
 CLIENTS = (1, 8, 32)

@@ -14,7 +14,7 @@ import dataclasses
 import sys
 
 from liteasr.errors import UserError
-from liteasr.plan import RankPlan
+from liteasr.planning.plan import RankPlan
 
 
 def main() -> int:

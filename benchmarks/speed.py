@@ -19,17 +19,17 @@ import torch
 from _common import emit, speech_or_exit
 from transformers import WhisperConfig, WhisperForConditionalGeneration
 
-from liteasr import whisper
-from liteasr.audio import read_dataset, sample
-from liteasr.bench import encoder_latency
-from liteasr.calibrate import calibrate
-from liteasr.compress import compress_, spectra, threshold_plan
-from liteasr.flops import encoder_cost
-from liteasr.hf.configuration_lite_whisper import LiteWhisperConfig
-from liteasr.hf.modeling_lite_whisper import LiteWhisperForConditionalGeneration, set_attention_modes
-from liteasr.plan import LayerRank, RankPlan, ThresholdRule
-from liteasr.sources import offline_copy
-from liteasr.stats import CovarianceStats
+from liteasr.models import whisper
+from liteasr.data.audio import read_dataset, sample
+from liteasr.evaluation.bench import encoder_latency
+from liteasr.calibration.calibrate import calibrate
+from liteasr.factorize.compress import compress_, spectra, threshold_plan
+from liteasr.planning.flops import encoder_cost
+from liteasr.models.hf.configuration_lite_whisper import LiteWhisperConfig
+from liteasr.models.hf.modeling_lite_whisper import LiteWhisperForConditionalGeneration, set_attention_modes
+from liteasr.planning.plan import LayerRank, RankPlan, ThresholdRule
+from liteasr.models.sources import offline_copy
+from liteasr.calibration.stats import CovarianceStats
 
 # Ranks of layers 0-3 of the public efficient-speech/lite-whisper-large-v3 config (the part of it
 # we could read offline); the benchmark repeats them over the 32 layers.
@@ -118,7 +118,7 @@ def large_v3_section(repeats):
     base = WhisperForConditionalGeneration(WhisperConfig(**common)).eval()
     ranks = [LARGE_V3_RANKS[min(i, 3)] for i in range(32)]
     lite = LiteWhisperForConditionalGeneration(LiteWhisperConfig(low_rank_config=ranks, **common)).eval()
-    from liteasr.flops import best_attention_modes
+    from liteasr.planning.flops import best_attention_modes
 
     set_attention_modes(lite.model.encoder.layers, best_attention_modes(lite))
     std = with_modes(lite, False, False)

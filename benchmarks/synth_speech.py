@@ -22,7 +22,7 @@ from pathlib import Path
 import soundfile as sf
 
 from liteasr.atomic import atomic_dir
-from liteasr.audio import SAMPLE_RATE, load_audio, read_dataset
+from liteasr.data.audio import SAMPLE_RATE, load_audio, read_dataset
 from liteasr.errors import UserError
 
 ACCENTS = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029"]

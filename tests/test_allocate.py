@@ -5,12 +5,12 @@ import json
 import pytest
 import torch
 
-from liteasr import whisper
-from liteasr.allocate import Budget, allocate, cost
-from liteasr.audio import read_dataset
-from liteasr.damage import TruncationProbe, candidates, damage_table, discarded, interpolate
-from liteasr.lowrank import factorize
-from liteasr.transcribe import transcript_mask
+from liteasr.models import whisper
+from liteasr.planning.allocate import Budget, allocate, cost
+from liteasr.data.audio import read_dataset
+from liteasr.planning.damage import TruncationProbe, candidates, damage_table, discarded, interpolate
+from liteasr.factorize.lowrank import factorize
+from liteasr.models.generation import transcript_mask
 from liteasr.errors import UserError
 from cli_helpers import liteasr
 
@@ -115,7 +115,7 @@ def test_transcript_mask_stops_after_first_end_of_text():
 
 @pytest.fixture(scope="module")
 def tiny_probe(tiny_en, speech):
-    from liteasr.audio import load_audio
+    from liteasr.data.audio import load_audio
 
     clips = read_dataset(speech / "ljspeech").clips[:2]
     return TruncationProbe(tiny_en, [load_audio(c.path) for c in clips], "decoder")
@@ -125,8 +125,8 @@ def test_decoder_damage_on_real_speech(tiny_en, tiny_probe, speech):
     """KL of the decoder's predictions on its own transcripts: zero for the dense layer itself, small for a
     mild truncation, large for a severe one, and larger for v_proj than for a wide MLP layer at the same
     rank."""
-    from liteasr.calibrate import calibrate
-    from liteasr.audio import sample
+    from liteasr.calibration.calibrate import calibrate
+    from liteasr.data.audio import sample
 
     key = "layers.1.fc1"
     dense = whisper.encoder_linears(tiny_probe.model)[key]
@@ -167,6 +167,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(random_whisper_dir, noise_cl
 
 
 def test_cli_spells_the_damage_models_like_the_library():
-    from liteasr import cli, damage
+    from liteasr import cli
+    from liteasr.planning import damage
 
     assert cli.DAMAGE_MODELS == damage.DAMAGE_MODELS and cli.DEFAULT_DAMAGE == damage.DEFAULT_DAMAGE

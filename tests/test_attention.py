@@ -7,15 +7,15 @@ import pytest
 import torch
 from transformers.models.whisper.modeling_whisper import WhisperAttention
 
-from liteasr import whisper
-from liteasr.audio import load_audio, read_dataset, sample
-from liteasr.calibrate import calibrate
+from liteasr.models import whisper
+from liteasr.data.audio import load_audio, read_dataset, sample
+from liteasr.calibration.calibrate import calibrate
 from liteasr.checkpoint import Provenance, save_checkpoint
-from liteasr.compress import compress_
-from liteasr.flops import attention_cost, best_attention_modes, encoder_cost
-from liteasr.hf.modeling_lite_whisper import LiteEncoderAttention, set_attention_modes
-from liteasr.plan import LayerRank, RankPlan
-from liteasr.transcribe import transcribe
+from liteasr.factorize.compress import compress_
+from liteasr.planning.flops import attention_cost, best_attention_modes, encoder_cost
+from liteasr.models.hf.modeling_lite_whisper import LiteEncoderAttention, set_attention_modes
+from liteasr.planning.plan import LayerRank, RankPlan
+from liteasr.decoding.transcribe import transcribe
 
 RANKS = {"q_proj": 48, "k_proj": 40, "v_proj": 56, "out_proj": 96}  # below head_dim 64 for q/k/v
 

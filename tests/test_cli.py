@@ -104,15 +104,15 @@ def test_compress_heals_on_more_voices_than_it_calibrates_on(random_whisper_dir,
     import numpy as np
     import soundfile as sf
 
-    from liteasr import refine
+    from liteasr import pipeline
 
     more = tmp_path / "more"
     more.mkdir()
     for i in range(4):
         sf.write(more / f"tone{i}.wav", 0.2 * np.sin(np.arange(20000) * (0.04 + 0.02 * i)).astype(np.float32), 16000)
     seen = []
-    real = refine.heal
-    monkeypatch.setattr(refine, "heal", lambda loaded, lite, clips, *a: seen.append(clips) or real(loaded, lite, clips, *a))
+    real = pipeline.heal
+    monkeypatch.setattr(pipeline, "heal", lambda loaded, lite, clips, *a: seen.append(clips) or real(loaded, lite, clips, *a))
     args = ["compress", random_whisper_dir, "--calibration", noise_clips, "--calibration-samples", "4",
             "--target-params", "0.8", "--allocation", "normalized", "--rank-multiple", "8", "--heal-steps", "2",
             "--heal-data", noise_clips, more]

@@ -14,7 +14,7 @@ import torch
 from cli_helpers import liteasr
 from safetensors.torch import load_file
 
-from liteasr.audio import audio_hash, read_dataset
+from liteasr.data.audio import audio_hash, read_dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from refine_eval import cross_fitted  # noqa: E402

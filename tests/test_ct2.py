@@ -6,11 +6,11 @@ import struct
 import numpy as np
 import pytest
 
-from liteasr import whisper
-from liteasr.audio import load_audio, read_dataset
-from liteasr.ct2 import read_ct2
+from liteasr.models import whisper
+from liteasr.data.audio import load_audio, read_dataset
+from liteasr.models.ct2 import read_ct2
 from liteasr.errors import UserError
-from liteasr.sources import offline_copy, resolve_model
+from liteasr.models.sources import offline_copy, resolve_model
 
 ctranslate2 = pytest.importorskip("ctranslate2")
 
@@ -69,7 +69,7 @@ def test_conversion_matches_ctranslate2_encoder(tiny_en, ct2_runtime, speech):
 
 
 def test_greedy_transcripts_match_ctranslate2(tiny_en, ct2_runtime, speech):
-    from liteasr.transcribe import transcribe
+    from liteasr.decoding.transcribe import transcribe
 
     clips = read_dataset(speech / "ljspeech").clips[:4]
     audios = [load_audio(c.path) for c in clips]

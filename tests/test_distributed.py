@@ -17,7 +17,7 @@ from liteasr.cli import main
 from liteasr.demo import shared_speech
 from liteasr.distributed import balance, blocks, parse_shard
 from liteasr.errors import UserError
-from liteasr.stats import CovarianceStats
+from liteasr.calibration.stats import CovarianceStats
 
 HERE = Path(__file__).parent
 SRC = HERE.parent / "src"
@@ -183,7 +183,7 @@ def test_parquet_and_saved_datasets_read_as_the_manifest(runs):
     a wrong column is a one-line error."""
     import numpy as np
 
-    from liteasr.audio import load_audio, read_dataset
+    from liteasr.data.audio import load_audio, read_dataset
 
     if not (runs / "set.parquet").exists():
         pytest.skip("../shared/data/speech not present")
@@ -213,7 +213,7 @@ def test_streamed_rows_read_as_stored_rows(runs, monkeypatch):
     """The Hub path (streamed rows, kept encoded) on a local stream: the same clips as the saved set."""
     import datasets
 
-    from liteasr.audio import audio_hash, read_dataset
+    from liteasr.data.audio import audio_hash, read_dataset
     from liteasr.data import hf
 
     if not (runs / "saved").exists():

@@ -5,11 +5,11 @@ import shutil
 
 import pytest
 
-from liteasr.audio import read_dataset
+from liteasr.data.audio import read_dataset
 from liteasr.errors import UserError
-from liteasr.report import evaluate_models, print_table
-from liteasr import sweep
-from liteasr.sweep import check_disjoint, pareto_front, run_sweep
+from liteasr.evaluation.report import evaluate_models, print_table
+from liteasr.evaluation import sweep
+from liteasr.evaluation.sweep import check_disjoint, pareto_front, run_sweep
 
 
 def manifest_of(folder, tmp_path, name):

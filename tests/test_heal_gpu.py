@@ -11,7 +11,7 @@ import torch
 from cli_helpers import liteasr
 from safetensors.torch import load_file
 
-from liteasr.audio import audio_hash, read_dataset
+from liteasr.data.audio import audio_hash, read_dataset
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "heal_gpu.py"
 

@@ -5,9 +5,9 @@ import torch
 from torch import nn
 
 from liteasr.errors import UserError
-from liteasr.lowrank import factorize
-from liteasr.plan import RankPlan, ThresholdRule
-from liteasr.stats import CovarianceStats, LayerStats
+from liteasr.factorize.lowrank import factorize
+from liteasr.planning.plan import RankPlan, ThresholdRule
+from liteasr.calibration.stats import CovarianceStats, LayerStats
 
 torch.manual_seed(0)
 

@@ -8,14 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from liteasr import runtime, whisper
-from liteasr.audio import load_audio, read_dataset, sample
-from liteasr.ct2 import read_ct2
+from liteasr import runtime
+
+from liteasr.models import generation, whisper
+from liteasr.data.audio import load_audio, read_dataset, sample
+from liteasr.models.ct2 import read_ct2
 from liteasr.errors import UserError
-from liteasr.evaluate import evaluate_dataset
-from liteasr.report import evaluate_models, print_table
-from liteasr.sources import offline_copy
-from liteasr.transcribe import DecodingOptions, _generate, transcribe
+from liteasr.evaluation.evaluate import evaluate_dataset
+from liteasr.evaluation.report import evaluate_models, print_table
+from liteasr.models.sources import offline_copy
+from liteasr.decoding.transcribe import DecodingOptions, _generate, transcribe
 from cli_helpers import assert_user_error, liteasr
 
 # One clip per language: (set, language).
@@ -77,7 +79,7 @@ def test_own_loop_gives_generates_tokens_for_the_same_prompt(base, clips):
     feats = base.features(clips[1][:3])
     encoded = base.encode(feats)
     codes, _ = base.detect_language(encoded)
-    ours = whisper.greedy_ids(base.model, encoded, whisper.build_prompt(base.generation_config, codes), 40)
+    ours = generation.greedy_ids(base.model, encoded, generation.build_prompt(base.generation_config, codes), 40)
     assert torch.equal(ours, _generate(base.model, input_features=feats, language=codes, task="transcribe",
                                        max_new_tokens=40))
     assert torch.equal(ours, _generate(base.model, input_features=feats, max_new_tokens=40))
@@ -190,14 +192,15 @@ def test_server_reports_the_language_it_transcribed(base, clips):
     assert given.language == "german"
 
 
-def test_compress_names_the_calibration_languages_and_warns_on_one(base, tiny_en, capsys):
-    from liteasr.audio import Clip
-    from liteasr.cli.compress import calibration_languages
+def test_compress_names_the_calibration_languages_and_warns_on_one(base, tiny_en):
+    from liteasr.data.audio import Clip
+    from liteasr.pipeline import calibration_languages
 
+    said = []
     one = [Clip(f"p{i}.flac", language="pl") for i in range(3)] + [Clip("x.flac")]
-    assert calibration_languages(base, one) == "pl 3, unstated 1"
-    assert "warning: a multilingual model calibrated on languages pl 3, unstated 1" in capsys.readouterr().err
+    assert calibration_languages(base, one, said.append) == "pl 3, unstated 1"
+    assert len(said) == 1 and "warning: a multilingual model calibrated on languages pl 3, unstated 1" in said[0]
     mixed = one + [Clip("e.flac", language="en")]
-    assert calibration_languages(base, mixed) == "pl 3, unstated 1, en 1"
-    assert calibration_languages(tiny_en, one) == "pl 3, unstated 1"  # English-only: nothing to warn about
-    assert "warning" not in capsys.readouterr().err
+    assert calibration_languages(base, mixed, said.append) == "pl 3, unstated 1, en 1"
+    assert calibration_languages(tiny_en, one, said.append) == "pl 3, unstated 1"  # English-only: no warning
+    assert len(said) == 1

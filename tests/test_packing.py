@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from liteasr import whisper
-from liteasr.audio import Clip, change_speed
-from liteasr.calibrate import calibrate, calibration_windows
+from liteasr.models import whisper
+from liteasr.data.audio import Clip, change_speed
+from liteasr.calibration.calibrate import calibrate, calibration_windows
 from liteasr.errors import UserError
 
 

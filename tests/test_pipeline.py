@@ -9,17 +9,17 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from liteasr import whisper
-from liteasr.audio import load_audio, read_dataset, sample
-from liteasr.calibrate import calibrate
+from liteasr.models import generation, whisper
+from liteasr.data.audio import load_audio, read_dataset, sample
+from liteasr.calibration.calibrate import calibrate
 from liteasr.checkpoint import Provenance, save_checkpoint
-from liteasr.compress import compress_, spectra, threshold_plan
+from liteasr.factorize.compress import compress_, spectra, threshold_plan
 from liteasr.errors import UserError
-from liteasr.evaluate import corpus_wer
-from liteasr.flops import encoder_cost
-from liteasr.hf.modeling_lite_whisper import LowRankLinear
-from liteasr.plan import LayerRank, RankPlan, ThresholdRule
-from liteasr.transcribe import transcribe
+from liteasr.evaluation.evaluate import corpus_wer
+from liteasr.planning.flops import encoder_cost
+from liteasr.models.hf.modeling_lite_whisper import LowRankLinear
+from liteasr.planning.plan import LayerRank, RankPlan, ThresholdRule
+from liteasr.decoding.transcribe import transcribe
 
 
 def compress_and_save(loaded, stats, rule_or_plan, out):
@@ -197,7 +197,8 @@ def test_own_greedy_loop_gives_generates_tokens(tiny_en, speech):
     """liteasr's decoding loop (one window at a time through the encoder on CPU, finished clips leaving the
     batch, the vocabulary projection as `W @ hidden.T`) must give exactly generate()'s tokens: in a
     batch whose clips finish at different steps, alone, and when the token budget cuts decoding short."""
-    from liteasr.transcribe import _generate, token_budget
+    from liteasr.decoding.transcribe import _generate
+    from liteasr.models.generation import token_budget
 
     model = tiny_en.model
     eos = model.generation_config.eos_token_id
@@ -208,17 +209,17 @@ def test_own_greedy_loop_gives_generates_tokens(tiny_en, speech):
                                    rtol=1e-4, atol=1e-4)
     budget = token_budget(max(len(a) for a in audios), model.generation_config.max_length)
     encoded = whisper.encode(model, feats)
-    prompt = whisper.build_prompt(model.generation_config, [None] * len(audios))
-    ours = whisper.greedy_ids(model, encoded, prompt, budget)
+    prompt = generation.build_prompt(model.generation_config, [None] * len(audios))
+    ours = generation.greedy_ids(model, encoded, prompt, budget)
     assert torch.equal(ours, _generate(model, input_features=feats, max_new_tokens=budget))
     lengths = (ours != eos).sum(1).tolist()
     assert len(set(lengths)) > 2, lengths  # the batch really shrank along the way
     for i in (lengths.index(min(lengths)), lengths.index(max(lengths))):
-        alone = whisper.greedy_ids(model, encoded[i : i + 1], prompt[i : i + 1], budget)
+        alone = generation.greedy_ids(model, encoded[i : i + 1], prompt[i : i + 1], budget)
         assert alone[0].tolist() == ours[i, : alone.shape[1]].tolist()
         assert alone.shape[1] == lengths[i]  # no trailing end-of-text, as generate
     cut = min(lengths) + 2  # some clips end within the budget, the others are cut at it
-    assert torch.equal(whisper.greedy_ids(model, encoded, prompt, cut),
+    assert torch.equal(generation.greedy_ids(model, encoded, prompt, cut),
                        _generate(model, input_features=feats, max_new_tokens=cut))
 
 
@@ -233,6 +234,6 @@ def test_features_and_logits_equal_transformers_own(tiny_en, speech):
     hidden = torch.randn(3, tiny_en.model.config.d_model)
     with torch.inference_mode():
         for rows in (hidden[:1], hidden):
-            logits = whisper.vocabulary_logits(tiny_en.model, rows)
+            logits = generation.vocabulary_logits(tiny_en.model, rows)
             assert logits.shape == (len(rows), tiny_en.model.config.vocab_size)
             torch.testing.assert_close(logits, tiny_en.model.proj_out(rows), rtol=1e-5, atol=1e-4)

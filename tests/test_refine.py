@@ -11,18 +11,19 @@ import numpy as np
 import pytest
 import torch
 
-from liteasr import whisper
-from liteasr.audio import load_audio, read_dataset, sample
-from liteasr.calibrate import calibrate
+from liteasr.models import whisper
+from liteasr.refine import augment
+from liteasr.data.audio import load_audio, read_dataset, sample
+from liteasr.calibration.calibrate import calibrate
 from liteasr.checkpoint import Provenance, save_checkpoint
-from liteasr.compress import compress_, threshold_plan
-from liteasr.flops import encoder_cost
-from liteasr.hf.modeling_lite_whisper import LiteEncoderAttention, LowRankLinear, set_attention_modes
-from liteasr.plan import LayerRank, RankPlan, ThresholdRule
+from liteasr.factorize.compress import compress_, threshold_plan
+from liteasr.planning.flops import encoder_cost
+from liteasr.models.hf.modeling_lite_whisper import LiteEncoderAttention, LowRankLinear, set_attention_modes
+from liteasr.planning.plan import LayerRank, RankPlan, ThresholdRule
 from liteasr.refine import HealConfig, heal, refit
 from liteasr.refine.heal import split_clips
 from liteasr.refine.refit import RIDGE_GRID, RegressionStats, anchor, choose_ridge, held_out_error, solve
-from liteasr.transcribe import transcribe
+from liteasr.decoding.transcribe import transcribe
 
 
 def plan_for(model, ranks: dict[str, int]) -> RankPlan:
@@ -221,7 +222,7 @@ def test_healing_without_kl_needs_no_transcripts(random_lite, monkeypatch, metri
     def no_decoding(*args, **kwargs):
         raise AssertionError("decoded transcripts although kl_weight=0")
 
-    monkeypatch.setattr(heal_module, "own_transcripts", no_decoding)
+    monkeypatch.setattr(heal_module.generation, "teacher_transcripts", no_decoding)
     report = heal(loaded, lite, clips, HealConfig(block_epochs=0, steps=4, eval_every=2, lr=1e-3, minutes=None,
                                                  kl_weight=0.0, speeds=(0.9, 1.1), metric=metric), progress=False)
     assert report.steps > 0 and report.e2e_loss[1] <= report.e2e_loss[0]
@@ -275,11 +276,11 @@ def test_mixed_features_are_those_of_the_mixed_audio(tiny_en, speech):
     n = min(len(a), len(b))
     a, b = a[:n], b[:n]
     first, second = (whisper.features(tiny_en.processor, [x, x]) for x in (a, b))
-    assert torch.equal(whisper.mix_features(first, second, torch.tensor([0.0, 0.0])), first)
-    assert torch.allclose(whisper.mix_features(first, first, torch.tensor([0.3, 0.7])), first, atol=1e-5)
+    assert torch.equal(augment.mix_features(first, second, torch.tensor([0.0, 0.0])), first)
+    assert torch.allclose(augment.mix_features(first, first, torch.tensor([0.3, 0.7])), first, atol=1e-5)
     for w in (0.1, 0.5):
         audio = whisper.features(tiny_en.processor, [(1 - w) ** 0.5 * a + w ** 0.5 * b])[0]
-        mixed = whisper.mix_features(first, second, torch.tensor([w, w]))[0]
+        mixed = augment.mix_features(first, second, torch.tensor([w, w]))[0]
         naive = (1 - w) * first[0] + w * second[0]
         assert (mixed - audio).abs().mean() < 0.5 * (naive - audio).abs().mean()
         assert (mixed - audio).abs().mean() < 0.06  # features span about 0.4 (standard deviation)
@@ -292,14 +293,14 @@ def test_warped_features_are_those_of_the_shifted_voice(tiny_en):
     tones = lambda fs: sum(0.1 * np.sin(2 * np.pi * f * t) for f in fs).astype(np.float32)  # noqa: E731
     base = [700, 1500, 2500, 3500]
     first = whisper.features(tiny_en.processor, [tones(base)])
-    assert torch.allclose(whisper.warp_features(first, torch.tensor([1.0])), first, atol=1e-5)
+    assert torch.allclose(augment.warp_features(first, torch.tensor([1.0])), first, atol=1e-5)
     for a in (0.9, 1.1):
         shifted = whisper.features(tiny_en.processor, [tones([a * f for f in base])])[..., :300]  # the 3 s of tones
-        warped = whisper.warp_features(first, torch.tensor([a]))[..., :300]
+        warped = augment.warp_features(first, torch.tensor([a]))[..., :300]
         assert (warped - shifted).abs().mean() < 0.3 * (first[..., :300] - shifted).abs().mean()
         peaks = lambda x: sorted(x[0, :, 100].topk(4).indices.tolist())  # noqa: E731
         assert peaks(warped) == peaks(shifted) != peaks(first[..., :300])
-    two = whisper.warp_features(torch.cat([first, first]), torch.tensor([1.0, 1.1]))  # each window its own factor
+    two = augment.warp_features(torch.cat([first, first]), torch.tensor([1.0, 1.1]))  # each window its own factor
     assert torch.allclose(two[0], first[0], atol=1e-5) and not torch.allclose(two[1], first[0], atol=1e-2)
 
 

@@ -12,7 +12,7 @@ import soundfile as sf
 from safetensors.torch import load_file
 
 from liteasr.atomic import atomic_dir
-from liteasr.audio import load_audio, windows
+from liteasr.data.audio import load_audio, windows
 from liteasr.errors import UserError
 from cli_helpers import liteasr
 
@@ -217,8 +217,8 @@ def test_degenerate_covariances_factor_cleanly():
     import torch
     from torch import nn
 
-    from liteasr.lowrank import factorize
-    from liteasr.stats import LayerStats
+    from liteasr.factorize.lowrank import factorize
+    from liteasr.calibration.stats import LayerStats
 
     layer = nn.Linear(32, 24).double()
     with torch.no_grad():
@@ -259,7 +259,7 @@ def test_impossible_target_through_the_cli(tmp_path, random_whisper_dir, noise_c
 
 
 def test_int16_ct2_weights_are_dequantized():
-    from liteasr.ct2 import CT2Model
+    from liteasr.models.ct2 import CT2Model
 
     w = np.linspace(-0.5, 0.5, 12, dtype=np.float32).reshape(3, 4)
     scale = np.float32(2**10 / np.abs(w).max())  # CTranslate2's int16 rule: one scale per tensor

@@ -7,12 +7,15 @@ import onnx
 import pytest
 import torch
 
-from liteasr import runtime, whisper
-from liteasr.audio import load_audio, read_dataset
-from liteasr.hf.configuration_lite_whisper import LiteWhisperConfig
-from liteasr.hf.modeling_lite_whisper import LiteWhisperForConditionalGeneration
-from liteasr.runtime.export import ENCODER, export
-from liteasr.transcribe import transcribe
+from liteasr import runtime
+
+from liteasr.models import whisper
+from liteasr.data.audio import load_audio, read_dataset
+from liteasr.models.hf.configuration_lite_whisper import LiteWhisperConfig
+from liteasr.models.hf.modeling_lite_whisper import LiteWhisperForConditionalGeneration
+from liteasr.runtime.export import export
+from liteasr.runtime.layout import ENCODER
+from liteasr.decoding.transcribe import transcribe
 from cli_helpers import assert_user_error, liteasr
 from test_attention import low_rank_tiny  # noqa: F401  (real tiny.en, q/k/v below head_dim: reduced attention)
 
@@ -153,7 +156,7 @@ def test_ctranslate2_reference_runs_and_benches(lite_onnx, speech, tmp_path):
     clips = read_dataset(speech / "ljspeech").clips[:2]
     ct2 = runtime.load("ctranslate2:tiny.en:int8")
     texts = transcribe(ct2, [load_audio(c.path) for c in clips], progress=False, warmup=False).texts
-    from liteasr.evaluate import corpus_wer
+    from liteasr.evaluation.evaluate import corpus_wer
 
     assert corpus_wer([c.text for c in clips], texts).wer < 20  # real model, real speech
     r = liteasr("bench", lite_onnx, "--vs", "ctranslate2:tiny.en:int8", "--repeats", "2", "--json", tmp_path / "b.json")

@@ -16,10 +16,10 @@ import openai
 import pytest
 import soundfile as sf
 
-from liteasr.audio import load_audio, read_dataset
+from liteasr.data.audio import load_audio, read_dataset
 from liteasr.errors import UserError
 from liteasr.serve.process import ServerProcess
-from liteasr.transcribe import DecodingOptions, transcribe
+from liteasr.decoding.transcribe import DecodingOptions, transcribe
 
 KEY = "test-key-123"
 UPLOAD_LIMIT_MB = 1

@@ -4,7 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from liteasr.plan import LayerRank, RankPlan
+from liteasr.planning.plan import LayerRank, RankPlan
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "shift_plan.py"
 

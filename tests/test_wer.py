@@ -5,10 +5,10 @@ import pytest
 
 import json
 
-from liteasr.audio import Clip, Dataset, read_dataset
+from liteasr.data.audio import Clip, Dataset, read_dataset
 from liteasr.errors import UserError
-from liteasr.evaluate import corpus_wer, metric, normalize, paired_bootstrap, recipe_bootstrap, utterance_errors
-from liteasr.report import split_languages
+from liteasr.evaluation.evaluate import corpus_wer, metric, normalize, paired_bootstrap, recipe_bootstrap, utterance_errors
+from liteasr.evaluation.report import split_languages
 
 
 @pytest.mark.parametrize("ref, hyp", [

@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .errors import UserError
+from liteasr.errors import UserError
 
 
 def check_writable(dst: str | Path, overwrite: bool) -> Path:

@@ -7,11 +7,11 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import __version__
-from .atomic import atomic_dir
-from .flops import EncoderCost, encoder_cost
+from liteasr import __version__
+from liteasr.atomic import atomic_dir
+from liteasr.planning.flops import EncoderCost, encoder_cost
 
-HF_CODE = Path(__file__).parent / "hf"
+HF_CODE = Path(__file__).parent / "models" / "hf"
 AUTO_MAP = {
     "AutoConfig": "configuration_lite_whisper.LiteWhisperConfig",
     "AutoModel": "modeling_lite_whisper.LiteWhisperForConditionalGeneration",

@@ -11,18 +11,18 @@ import os
 import tempfile
 from pathlib import Path
 
-from . import whisper
-from .audio import draw, read_dataset, read_sources
-from .calibrate import calibrate
-from .checkpoint import Provenance, save_checkpoint
-from .allocate import Budget
-from .compress import compress_, spectra, target_plan, threshold_plan
-from .damage import DEFAULT_DAMAGE
-from .demo_audio import make_demo_audio
-from .flops import encoder_cost
-from .plan import ThresholdRule
-from .report import evaluate_models, print_table
-from .sources import cache_dir
+from liteasr.calibration.calibrate import calibrate
+from liteasr.checkpoint import Provenance, save_checkpoint
+from liteasr.data.audio import draw, read_dataset, read_sources
+from liteasr.data.demo_audio import make_demo_audio
+from liteasr.evaluation.report import evaluate_models, print_table
+from liteasr.factorize.compress import compress_, spectra, target_plan, threshold_plan
+from liteasr.models import whisper
+from liteasr.models.sources import cache_dir
+from liteasr.planning.allocate import Budget
+from liteasr.planning.damage import DEFAULT_DAMAGE
+from liteasr.planning.flops import encoder_cost
+from liteasr.planning.plan import ThresholdRule
 
 MODEL = "tiny.en"
 CALIBRATION = ("librispeech_calib", "vctk_p239", "cathy_arctic")
@@ -39,7 +39,7 @@ def shared_speech() -> Path | None:
 
 
 def demo_data(eval_samples: int) -> tuple[list[str], list]:
-    from .report import load_eval_sets
+    from liteasr.evaluation.report import load_eval_sets
 
     speech = shared_speech()
     if speech is not None:  # many voices in, other voices out: calibration and evaluation speakers are disjoint

@@ -9,10 +9,11 @@ import signal
 import sys
 import warnings
 
-from ..errors import UserError
-from . import bench, calibrate, compress, demo, export, info, merge_stats, serve, sweep, transcribe
-from . import eval as eval_
-from .common import DAMAGE_MODELS, DEFAULT_DAMAGE  # noqa: F401  (checked against damage.py by the tests)
+from liteasr.cli import bench, calibrate, compress, demo
+from liteasr.cli import eval as eval_
+from liteasr.cli import export, info, merge_stats, serve, sweep, transcribe
+from liteasr.cli.common import DAMAGE_MODELS, DEFAULT_DAMAGE  # noqa: F401  (checked against damage.py by the tests)
+from liteasr.errors import UserError
 
 # In the order `liteasr --help` lists them: the flow, then the tools around it.
 COMMANDS = (calibrate, merge_stats, compress, export, info, transcribe, eval_, bench, sweep, serve, demo)
@@ -43,8 +44,8 @@ def _process_group(args):
         return contextlib.nullcontext()
     if not getattr(args, "distributed", False):
         raise UserError(f"`liteasr {args.command}` does not run under torchrun (calibrate, compress, eval and sweep do)")
-    from ..distributed import session
-    from .common import device
+    from liteasr.cli.common import device
+    from liteasr.distributed import session
 
     if int(os.environ.get("RANK", "0")) != 0:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (for the life of the process)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import common
+from liteasr.cli import common
 
 
 def register(sub) -> None:
@@ -18,9 +18,9 @@ def register(sub) -> None:
 
 
 def run(args) -> None:
-    from ..bench import encoder_latency
-    from ..flops import encoder_cost
-    from ..runtime import architecture
+    from liteasr.evaluation.bench import encoder_latency
+    from liteasr.planning.flops import encoder_cost
+    from liteasr.runtime import architecture
 
     a, b = common.load(args), common.load(args, args.vs)
     model, base = architecture(a), architecture(b)
@@ -40,8 +40,8 @@ def run(args) -> None:
               "speedup": speedup, "flop_bound": bound, "fraction_of_bound": speedup / bound,
               "batch_size": args.batch_size}
     if args.data:
-        from ..audio import load_audio, read_dataset, sample
-        from ..bench import transcription_latency
+        from liteasr.data.audio import load_audio, read_dataset, sample
+        from liteasr.evaluation.bench import transcription_latency
 
         clips = sample(read_dataset(args.data).clips, args.samples, 0)
         audios = [load_audio(c) for c in clips]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import common
+from liteasr.cli import common
 
 
 def register(sub) -> None:
@@ -18,9 +18,9 @@ def register(sub) -> None:
 
 
 def run(args) -> None:
-    from ..atomic import check_writable
-    from ..calibrate import calibrate
-    from ..distributed import current, parse_shard
+    from liteasr.atomic import check_writable
+    from liteasr.calibration.calibrate import calibrate
+    from liteasr.distributed import current, parse_shard
 
     shard = parse_shard(args.shard) if args.shard else (0, 1)
     check_writable(args.output, args.overwrite)

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from ..errors import UserError
+from liteasr.errors import UserError
 
 # damage.DAMAGE_MODELS / DEFAULT_DAMAGE, spelled out so that parsing arguments does not import torch
 DAMAGE_MODELS = ("encoder", "decoder", "sensitivity", "normalized", "variance")
@@ -30,7 +30,7 @@ def dtype(name: str):
 
 
 def load(args, spec=None):
-    from .. import runtime
+    from liteasr import runtime
 
     return runtime.load(spec or args.model, device=device(args.device), dtype=dtype(args.dtype),
                         attention=getattr(args, "attention", "auto"))
@@ -62,7 +62,7 @@ def speed_list(text: str) -> tuple[float, ...]:
 def clips(args, source, n: int | None = None, with_text: bool = False):
     """Clips of DATA (one source or several), N of them chosen by --seed, every file checked before
     any model runs."""
-    from ..audio import Dataset, draw, read_sources, screen
+    from liteasr.data.audio import Dataset, draw, read_sources, screen
 
     sets = source if isinstance(source, list) and source and isinstance(source[0], Dataset) \
         else read_sources(source, *columns(args))
@@ -80,8 +80,8 @@ def columns(args) -> tuple[str, str]:
 
 
 def write_json(path: str, data) -> None:
-    from ..atomic import atomic_file
-    from ..distributed import current
+    from liteasr.atomic import atomic_file
+    from liteasr.distributed import current
 
     if not current().is_main:  # under torchrun only rank 0 writes
         return

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import copy
 import shlex
 import sys
 
-from ..errors import UserError
-from . import common
+from liteasr.cli import common
+from liteasr.errors import UserError
 
 
 def register(sub) -> None:
@@ -87,7 +86,7 @@ HEAL_OPTIONS = {"heal_minutes": "minutes", "heal_steps": "steps", "heal_lr": "lr
 
 def heal_config(args):
     """HealConfig from the options given; the rest keep the library's defaults."""
-    from ..refine import HealConfig
+    from liteasr.refine import HealConfig
 
     given = {field: getattr(args, option) for option, field in HEAL_OPTIONS.items() if getattr(args, option) is not None}
     return HealConfig(**given, layernorm=args.heal_layernorm, dense=args.heal_dense, seed=args.seed)
@@ -102,7 +101,7 @@ def heal_clips(args, calibration: list | None, refine: str) -> list:
     if refine != "heal":
         raise UserError("--heal-data is audio for healing: it needs --calibration audio and healing "
                         "(--refine heal, or auto with a --target-*)")
-    from ..audio import read_sources
+    from liteasr.data.audio import read_sources
 
     taken = {c.path for c in calibration}
     sets = read_sources(args.heal_data, *common.columns(args))
@@ -113,51 +112,28 @@ def heal_clips(args, calibration: list | None, refine: str) -> list:
     return common.clips(args, sets, args.heal_samples or args.calibration_samples)[0]  # draw skips emptied sources
 
 
-def calibration_languages(loaded, clips) -> str:
-    """`en 128, pl 64, unstated 64` from the clips' manifests; warns when a multilingual model would be
-    calibrated on one language (measured on base at 0.6: languages the calibration did not hear lost
-    about ten times the WER of those it heard)."""
-    from collections import Counter
-
-    from .. import whisper
-
-    counts = Counter(c.language or "unstated" for c in clips)
-    text = ", ".join(f"{lang} {n}" for lang, n in counts.most_common())
-    stated = {lang for lang in counts if lang != "unstated"}
-    if whisper.is_multilingual(loaded.generation_config) and len(stated) < 2 and current_is_main():
-        heard = f"languages {text}" if stated else "audio whose manifests state no `language`"
-        print(f"liteasr: warning: a multilingual model calibrated on {heard}: languages the calibration does not "
-              "hear lose far more accuracy than those it hears. Mix in audio of every language you serve, each "
-              "manifest line with its `language`.", file=sys.stderr)
-    return text
+def note(message: str) -> None:
+    """Warnings to stderr, progress notes to stdout."""
+    print(message, file=sys.stderr if message.startswith("liteasr: warning") else sys.stdout)
 
 
-def current_is_main() -> bool:
-    from ..distributed import current
+def config(args):
+    """CompressConfig from the command line."""
+    from liteasr.pipeline import CompressConfig
+    from liteasr.planning.plan import RankPlan
 
-    return current().is_main
-
-
-def budget(args):
-    from ..allocate import Budget
-
-    given = [(k, v) for k, v in (("params", args.target_params), ("flops", args.target_flops)) if v is not None]
-    if len(given) > 1:
-        raise UserError("give at most one of --target-params, --target-flops")
-    if given and args.plan:
-        raise UserError("--plan fixes the ranks; it cannot be combined with a target")
-    return Budget(*given[0]) if given else None
+    return CompressConfig(target_params=args.target_params, target_flops=args.target_flops, threshold=args.threshold,
+                          allocation=args.allocation, probe_clips=args.probe_clips, rank_multiple=args.rank_multiple,
+                          refine=args.refine, heal=heal_config(args), packing=args.packing,
+                          calibration_samples=args.calibration_samples, seed=args.seed, batch_size=args.batch_size,
+                          shard_windows=args.shard_windows, plan=RankPlan.load(args.plan) if args.plan else None)
 
 
 def run(args) -> None:
-    from ..atomic import check_writable
-    from ..calibrate import calibrate
-    from ..checkpoint import Provenance, save_checkpoint
-    from ..compress import check_stats, compress_, spectra, target_plan, threshold_plan
-    from ..distributed import current
-    from ..flops import encoder_cost
-    from ..plan import RankPlan, ThresholdRule
-    from ..stats import CovarianceStats
+    from liteasr.atomic import check_writable
+    from liteasr.calibration.stats import CovarianceStats
+    from liteasr.distributed import current
+    from liteasr.pipeline import calibrate_and_plan, finish
 
     main = current().is_main  # under torchrun every process computes, only rank 0 writes
     if args.output is None and not args.dry_run:
@@ -166,69 +142,33 @@ def run(args) -> None:
         check_writable(args.output, args.overwrite)
     if min(args.heal_kl or 0, args.heal_block_epochs or 0) < 0:
         raise UserError("--heal-kl and --heal-block-epochs cannot be negative")
-    rule = ThresholdRule.parse(args.threshold, args.rank_multiple)
     if (args.calibration is None) == (args.stats is None):
         raise UserError("give exactly one of --calibration DATA or --stats FILE")
-    plan = RankPlan.load(args.plan) if args.plan else None
-    target = budget(args)
+    settings = config(args)
+    settings.budget()
     clips, skipped = common.clips(args, args.calibration, args.calibration_samples) if args.calibration else (None, [])
-    from ..refine import DEFAULT_FOR_TARGETS
-
-    refine = args.refine if args.refine != "auto" else (DEFAULT_FOR_TARGETS if target is not None and clips is not None
-                                                       else "none")
-    if refine != "none" and clips is None:
-        raise UserError(f"--refine {refine} needs --calibration audio (statistics alone cannot refit or heal)")
+    refine = settings.refinement(clips is not None)
     extra = heal_clips(args, clips, refine)
     loaded = common.load(args)
-    base = encoder_cost(loaded.model)
     if clips is not None:
-        stats = calibrate(loaded, clips, batch_size=args.batch_size, packing=args.packing,
-                          shard_windows=args.shard_windows)
-        if args.save_stats and main:
-            stats.save(args.save_stats)
-        sources = " + ".join(args.calibration)
-        calibration = f"{len(clips)} clips of {sources} (seed {args.seed}), {stats.meta['windows']} windows, " \
-                      f"languages {calibration_languages(loaded, clips)}"
+        describe = f"{len(clips)} clips of {' + '.join(args.calibration)}"
         if skipped:
-            calibration += "; skipped as unreadable: " + ", ".join(str(p) for p, _ in skipped)
+            describe += " (skipped as unreadable: " + ", ".join(str(p) for p, _ in skipped) + ")"
+        planned = calibrate_and_plan(loaded, clips, settings, describe, note)
+        if args.save_stats and main:
+            planned.stats.save(args.save_stats)
     else:
         stats = CovarianceStats.load(args.stats)
-        calibration = f"statistics {args.stats} ({stats.meta.get('clips', '?')} clips)"
-    check_stats(loaded.model, stats)
-    eig = spectra(stats)
-    if plan is None and target is not None:
-        plan = target_plan(loaded, stats, eig, target, args.allocation, clips, args.rank_multiple,
-                           probe_clips=args.probe_clips)
-    plan = plan or threshold_plan(loaded.model, stats, rule, eig)
+        planned = calibrate_and_plan(loaded, stats, settings, f"statistics {args.stats} "
+                                     f"({stats.meta.get('clips', '?')} clips)", note)
     if args.save_plan and main:
-        plan.save(args.save_plan)
+        planned.plan.save(args.save_plan)
     if args.dry_run:
-        print(plan.table())
+        print(planned.plan.table())
         return
-    if not main:  # refit, healing and writing happen once, on rank 0
+    more = f"{len(extra)} clips of {' + '.join(args.heal_data)}" if extra else None
+    lite = finish(planned, settings, refine, extra, more, note)
+    if lite is None:  # not rank 0
         return
-    if refine == "refit":
-        from ..refine import refit
-
-        lite = refit(loaded, plan, clips, args.packing, args.batch_size)
-        plan.method += ", anchored refit"
-    else:  # healing needs the dense model beside the compressed one: compress a copy
-        lite = compress_(copy.deepcopy(loaded.model) if refine == "heal" else loaded.model, stats, plan, eig)
-        if refine == "heal":  # from the PCA factors: healing the refit measured worse (benchmarks/refine.md)
-            from ..refine import heal
-
-            print(f"healing the factors on the calibration audio{' and --heal-data' if extra else ''}: they move "
-                  "toward its voices, so calibrate on audio like your users' (--refine none: the paper's plain PCA "
-                  "factors)")
-            report = heal(loaded, lite, clips + extra, heal_config(args), args.packing)
-            print(report.summary())
-            more = f" and {len(extra)} clips of {' + '.join(args.heal_data)}" if extra else ""
-            plan.method += f", healed on the calibration clips{more} ({report.steps} end-to-end steps, " \
-                           f"{report.seconds / 60:.1f} min)"
-    command = "liteasr " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    save_checkpoint(lite, loaded.processor, args.output, Provenance(args.model, base, calibration, plan.method, command,
-                                                                         stats.meta.get("clip_hashes", [])),
-                    overwrite=args.overwrite)
-    after = encoder_cost(lite)
-    print(f"wrote {args.output}: encoder params {base.params:,} -> {after.params:,} ({after.params / base.params:.1%}), "
-          f"GFLOPs/window {base.gflops:.2f} -> {after.gflops:.2f}")
+    lite.save(args.output, overwrite=args.overwrite, command="liteasr " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    print(f"wrote {args.output}: {lite.summary()}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import common
+from liteasr.cli import common
 
 
 def register(sub) -> None:
@@ -18,7 +18,7 @@ def register(sub) -> None:
 
 
 def run(args) -> None:
-    from ..demo import run_demo
+    from liteasr.demo import run_demo
 
     run_demo(device=common.device(args.device), samples=args.samples, eval_samples=args.eval_samples,
              thresholds=args.thresholds, targets=args.targets, output=args.output)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import common
+from liteasr.cli import common
 
 
 def register(sub) -> None:
@@ -22,9 +22,9 @@ def register(sub) -> None:
 
 
 def run(args) -> None:
-    from ..audio import read_dataset
-    from ..report import evaluate_models, print_table
-    from ..transcribe import language_options
+    from liteasr.data.audio import read_dataset
+    from liteasr.decoding.transcribe import language_options
+    from liteasr.evaluation.report import evaluate_models, print_table
 
     sets = []
     for source in args.data:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import common
+from liteasr.cli import common
 
 ERROR_SHARE = 0.5  # runtime.quantize.ERROR_SHARE, stated here so `--help` needs no torch (a test checks they agree)
 
@@ -30,16 +30,16 @@ def register(sub) -> None:
 
 
 def run(args) -> None:
-    from ..atomic import check_writable
-    from ..errors import UserError
-    from ..runtime.export import export
+    from liteasr.atomic import check_writable
+    from liteasr.errors import UserError
+    from liteasr.runtime.export import export
 
     check_writable(args.output, args.overwrite)
     audios = None
     if args.calibration:
         if not args.quantize:
             raise UserError("--calibration is for --quantize int8 (it measures int8 error)")
-        from ..audio import load_audio, windows
+        from liteasr.data.audio import load_audio, windows
 
         clips, _ = common.clips(args, args.calibration, args.probe_clips)
         audios = [w for c in clips for w in windows(load_audio(c))][:args.probe_clips]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import common
+from liteasr.cli import common
 
 
 def register(sub) -> None:
@@ -12,10 +12,9 @@ def register(sub) -> None:
 
 
 def run(args) -> None:
-    from .. import whisper
-    from ..flops import encoder_cost
-
-    from ..runtime import architecture
+    from liteasr.models import whisper
+    from liteasr.planning.flops import encoder_cost
+    from liteasr.runtime import architecture
 
     loaded = common.load(args)
     model = architecture(loaded)

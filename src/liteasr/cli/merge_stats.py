@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import UserError
+from liteasr.errors import UserError
 
 
 def register(sub) -> None:
@@ -41,8 +41,8 @@ def shard_order(files: list[str], metas: list[dict]) -> list[int]:
 
 
 def run(args) -> None:
-    from ..atomic import check_writable
-    from ..stats import CovarianceStats
+    from liteasr.atomic import check_writable
+    from liteasr.calibration.stats import CovarianceStats
 
     check_writable(args.output, args.overwrite)
     if len(set(args.inputs)) != len(args.inputs):

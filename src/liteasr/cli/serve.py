@@ -6,8 +6,8 @@ import os
 import socket
 import sys
 
-from ..errors import UserError
-from . import common
+from liteasr.cli import common
+from liteasr.errors import UserError
 
 API_KEY_ENV = "LITEASR_API_KEY"
 
@@ -49,8 +49,8 @@ def run(args) -> None:
     sock = listen(args.host, args.port)
     import uvicorn
 
-    from ..serve.app import create_app
-    from ..serve.engine import Engine
+    from liteasr.serve.app import create_app
+    from liteasr.serve.engine import Engine
 
     engine = Engine(args.model, device=common.device(args.device), dtype=common.dtype(args.dtype),
                     attention=args.attention)

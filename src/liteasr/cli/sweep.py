@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import common
+from liteasr.cli import common
 
 
 def register(sub) -> None:
@@ -24,10 +24,10 @@ def register(sub) -> None:
 
 
 def run(args) -> None:
-    from ..atomic import check_writable
-    from ..refine import HealConfig
-    from ..report import print_table
-    from ..sweep import run_sweep
+    from liteasr.atomic import check_writable
+    from liteasr.evaluation.report import print_table
+    from liteasr.evaluation.sweep import run_sweep
+    from liteasr.refine import HealConfig
 
     check_writable(args.output, args.overwrite)
     results = run_sweep(args.model, args.calibration, args.eval, args.thresholds, args.output,

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import common
+from liteasr.cli import common
 
 
 def register(sub) -> None:
@@ -23,8 +23,8 @@ def register(sub) -> None:
 
 
 def run(args) -> None:
-    from ..audio import Clip, load_audio, screen
-    from ..transcribe import language_options, transcribe
+    from liteasr.data.audio import Clip, load_audio, screen
+    from liteasr.decoding.transcribe import language_options, transcribe
 
     options = language_options(args.language, args.task, args.prompt)
     good, bad = screen([Clip(Path(p)) for p in args.audio], args.on_bad_audio)

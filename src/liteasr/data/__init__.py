@@ -1,1 +1,1 @@
-"""Data sources beyond files and manifests (Hugging Face datasets); audio.py dispatches to them."""
+"""Audio in: files, folders and JSONL manifests (audio.py), Hugging Face datasets (hf.py)."""

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ..errors import UserError
+from liteasr.errors import UserError
 
 HUB_PREFIX = "hf:"
 IGNORED_REFERENCE = "ignore time segment in scoring"  # TED-LIUM's non-speech segments in ESB

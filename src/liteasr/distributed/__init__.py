@@ -5,9 +5,9 @@ combined in shard order, so one process and N processes compute the same numbers
 the same code with a group of size 1 (no torch.distributed at all).
 """
 
-from .group import Group, PeerLost, current, launched, session
-from .reduce import gather_by_index, sum_in_shard_order
-from .shards import balance, blocks, parse_shard
+from liteasr.distributed.group import Group, PeerLost, current, launched, session
+from liteasr.distributed.reduce import gather_by_index, sum_in_shard_order
+from liteasr.distributed.shards import balance, blocks, parse_shard
 
 __all__ = ["Group", "PeerLost", "current", "launched", "session", "gather_by_index", "sum_in_shard_order",
            "balance", "blocks", "parse_shard"]

@@ -15,7 +15,7 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
-from ..errors import UserError
+from liteasr.errors import UserError
 
 DEFAULT_TIMEOUT_S = 1800  # a rank-0-only step (eigendecompositions of large-v3, a checkpoint write) fits
 

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 import torch
 
-from .group import Group
+from liteasr.distributed.group import Group
 
 
 def sum_in_shard_order(group: Group, partial: Iterable[tuple[str, torch.Tensor]], total: dict[str, torch.Tensor],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Iterator
 
-from ..errors import UserError
+from liteasr.errors import UserError
 
 
 def blocks(items: Iterable, size: int) -> Iterator[list]:

@@ -1,8 +1,8 @@
 """Correcting the factors after compression so they hold on voices the calibration never heard:
 `refit` (closed form, training-free) and `heal` (a short optimization on unlabeled audio)."""
 
-from .heal import HealConfig, HealReport, heal
-from .refit import refit
+from liteasr.refine.heal import HealConfig, HealReport, heal
+from liteasr.refine.refit import refit
 
 # What `compress --refine auto` does with a --target-*: chosen on benchmarks/refine.md. Healed with the
 # HealConfig defaults on calibration audio drawn from both evaluation domains, speakers disjoint, tiny.en

@@ -34,13 +34,12 @@ from dataclasses import dataclass, field, replace
 import torch
 from tqdm.auto import tqdm
 
-from .. import whisper
-from ..audio import Clip
-from ..calibrate import DEFAULT_PACKING
-from ..hf.modeling_lite_whisper import LowRankLinear
-from ..transcribe import own_transcripts
-from .lockstep import split_clips, window_batches
-
+from liteasr.calibration.calibrate import DEFAULT_PACKING
+from liteasr.data.audio import Clip
+from liteasr.models import generation, whisper
+from liteasr.models.hf.modeling_lite_whisper import LowRankLinear
+from liteasr.refine import augment
+from liteasr.refine.lockstep import split_clips, window_batches
 
 METRICS = ("encoder", "cross")
 SCHEDULES = ("constant", "cosine")
@@ -87,7 +86,7 @@ class HealConfig:
     # give. 0: the clean windows and their precomputed targets. Held-out checks stay on clean windows.
     # Measured no better at 0.6 over three seeds (mix 0.5, at 500 and 1500 steps: benchmarks/refine.md)
     mix: float = 0.0
-    # vocal tract length perturbation (whisper.warp_features): each training window's frequency axis is
+    # vocal tract length perturbation (augment.warp_features): each training window's frequency axis is
     # stretched by a factor drawn from [1 - warp, 1 + warp], and the dense model's output on the warped window
     # is the target, computed at every step: voices the healing clips do not have. Held-out checks stay clean.
     # Within noise at 0.6 over twelve seeds (warp 0.1: -0.26 [-0.83, +0.29] WER, benchmarks/refine.md)
@@ -300,12 +299,23 @@ def _teacher_targets(loaded, train, held, transcripts: bool, progress: bool):
     transcripts (ids, mask); without it no decoding is needed (and the decoder is never used)."""
     def targets(feats):
         encoded = whisper.encoder_output(loaded.model, feats).clone()
-        ids, mask = own_transcripts(loaded, feats) if transcripts else (None, None)
+        ids, mask = generation.teacher_transcripts(loaded, feats) if transcripts else (None, None)
         return encoded, ids, mask
 
     bar = tqdm([*train, *held], desc="healing (dense targets)", disable=not progress)
     done = [targets(f) for f in bar]
     return done[:len(train)], done[len(train):]
+
+
+def cross_attention_metric(model: torch.nn.Module) -> torch.Tensor:
+    """M [d, d] with |x M^(1/2)|^2 = what the decoder reads of an encoder-output row x: the sum over decoder
+    layers of its cross-attention key and value maps' Gram matrices (float64)."""
+    metric = 0
+    for layer in model.model.decoder.layers:
+        for proj in (layer.encoder_attn.k_proj, layer.encoder_attn.v_proj):
+            w = proj.weight.detach().double()
+            metric = metric + w.T @ w
+    return metric
 
 
 def _metric(teacher, name: str):
@@ -314,7 +324,7 @@ def _metric(teacher, name: str):
         return lambda x: x
     if name == "cross":
         # a square root of the metric (Cholesky), so the loss costs one d x d product per window
-        root = torch.linalg.cholesky(whisper.cross_attention_metric(teacher)).to(next(teacher.parameters()))
+        root = torch.linalg.cholesky(cross_attention_metric(teacher)).to(next(teacher.parameters()))
         return lambda x: x @ root
     raise ValueError(f"unknown healing metric {name!r} ({' or '.join(METRICS)})")
 
@@ -403,9 +413,9 @@ def _augmented(teacher, train, speech, i: int, config: HealConfig, rng: torch.Ge
         j += len(train) > 1 and j >= i  # any batch but i itself
         pick = ((torch.arange(len(train[i])) + (j == i)) % len(train[j])).to(train[j].device)
         weight = (torch.rand(len(train[i]), generator=rng) * config.mix).to(train[i].device)
-        feats = whisper.mix_features(train[i], train[j][pick], weight)
+        feats = augment.mix_features(train[i], train[j][pick], weight)
         frames = torch.maximum(speech[i], speech[j][pick])
     if config.warp:
-        feats = whisper.warp_features(feats, 1 + (2 * torch.rand(len(feats), generator=rng) - 1) * config.warp)
+        feats = augment.warp_features(feats, 1 + (2 * torch.rand(len(feats), generator=rng) - 1) * config.warp)
     target = (whisper.encoder_output(teacher, feats).clone(), None, None)
     return feats, target, frame_weights(frames, target[0].shape[1], config.pad_weight)

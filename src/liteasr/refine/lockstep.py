@@ -12,10 +12,10 @@ import random
 
 import torch
 
-from .. import whisper
-from ..audio import Clip
-from ..calibrate import DEFAULT_PACKING, batches, calibration_windows
-from ..errors import UserError
+from liteasr.calibration.calibrate import DEFAULT_PACKING, batches, calibration_windows
+from liteasr.data.audio import Clip
+from liteasr.errors import UserError
+from liteasr.models import whisper
 
 
 def split_clips(clips: list[Clip], fraction: float, seed: int) -> tuple[list[Clip], list[Clip]]:

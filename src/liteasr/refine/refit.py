@@ -23,12 +23,13 @@ import copy
 import torch
 from tqdm.auto import tqdm
 
-from .. import whisper
-from ..audio import Clip
-from ..calibrate import DEFAULT_PACKING
-from ..lowrank import factor_weights
-from ..plan import RankPlan
-from .lockstep import Lockstep, split_clips
+from liteasr.calibration.calibrate import DEFAULT_PACKING
+from liteasr.data.audio import Clip
+from liteasr.factorize.compress import to_lite
+from liteasr.factorize.lowrank import factor_weights
+from liteasr.models import whisper
+from liteasr.planning.plan import RankPlan
+from liteasr.refine.lockstep import Lockstep, split_clips
 
 DEFAULT_RIDGE = 1e-2  # times the mean diagonal of G/n, when no calibration clips are held out to choose it
 # Ridges tried on the held-out clips. Too small overfits the calibration voices (on 6 clips, 1e-4 raised the
@@ -159,7 +160,7 @@ def refit(loaded: whisper.LoadedModel, plan: RankPlan, clips: list[Clip], packin
             bar.update(1)
         steps.advance()
     bar.close()
-    return whisper.to_lite(student)
+    return to_lite(student)
 
 
 def _refit_stage(steps: Lockstep, dense_layer, student_layer, keys: list[str], plan: RankPlan,

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import whisper
-from ..errors import UserError
+from liteasr.errors import UserError
+from liteasr.models import whisper
 
 
 def load(spec: str, device: str = "cpu", dtype=None, attention: str = "auto", threads: int | None = None):
@@ -22,13 +22,13 @@ def load(spec: str, device: str = "cpu", dtype=None, attention: str = "auto", th
 
     spec = str(spec)
     if spec.startswith("ctranslate2:"):
-        from .ct2_model import CT2Model
+        from liteasr.runtime.ct2_model import CT2Model
 
         return CT2Model(spec, device, threads)
-    from .export import is_onnx_dir
+    from liteasr.runtime.layout import is_onnx_dir
 
     if Path(spec).is_dir() and is_onnx_dir(Path(spec)):
-        from .onnx_model import OnnxModel
+        from liteasr.runtime.onnx_model import OnnxModel
 
         if dtype not in (None, torch.float32):
             raise UserError(f"{spec}: an ONNX export runs in the precision it was exported with (use --dtype float32)")

@@ -1,6 +1,6 @@
 """`ctranslate2:SPEC[:COMPUTE_TYPE]`: a base Whisper run by CTranslate2, the engine of faster-whisper,
-as the reference a liteasr model is compared against (same features, prompt and token budget: transcribe.py
-builds them, as for every runtime)."""
+as the reference a liteasr model is compared against (same features, prompt and token budget:
+decoding/transcribe.py builds them, as for every runtime)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import whisper
-from ..ct2 import is_ct2_dir
-from ..errors import UserError
-from ..sources import offline_copy
+from liteasr.errors import UserError
+from liteasr.models import whisper
+from liteasr.models.ct2 import is_ct2_dir
+from liteasr.models.sources import offline_copy
 
 PREFIX = "ctranslate2:"
 COMPUTE_TYPES = ("default", "auto", "int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16", "float16",

@@ -17,13 +17,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .. import whisper
-from ..atomic import atomic_dir
-from ..errors import UserError
-from . import graphs
+from liteasr.atomic import atomic_dir
+from liteasr.errors import UserError
+from liteasr.models import whisper
+from liteasr.runtime import graphs
+from liteasr.runtime.layout import DECODER, DECODER_WITH_PAST, ENCODER, MANIFEST
 
-ENCODER, DECODER, DECODER_WITH_PAST = "encoder_model.onnx", "decoder_model.onnx", "decoder_with_past_model.onnx"
-MANIFEST = "liteasr_export.json"
 OPSET = 18
 TWO_GB = 2**31
 
@@ -80,7 +79,7 @@ def _base_config(model) -> dict:
 
 def probe_features(loaded, audios: list | None) -> np.ndarray:
     """Encoder windows the int8 accuracy fallback measures on: the given audio, or noise without it."""
-    from .quantize import noise_probe
+    from liteasr.runtime.quantize import noise_probe
 
     if not audios:
         return noise_probe(loaded.processor.feature_extractor)
@@ -92,7 +91,7 @@ def export(spec: str, output: str | Path, quantize: str | None = None, overwrite
            error_share: float | None = None) -> Path:
     """`probe_audio`: windows (16 kHz arrays) on which int8 error is measured per MatMul; `error_share`:
     keep in fp32 the fewest encoder MatMuls carrying this share of it (default quantize.ERROR_SHARE)."""
-    from .quantize import ERROR_SHARE
+    from liteasr.runtime.quantize import ERROR_SHARE
 
     if quantize not in (None, "int8"):
         raise UserError(f"--quantize must be int8, got {quantize!r}")
@@ -111,7 +110,7 @@ def export(spec: str, output: str | Path, quantize: str | None = None, overwrite
         steps.update()
         fallback = {}
         if quantize:
-            from .quantize import quantize_dir
+            from liteasr.runtime.quantize import quantize_dir
 
             fallback = quantize_dir(tmp, probe_features(loaded, probe_audio), share=share, progress=progress)
             steps.update()
@@ -131,6 +130,3 @@ def export(spec: str, output: str | Path, quantize: str | None = None, overwrite
                 shutil.copy(loaded.path / name, tmp / name)
     return Path(output)
 
-
-def is_onnx_dir(path: Path) -> bool:
-    return (path / ENCODER).is_file() and (path / DECODER).is_file()

@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..hf.modeling_lite_whisper import LiteEncoderAttention, LowRankLinear
-from ..lowrank import product
+from liteasr.factorize.lowrank import product
+from liteasr.models.hf.modeling_lite_whisper import LiteEncoderAttention, LowRankLinear
 
 # A factored projection runs as two MatMuls; each costs a pass over the activations (and, in int8, a
 # dynamic quantization of its input). Below this fraction of the dense FLOPs the saving pays for that.

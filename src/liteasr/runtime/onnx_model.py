@@ -1,5 +1,5 @@
 """An exported directory run by ONNX Runtime: encoder, language detection and our batched greedy loop
-over the decoder graphs with their key/value cache; transcribe.py builds the prompt and the token budget,
+over the decoder graphs with their key/value cache; decoding/transcribe.py builds the prompt and the token budget,
 as for every runtime."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import whisper
-from ..errors import UserError
-from .export import DECODER, DECODER_WITH_PAST, ENCODER, MANIFEST
+from liteasr.errors import UserError
+from liteasr.models import generation, whisper
+from liteasr.runtime.layout import DECODER, DECODER_WITH_PAST, ENCODER, MANIFEST
 
 
 def session(path: Path, threads: int, device: str = "cpu", profile: str | None = None):
@@ -69,8 +69,8 @@ class OnnxModel:
         low-rank layout less the projections the graph runs dense."""
         import torch
 
-        from ..hf.configuration_lite_whisper import LiteWhisperConfig
-        from ..hf.modeling_lite_whisper import LiteWhisperForConditionalGeneration
+        from liteasr.models.hf.configuration_lite_whisper import LiteWhisperConfig
+        from liteasr.models.hf.modeling_lite_whisper import LiteWhisperForConditionalGeneration
 
         values = json.loads((self.path / "config.json").read_text())
         ranks = [dict(r) for r in self.manifest.get("low_rank_config") or []]
@@ -98,7 +98,7 @@ class OnnxModel:
         config = self.generation_config
         start = np.full((len(encoded), 1), config.decoder_start_token_id, dtype=np.int64)
         logits = self.decoder.run(["logits"], {"input_ids": start, "encoder_hidden_states": encoded})[0][:, -1]
-        return whisper.language_probs_from_logits(config, logits)
+        return generation.language_probs_from_logits(config, logits)
 
     def decode(self, encoded: np.ndarray, prompt, budget: int) -> list[list[int]]:
         """Greedy tokens after `prompt` ([batch, length] ids, transcribe.decode_windows builds it), at most

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .export import DECODER, DECODER_WITH_PAST, ENCODER
+from liteasr.runtime.layout import DECODER, DECODER_WITH_PAST, ENCODER
 
 ROWS = 1500  # encoder frames per 30 s window: the activation height every encoder MatMul sees
 ERROR_SHARE = 0.5  # keep in fp32 the fewest encoder MatMuls that together carry this share of the int8 error
@@ -59,7 +59,7 @@ def _median_seconds(session, x, repeats: int) -> float:
 def slower_in_int8(shapes: set[tuple[int, int]], workdir: Path, threads: int, repeats: int = 7) -> set[tuple[int, int]]:
     """Weight shapes (K, N) whose MatMul over ROWS rows runs slower quantized than in fp32, measured side by
     side (fp32, int8, fp32, int8, ...) on one-MatMul graphs."""
-    from .onnx_model import session
+    from liteasr.runtime.onnx_model import session
 
     slower = set()
     for k, n in sorted(shapes):
@@ -81,7 +81,7 @@ def slower_in_int8(shapes: set[tuple[int, int]], workdir: Path, threads: int, re
 def noise_probe(feature_extractor, seconds: float = 20.0) -> np.ndarray:
     """Probe windows when no audio is given: white noise at two levels (the error ranking of speech and of
     noise agreed on tiny.en: the same MatMuls lead)."""
-    from ..audio import SAMPLE_RATE
+    from liteasr.data.audio import SAMPLE_RATE
 
     rng = np.random.default_rng(0)
     audio = [(rng.standard_normal(int(SAMPLE_RATE * seconds)) * level).astype(np.float32) for level in (0.01, 0.1)]
@@ -94,7 +94,7 @@ def int8_error_by_matmul(encoder: Path, features: np.ndarray, workdir: Path, thr
     import onnx
     from tqdm.auto import tqdm
 
-    from .onnx_model import run_per_window, session
+    from liteasr.runtime.onnx_model import run_per_window, session
 
     def run(path):  # as OnnxModel runs an int8 encoder: batch-mates would share activation scales
         return run_per_window(session(path, threads), features).astype(np.float64)

@@ -14,11 +14,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
-from ..audio import decode_audio
-from ..errors import UserError
-from . import formats
-from .batcher import Batcher, QueueFull
-from .engine import Engine, Options
+from liteasr.data.audio import decode_audio
+from liteasr.errors import UserError
+from liteasr.serve import formats
+from liteasr.serve.batcher import Batcher, QueueFull
+from liteasr.serve.engine import Engine, Options
 
 RETRY_AFTER_S = 1
 

@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from .engine import Options, Result
+from liteasr.serve.engine import Options, Result
 
 
 class QueueFull(Exception):

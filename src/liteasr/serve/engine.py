@@ -11,10 +11,18 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .. import runtime, whisper
-from ..audio import SAMPLE_RATE
-from ..errors import UserError
-from ..transcribe import DecodingOptions, Segment, check_options, language_options, transcribe, transcribe_segments
+from liteasr import runtime
+from liteasr.data.audio import SAMPLE_RATE
+from liteasr.decoding.transcribe import (
+    DecodingOptions,
+    Segment,
+    check_options,
+    language_options,
+    transcribe,
+    transcribe_segments,
+)
+from liteasr.errors import UserError
+from liteasr.models import generation, whisper
 
 
 @dataclass(frozen=True)
@@ -55,10 +63,10 @@ class Engine:
         decoding = options.decoding()
         if options.timestamps:  # one by one: generate's segments are per clip
             out = [transcribe_segments(self.loaded, a, decoding) for a in audios]
-            return [Result(text, d, whisper.language_name(language), segments)
+            return [Result(text, d, generation.language_name(language), segments)
                     for (text, segments, language, _), d in zip(out, durations)]
         result = transcribe(self.loaded, audios, batch_size=len(audios), progress=False, warmup=False, options=decoding)
-        return [Result(text, d, whisper.language_name(language))
+        return [Result(text, d, generation.language_name(language))
                 for text, language, d in zip(result.texts, result.languages, durations)]
 
     def warm_up(self) -> None:

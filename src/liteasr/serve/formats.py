@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .engine import Result
+from liteasr.serve.engine import Result
 
 FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 TIMESTAMPED = ("srt", "vtt", "verbose_json")

@@ -16,9 +16,9 @@ import os
 import shutil
 from pathlib import Path
 
-from .atomic import atomic_dir
-from .ct2 import convert_ct2_whisper, is_ct2_dir
-from .errors import UserError
+from liteasr.atomic import atomic_dir
+from liteasr.errors import UserError
+from liteasr.models.ct2 import convert_ct2_whisper, is_ct2_dir
 
 SHORT_NAMES = {
     name: f"openai/whisper-{name}"

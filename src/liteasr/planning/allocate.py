@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .damage import DamageTable, Rank, discarded
-from .errors import UserError
-from .plan import LayerRank, RankPlan
+from liteasr.errors import UserError
+from liteasr.planning.damage import DamageTable, Rank, discarded
+from liteasr.planning.plan import LayerRank, RankPlan
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from .atomic import atomic_file
-from .errors import UserError
+from liteasr.atomic import atomic_file
+from liteasr.errors import UserError
 
 
 @dataclass

@@ -7,8 +7,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from .atomic import atomic_dir
-from .errors import UserError
+from liteasr.atomic import atomic_dir
+from liteasr.errors import UserError
 
 # Sentences written for this project (free to use), varied in length and phonetics.
 SENTENCES = [

@@ -9,11 +9,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import whisper
-from .audio import SAMPLE_RATE, Clip, audio_hash, change_speed, load_audio, windows
-from .distributed import Group, blocks, current, sum_in_shard_order
-from .errors import UserError
-from .stats import CovarianceStats, LayerStats, StatsCollector
+from liteasr.calibration.stats import CovarianceStats, LayerStats, StatsCollector
+from liteasr.data.audio import SAMPLE_RATE, Clip, audio_hash, change_speed, load_audio, windows
+from liteasr.distributed import Group, blocks, current, sum_in_shard_order
+from liteasr.errors import UserError
+from liteasr.models import whisper
 
 
 def model_hash(model: torch.nn.Module) -> str:

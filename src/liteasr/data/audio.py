@@ -15,7 +15,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from .errors import UserError
+from liteasr.errors import UserError
 
 SAMPLE_RATE = 16_000
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".w64", ".rf64", ".caf"}
@@ -47,7 +47,7 @@ def read_dataset(source: str | Path, audio_column: str = "audio", text_column: s
     """A folder of audio files (recursive, sorted), a JSONL manifest with `audio`, `text` and optionally
     `language` (ISO 639-1), or a Hugging Face dataset (`hf:ORG/NAME[:CONFIG]:SPLIT`, a save_to_disk
     folder, parquet files)."""
-    from .data import hf
+    from liteasr.data import hf
 
     if hf.is_hf_source(source):
         name, rows = hf.read_rows(str(source), audio_column, text_column)

@@ -15,8 +15,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from .atomic import atomic_file
-from .errors import UserError
+from liteasr.atomic import atomic_file
+from liteasr.errors import UserError
 
 STATS_FORMAT = "liteasr-stats/1"
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import UserError
+from liteasr.errors import UserError
 
 # Order of CTranslate2's DataType enum (include/ctranslate2/types.h).
 _DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16, 5: None}  # 5 = bfloat16

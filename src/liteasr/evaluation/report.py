@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from . import runtime
-from .audio import Dataset, audio_hash, read_dataset, sample
-from .checkpoint import calibration_hashes
-from .errors import UserError
-from .bench import encoder_latency
-from .evaluate import dataset_language, evaluate_dataset, paired_bootstrap, pooled_wer
-from .flops import encoder_cost
-from .transcribe import DecodingOptions
+from liteasr import runtime
+from liteasr.checkpoint import calibration_hashes
+from liteasr.data.audio import Dataset, audio_hash, read_dataset, sample
+from liteasr.decoding.transcribe import DecodingOptions
+from liteasr.errors import UserError
+from liteasr.evaluation.bench import encoder_latency
+from liteasr.evaluation.evaluate import dataset_language, evaluate_dataset, paired_bootstrap, pooled_wer
+from liteasr.planning.flops import encoder_cost
 
 
 def load_eval_sets(data: list[str], samples: int | None = None, seed: int = 0,

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
-from . import whisper
-from .damage import DEFAULT_DAMAGE
-from .errors import UserError
-from .lowrank import factorize
-from .plan import RankPlan, ThresholdRule
-from .stats import CovarianceStats
+from liteasr.calibration.stats import CovarianceStats
+from liteasr.errors import UserError
+from liteasr.factorize.lowrank import factorize
+from liteasr.models import whisper
+from liteasr.models.hf.configuration_lite_whisper import LiteWhisperConfig
+from liteasr.models.hf.modeling_lite_whisper import LiteWhisperForConditionalGeneration
+from liteasr.planning.damage import DEFAULT_DAMAGE
+from liteasr.planning.flops import best_attention_modes
+from liteasr.planning.plan import RankPlan, ThresholdRule
 
 
 def shapes(model: torch.nn.Module) -> dict[str, tuple[int, int]]:
@@ -21,7 +25,7 @@ def spectra(stats: CovarianceStats, progress: bool = True) -> dict[str, tuple[to
     """Eigen-decomposition of every layer's output covariance, computed once and shared by plans.
 
     Under torchrun each layer is decomposed by one process (balanced by d^3) and broadcast."""
-    from .distributed import balance, current
+    from liteasr.distributed import balance, current
 
     group = current()
     keys = list(stats.layers)
@@ -40,7 +44,7 @@ def spectra(stats: CovarianceStats, progress: bool = True) -> dict[str, tuple[to
 
 
 def check_stats(model: torch.nn.Module, stats: CovarianceStats) -> None:
-    from .calibrate import model_hash
+    from liteasr.calibration.calibrate import model_hash
 
     expected = shapes(model)
     got = {k: s.sum.numel() for k, s in stats.layers.items()}
@@ -67,15 +71,15 @@ def compress_(model: torch.nn.Module, stats: CovarianceStats, plan: RankPlan, ei
             continue
         _, vectors = eig[key] if eig else stats.layers[key].spectrum()
         whisper.replace_linear(model, key, factorize(linears[key], stats.layers[key].mean, vectors, layer.rank))
-    return whisper.to_lite(model)
+    return to_lite(model)
 
 
 def measure_damage(loaded, stats: CovarianceStats, eig, damage: str = DEFAULT_DAMAGE, clips=None,
                    multiple: int = 16, probe_clips: int = 8, probe_points: int = 6, progress: bool = True):
     """Predicted damage of every candidate rank (damage.py); measured models probe the first
     `probe_clips` calibration clips, each padded as at inference, at `probe_points` ranks per layer."""
-    from .audio import load_audio, windows
-    from .damage import MEASURED, TruncationProbe, candidates, damage_table
+    from liteasr.data.audio import load_audio, windows
+    from liteasr.planning.damage import MEASURED, TruncationProbe, candidates, damage_table
 
     if multiple <= 0:
         raise UserError(f"rank multiple must be positive, got {multiple}")
@@ -96,8 +100,8 @@ def target_plan(loaded, stats: CovarianceStats, eig, budget, damage: str = DEFAU
                 multiple: int = 16, table=None, probe_clips: int = 8, progress: bool = True) -> RankPlan:
     """Ranks meeting `budget` (allocate.Budget) with the least damage predicted by `damage`; pass a
     `table` from measure_damage to allocate several budgets from one measurement."""
-    from .allocate import allocate
-    from .flops import encoder_cost
+    from liteasr.planning.allocate import allocate
+    from liteasr.planning.flops import encoder_cost
 
     if table is None:
         table = measure_damage(loaded, stats, eig, damage, clips, multiple, probe_clips, progress=progress)
@@ -105,3 +109,21 @@ def target_plan(loaded, stats: CovarianceStats, eig, budget, damage: str = DEFAU
     base = encoder_cost(model)
     return allocate(table, shapes(model), budget, eig, damage, frames=model.config.max_source_positions,
                     fixed_flops=base.attention_flops + base.conv_flops)
+
+
+def to_lite(model: nn.Module) -> LiteWhisperForConditionalGeneration:
+    """Wrap a Whisper whose encoder projections were swapped in place into a lite-whisper model."""
+    values = model.config.to_dict()
+    for key in ("model_type", "architectures", "auto_map", "transformers_version", "low_rank_config"):
+        values.pop(key, None)
+        values.pop("attention_modes", None)
+    # Attention in reduced dimension only where it lowers FLOPs, recorded so loading reproduces it.
+    config = LiteWhisperConfig(low_rank_config=whisper.low_rank_config(model), attention_modes=best_attention_modes(model),
+                               **values)
+    config.architectures = ["LiteWhisperForConditionalGeneration"]
+    with torch.device("meta"):
+        lite = LiteWhisperForConditionalGeneration(config)
+    lite.load_state_dict(model.state_dict(), strict=True, assign=True)
+    lite.tie_weights()
+    lite.generation_config = model.generation_config
+    return lite.eval()

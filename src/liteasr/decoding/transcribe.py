@@ -17,14 +17,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import whisper
-from .audio import SAMPLE_RATE
-from .errors import UserError
+from liteasr.data.audio import SAMPLE_RATE
+from liteasr.errors import UserError
+from liteasr.models import generation, whisper
 
 WINDOW = whisper.WINDOW_SECONDS * SAMPLE_RATE
-# Token budget per second of audio. Fast speech is ~6 tokens/s; the cap only stops runaway
-# repetition loops (a damaged model can emit 448 tokens for a 3 s clip, 50x the decode time).
-TOKENS_PER_SECOND = 12
 
 
 @dataclass(frozen=True)
@@ -51,19 +48,13 @@ class Transcription:
 def check_options(loaded, options: DecodingOptions | None) -> DecodingOptions:
     """Options checked against the model, the language as its code; UserError names what is wrong."""
     options = options or DecodingOptions()
-    code = whisper.check_language_task(loaded.generation_config, loaded.name, options.language, options.task)
+    code = generation.check_language_task(loaded.generation_config, loaded.name, options.language, options.task)
     return replace(options, language=code, task=options.task or "transcribe")
-
-
-def token_budget(samples: int, max_length: int, prompt_length: int = 0) -> int:
-    """New tokens allowed for clips of at most `samples` samples (every runtime decodes under this cap);
-    the decoder's context holds the prompt, up to 4 start tokens and the new tokens."""
-    return min(int(TOKENS_PER_SECOND * min(samples, WINDOW) / SAMPLE_RATE) + 32, max_length - 4 - prompt_length)
 
 
 def _previous(loaded, options: DecodingOptions) -> list[int]:
     config = getattr(loaded, "config", None) or loaded.model.config
-    return whisper.previous_text_ids(loaded.processor, loaded.generation_config, config.max_target_positions,
+    return generation.previous_text_ids(loaded.processor, loaded.generation_config, config.max_target_positions,
                                      options.prompt)
 
 
@@ -82,7 +73,7 @@ def decode_windows(loaded, audios: list[np.ndarray], options: DecodingOptions,
     config = loaded.generation_config
     encoded = loaded.encode(loaded.features(audios))
     detected: list = [None] * len(audios)
-    if whisper.is_multilingual(config):
+    if generation.is_multilingual(config):
         codes, probs = loaded.detect_language(encoded)
         detected = list(zip(codes, probs))
         if one_language:
@@ -90,35 +81,9 @@ def decode_windows(loaded, audios: list[np.ndarray], options: DecodingOptions,
     given = languages or [None] * len(audios)
     used = [g or options.language or (d[0] if d else "en") for g, d in zip(given, detected)]
     previous = _previous(loaded, options)
-    prompt = whisper.build_prompt(config, used, options.task, previous)
-    budget = token_budget(max(len(a) for a in audios), config.max_length, len(previous))
+    prompt = generation.build_prompt(config, used, options.task, previous)
+    budget = generation.token_budget(max(len(a) for a in audios), config.max_length, len(previous))
     return Decoded(loaded.decode(encoded, prompt, budget), used, detected)
-
-
-def own_transcripts(loaded: whisper.LoadedModel, feats: torch.Tensor, languages: list[str | None] | None = None,
-                    samples: int = WINDOW) -> tuple[torch.Tensor, torch.Tensor]:
-    """The model's own greedy transcripts as teacher-forcing targets (no labels needed), decoded as
-    `transcribe` decodes them (each clip in its given language, else the detected one): ids = prompt +
-    transcript + end-of-text, and the mask [batch, length - 1] of positions that predict a transcript
-    token."""
-    model, config = loaded.model, loaded.generation_config
-    eos = whisper.eos_id(model)
-    encoded = loaded.encode(feats)
-    used = list(languages or [None] * len(feats))
-    if whisper.is_multilingual(config) and not all(used):
-        codes, _ = loaded.detect_language(encoded)
-        used = [u or c for u, c in zip(used, codes)]
-    prompt = whisper.build_prompt(config, used)
-    text = whisper.greedy_ids(model, encoded, prompt, token_budget(samples, config.max_length)).cpu()
-    ids = torch.cat([prompt, text, torch.full_like(text[:, :1], eos)], 1)
-    return ids.to(feats.device), transcript_mask(ids, eos).to(feats.device)
-
-
-def transcript_mask(ids: torch.Tensor, eos: int) -> torch.Tensor:
-    """True for positions predicting a transcript token (up to and including the first end-of-text)."""
-    ended = (ids[:, 1:] == eos).long().cumsum(1)
-    # keep the first eos itself (shifted cumsum == 0), drop the padding after it
-    return torch.cat([torch.zeros_like(ended[:, :1]), ended[:, :-1]], 1) == 0
 
 
 def _generate(model, **inputs) -> torch.Tensor:
@@ -129,7 +94,7 @@ def _generate(model, **inputs) -> torch.Tensor:
 def _generate_options(loaded: whisper.LoadedModel, options: DecodingOptions, language: str) -> dict:
     """generate() keyword arguments for one clip decoded in `language` (PyTorch long-form and timestamps)."""
     kwargs: dict = {}
-    if whisper.is_multilingual(loaded.generation_config):
+    if generation.is_multilingual(loaded.generation_config):
         kwargs.update(language=language, task=options.task)
     previous = _previous(loaded, options)
     if previous:
@@ -141,7 +106,7 @@ def _clip_language(loaded, audio: np.ndarray, options: DecodingOptions,
                    language: str | None) -> tuple[str, tuple[str, float] | None]:
     """The language a whole clip is decoded in (given, else detected on its first 30 s) and the detection."""
     detected = None
-    if whisper.is_multilingual(loaded.generation_config):
+    if generation.is_multilingual(loaded.generation_config):
         codes, probs = loaded.detect_language(loaded.encode(loaded.features([audio[:WINDOW]])))
         detected = (codes[0], probs[0])
     return language or options.language or (detected[0] if detected else "en"), detected
@@ -187,7 +152,7 @@ def transcribe_segments(loaded: whisper.LoadedModel, audio: np.ndarray, options:
     options = check_options(loaded, options)
     used, detected = _clip_language(loaded, audio, options, None)
     out = _generate(loaded.model, **_inputs(loaded, audio), return_timestamps=True, return_segments=True,
-                    max_new_tokens=token_budget(len(audio), loaded.generation_config.max_length,
+                    max_new_tokens=generation.token_budget(len(audio), loaded.generation_config.max_length,
                                                 len(_previous(loaded, options))),
                     **_generate_options(loaded, options, used))
     first_special = loaded.processor.tokenizer.eos_token_id  # text tokens come before it in Whisper's vocabulary
@@ -206,7 +171,7 @@ def transcribe(loaded, audios: list[np.ndarray], batch_size: int = 8, progress: 
     """Transcribe clips (any runtime). `languages`: per clip, a language to force (None: `options.language`,
     else detected); evaluation passes each clip's reference language."""
     options = check_options(loaded, options)
-    languages = [None if x is None else whisper.check_language_task(loaded.generation_config, loaded.name, x, None)
+    languages = [None if x is None else generation.check_language_task(loaded.generation_config, loaded.name, x, None)
                  for x in (languages or [None] * len(audios))]
     if len(languages) != len(audios):
         raise ValueError("one language (or None) per clip")
@@ -240,6 +205,6 @@ def transcribe(loaded, audios: list[np.ndarray], batch_size: int = 8, progress: 
 
 def language_options(language: str | None, task: str | None, prompt: str | None = None) -> DecodingOptions:
     """DecodingOptions from command-line or form values (None: the default)."""
-    if task is not None and task not in whisper.TASKS:
-        raise UserError(f"task must be one of {', '.join(whisper.TASKS)}, got {task!r}")
+    if task is not None and task not in generation.TASKS:
+        raise UserError(f"task must be one of {', '.join(generation.TASKS)}, got {task!r}")
     return DecodingOptions(language=language or None, task=task or "transcribe", prompt=prompt or None)

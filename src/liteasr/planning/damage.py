@@ -24,11 +24,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import whisper
-from .distributed import Group, balance, current, gather_by_index
-from .errors import UserError
-from .lowrank import factorize
-from .transcribe import own_transcripts
+from liteasr.distributed import Group, balance, current, gather_by_index
+from liteasr.errors import UserError
+from liteasr.factorize.lowrank import factorize
+from liteasr.models import generation, whisper
 
 DAMAGE_MODELS = ("encoder", "decoder", "sensitivity", "normalized", "variance")
 MEASURED = ("decoder", "encoder", "sensitivity")
@@ -76,8 +75,8 @@ class TruncationProbe:
             entry = {"inputs": hidden}
             if metric == "decoder":
                 chunk_languages = (languages or [None] * len(audios))[start : start + batch_size]
-                entry["ids"], entry["mask"] = own_transcripts(loaded, feats, chunk_languages,
-                                                              samples=max(len(a) for a in chunk))
+                entry["ids"], entry["mask"] = generation.teacher_transcripts(loaded, feats, chunk_languages,
+                                                                          samples=max(len(a) for a in chunk))
                 entry["logp"] = whisper.next_token_log_probs(self.model, out, entry["ids"], entry["mask"])
             else:
                 entry["reference"], entry["scale"] = out, float((out - out.mean((0, 1))).pow(2).sum())

@@ -9,19 +9,18 @@ import json
 import tempfile
 from pathlib import Path
 
-from . import whisper
-from .atomic import atomic_dir
-from .audio import Clip, audio_hash, draw, read_sources
-from .calibrate import DEFAULT_PACKING, calibrate
-from .checkpoint import Provenance, save_checkpoint
-from .compress import compress_, measure_damage, spectra, target_plan, threshold_plan
-from .damage import DEFAULT_DAMAGE
-from .distributed import current
-from .errors import UserError
-from .flops import encoder_cost
-from .plan import ThresholdRule
-from .report import evaluate_models, load_eval_sets
-
+from liteasr.atomic import atomic_dir
+from liteasr.calibration.calibrate import DEFAULT_PACKING, calibrate
+from liteasr.checkpoint import Provenance, save_checkpoint
+from liteasr.data.audio import Clip, audio_hash, draw, read_sources
+from liteasr.distributed import current
+from liteasr.errors import UserError
+from liteasr.evaluation.report import evaluate_models, load_eval_sets
+from liteasr.factorize.compress import compress_, measure_damage, spectra, target_plan, threshold_plan
+from liteasr.models import whisper
+from liteasr.planning.damage import DEFAULT_DAMAGE
+from liteasr.planning.flops import encoder_cost
+from liteasr.planning.plan import ThresholdRule
 
 REFINES = ("none", "refit", "heal")
 
@@ -52,7 +51,7 @@ def run_sweep(model: str, calibration: str | list[str], eval_data: list[str], th
               heal_config=None, columns: tuple[str, str] = ("audio", "text")) -> list[dict]:
     """Threshold points use plain PCA (the paper's setting); each budget point is built once per
     entry of `refines` (none, refit, heal)."""
-    from .allocate import Budget
+    from liteasr.planning.allocate import Budget
 
     rules = [ThresholdRule.parse(t, rank_multiple) for t in thresholds]
     budgets = [Budget(target_kind, t) for t in targets]
@@ -107,7 +106,7 @@ def run_sweep(model: str, calibration: str | list[str], eval_data: list[str], th
 def refined(base, stats, eig, plan, clips, refine: str, heal_config=None, packing: str = DEFAULT_PACKING,
             progress: bool = True):
     """The compressed model for `plan`: plain PCA factors (`none`), the anchored refit, or PCA + healing."""
-    from .refine import HealConfig, heal, refit
+    from liteasr.refine import HealConfig, heal, refit
 
     if refine not in REFINES:
         raise UserError(f"refine must be one of {', '.join(REFINES)}, got {refine!r}")

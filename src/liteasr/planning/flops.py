@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from . import whisper
-from .hf.modeling_lite_whisper import LowRankLinear
+from liteasr.models import whisper
+from liteasr.models.hf.modeling_lite_whisper import LowRankLinear
 
 
 @dataclass

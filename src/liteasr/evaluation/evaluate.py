@@ -9,12 +9,11 @@ from functools import lru_cache
 import jiwer
 from tqdm.auto import tqdm
 
-from . import whisper
-from .audio import SAMPLE_RATE, Dataset, load_audio
-from .distributed import Group, blocks, current, gather_by_index
-from .errors import UserError
-from .transcribe import DecodingOptions, check_options, transcribe
-
+from liteasr.data.audio import SAMPLE_RATE, Dataset, load_audio
+from liteasr.decoding.transcribe import DecodingOptions, check_options, transcribe
+from liteasr.distributed import Group, blocks, current, gather_by_index
+from liteasr.errors import UserError
+from liteasr.models import generation
 
 # Languages written without spaces between words: scored by characters (CER), as Whisper's paper does.
 CHARACTER_LANGUAGES = frozenset({"zh", "ja", "th", "lo", "my", "km", "yue", "bo"})
@@ -166,7 +165,7 @@ def dataset_language(dataset: Dataset, options: DecodingOptions | None = None) -
     """The one language of a dataset's clips (`options.language` when given); None if they say none.
     Mixed languages are an error: report.split_languages makes one dataset per language."""
     if options is not None and options.language:
-        return whisper.language_code(options.language)
+        return generation.language_code(options.language)
     found = {c.language for c in dataset.clips}
     if len(found) > 1:
         raise UserError(f"{dataset.name}: clips in several languages ({', '.join(sorted(map(str, found)))}); "

@@ -30,7 +30,7 @@ def _sync(device: torch.device):
 def _encoder(model):
     """(run one encoder forward on features, the model's structure): PyTorch models, loaded models of
     any runtime (runtime.load)."""
-    from . import whisper
+    from liteasr.models import whisper
 
     if hasattr(model, "encode"):  # a runtime: PyTorch (whisper.LoadedModel), ONNX Runtime, CTranslate2
         return model.encode, model.architecture
@@ -65,7 +65,7 @@ def encoder_latency(models: list, batch_size: int = 1, repeats: int = 10,
 
 def transcription_latency(loaded: list, audios: list, batch_size: int = 8, repeats: int = 3) -> list[Timing]:
     """Seconds to transcribe `audios` (features + generate + decode), models interleaved, one warm-up each."""
-    from .transcribe import transcribe
+    from liteasr.decoding.transcribe import transcribe
 
     samples: list[list[float]] = [[] for _ in loaded]
     for it in range(repeats + 1):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .hf.modeling_lite_whisper import LowRankLinear
+from liteasr.models.hf.modeling_lite_whisper import LowRankLinear
 
 
 def product(module: LowRankLinear) -> torch.Tensor:

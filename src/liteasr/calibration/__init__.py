@@ -1,0 +1,1 @@
+"""Calibration: statistics of every encoder projection's outputs over unlabeled audio."""

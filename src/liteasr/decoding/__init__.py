@@ -1,0 +1,1 @@
+"""Decoding: transcription on any runtime, with one options type."""

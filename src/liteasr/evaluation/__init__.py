@@ -1,0 +1,1 @@
+"""Evaluation: WER/CER per language with intervals, speed, reports and sweeps."""

@@ -1,0 +1,1 @@
+"""Factorization: each dense projection replaced by two thin matrices from the plan."""

@@ -1,0 +1,1 @@
+"""The Whisper adapter: everything model-specific (loading, conversion, prompt and decoding loop, surgery)."""

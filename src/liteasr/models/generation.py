@@ -1,0 +1,201 @@
+"""Whisper's decoder side, for every runtime: languages and tasks, the decoder prompt, language detection
+and the greedy loop (PyTorch), and the dense model's own transcripts as teacher-forcing targets for damage
+probing and healing. openai/whisper's and faster-whisper's conventions throughout."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from liteasr.errors import UserError
+
+TASKS = ("transcribe", "translate")
+WINDOW_SAMPLES = 30 * 16_000  # one encoder window of audio
+# Token budget per second of audio. Fast speech is ~6 tokens/s; the cap only stops runaway
+# repetition loops (a damaged model can emit 448 tokens for a 3 s clip, 50x the decode time).
+TOKENS_PER_SECOND = 12
+
+
+def token_budget(samples: int, max_length: int, prompt_length: int = 0) -> int:
+    """New tokens allowed for clips of at most `samples` samples (every runtime decodes under this cap);
+    the decoder's context holds the prompt, up to 4 start tokens and the new tokens."""
+    return min(int(TOKENS_PER_SECOND * min(samples, WINDOW_SAMPLES) / 16_000) + 32, max_length - 4 - prompt_length)
+
+
+def language_code(language: str) -> str:
+    """`en`, `English`, `english` -> `en` (Whisper's codes; an unknown name is returned lower-cased)."""
+    from transformers.models.whisper.tokenization_whisper import TO_LANGUAGE_CODE
+
+    low = language.strip().lower()
+    return TO_LANGUAGE_CODE.get(low, low)
+
+
+def language_name(code: str) -> str:
+    """`en` -> `english`, as OpenAI's API reports languages; an unknown code is returned as is."""
+    from transformers.models.whisper.tokenization_whisper import LANGUAGES
+
+    return LANGUAGES.get(code, code)
+
+
+def is_multilingual(config) -> bool:
+    return bool(getattr(config, "is_multilingual", False))
+
+
+def language_tokens(config) -> dict[str, int]:
+    """Language code -> its token id, for a multilingual generation config (empty for English-only)."""
+    if not is_multilingual(config):
+        return {}
+    return {token[2:-2]: int(i) for token, i in sorted((config.lang_to_id or {}).items(), key=lambda kv: kv[1])}
+
+
+def check_language_task(config, name: str, language: str | None, task: str | None) -> str | None:
+    """The language's code, checked against the model, with the task: English-only models take only `en`
+    and `transcribe`. Raises UserError with the reason."""
+    if task is not None and task not in TASKS:
+        raise UserError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+    code = None if language is None else language_code(language)
+    if is_multilingual(config):
+        if code is not None and code not in language_tokens(config):
+            raise UserError(f"{name} does not know language {language!r}")
+        return code
+    if code not in (None, "en"):
+        raise UserError(f"{name} is English-only: language must be en, got {language!r}")
+    if task == "translate":
+        raise UserError(f"{name} is English-only: it cannot translate")
+    return code
+
+
+def build_prompt(config, languages: list[str | None], task: str = "transcribe",
+                 previous: list[int] | tuple = ()) -> torch.Tensor:
+    """The decoder prompt, one row per clip, as openai/whisper and faster-whisper build it without
+    timestamps: [previous text tokens (starting with <|startofprev|>)], <|startoftranscript|>, then for
+    multilingual models the clip's language and the task, then <|notimestamps|>. `languages`: codes
+    (ignored for English-only models)."""
+    rows = []
+    for code in languages:
+        row = [*previous, config.decoder_start_token_id]
+        if is_multilingual(config):
+            if code is None:
+                raise ValueError("a multilingual prompt needs each clip's language")
+            row += [language_tokens(config)[code], config.task_to_id[task or "transcribe"]]
+        rows.append(row + [config.no_timestamps_token_id])
+    return torch.tensor(rows, dtype=torch.long)
+
+
+def previous_text_ids(processor, config, max_target_positions: int, prompt: str | None) -> list[int]:
+    """<|startofprev|> and the prompt's tokens. Like openai/whisper, only its last tokens: a prompt may
+    use at most half the decoder's context."""
+    if not prompt:
+        return []
+    ids = processor.get_prompt_ids(prompt).tolist()
+    keep = max_target_positions // 2 - 1
+    return [ids[0], *ids[1:][-keep:]]
+
+
+def language_probs_from_logits(config, logits) -> tuple[list[str], list[float]]:
+    """The most likely language of each row of next-token logits after <|startoftranscript|>, and its
+    probability among the language tokens (openai/whisper's detect_language; any array type)."""
+    tokens = language_tokens(config)
+    codes, ids = list(tokens), list(tokens.values())
+    scores = torch.as_tensor(np.asarray(logits, dtype=np.float64) if not torch.is_tensor(logits)
+                             else logits.detach().double().cpu())[:, ids]
+    probs = torch.softmax(scores, -1)
+    best = probs.argmax(-1)
+    return [codes[b] for b in best.tolist()], [float(probs[i, b]) for i, b in enumerate(best.tolist())]
+
+
+@torch.inference_mode()
+def detect_language(model: nn.Module, encoded: torch.Tensor) -> tuple[list[str], list[float]]:
+    """Each window's language and its probability, from one decoder step on <|startoftranscript|>."""
+    config = model.generation_config
+    start = torch.full((len(encoded), 1), config.decoder_start_token_id, device=encoded.device)
+    hidden = model.model.decoder(input_ids=start, encoder_hidden_states=encoded).last_hidden_state[:, -1]
+    return language_probs_from_logits(config, vocabulary_logits(model, hidden))
+
+
+def vocabulary_logits(model: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+    """Next-token logits [batch, vocab] for decoder states [batch, d_model]: the [vocab, batch] product
+    `W @ hidden.T`, viewed transposed. On CPU it measured 1.5-3x faster than `hidden @ W.T` with a
+    contiguous transposed copy of W (tiny.en: 1.7 against 2.8 ms for one row, 4.3 against 6.7 for eight;
+    benchmarks/RESULTS.md), and needs no copy. A lone row is doubled: as a single column the product
+    takes a matrix-vector path that measured 7.8 ms."""
+    projection = model.proj_out
+    columns = hidden if len(hidden) > 1 else hidden.repeat(2, 1)
+    logits = (projection.weight @ columns.T).T[: len(hidden)]
+    return logits if projection.bias is None else logits + projection.bias
+
+
+def eos_id(model: nn.Module) -> int:
+    """The end-of-text token (generation configs may list several; the first is Whisper's)."""
+    eos = model.generation_config.eos_token_id
+    return eos[0] if isinstance(eos, list) else eos
+
+
+@torch.inference_mode()
+def greedy_ids(model: nn.Module, encoded: torch.Tensor, prompt: torch.Tensor, budget: int) -> torch.Tensor:
+    """Greedy decoding from encoder states and a prompt (build_prompt), as generate() does it with the
+    same prompt (same token suppression, `max_new_tokens=budget`) and the same output: the new tokens,
+    padded with end-of-text, without the final end-of-text of the longest. Unlike generate, a finished
+    clip leaves the batch: neutral on ordinary clips (measured), it keeps one clip looping to its budget
+    from costing a batch's step each time. Faster than generate by 1.2-1.3x per clip on CPU
+    (benchmarks/decode_loop.py)."""
+    from transformers.cache_utils import DynamicCache, EncoderDecoderCache
+
+    config = model.generation_config
+    eos = eos_id(model)
+    suppress = torch.as_tensor(config.suppress_tokens or [], dtype=torch.long, device=encoded.device)
+    begin_suppress = torch.as_tensor(config.begin_suppress_tokens or [], dtype=torch.long, device=encoded.device)
+    tokens = torch.full((len(encoded), budget), eos, dtype=torch.long, device=encoded.device)
+    rows = torch.arange(len(encoded), device=encoded.device)  # clips still decoding, as rows of `tokens`
+    inputs = prompt.to(encoded.device)
+    cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
+    length = budget
+    for step in range(budget):
+        hidden = model.model.decoder(input_ids=inputs, encoder_hidden_states=encoded, cache=cache,
+                                     use_cache=True).last_hidden_state[:, -1]
+        logits = vocabulary_logits(model, hidden)
+        logits[:, suppress] = -torch.inf
+        if step == 0:
+            logits[:, begin_suppress] = -torch.inf
+        token = logits.argmax(-1)
+        tokens[rows, step] = token
+        going = token != eos
+        if not going.all():
+            if not going.any():
+                length = step
+                break
+            keep = going.nonzero().view(-1)
+            rows, token = rows[keep], token[keep]
+            cache.batch_select_indices(keep)
+            # From the second step on the decoder reads cross-attention keys and values from the cache;
+            # the encoder states only have to be there, so a view of the right batch size, not a copy.
+            encoded = encoded[: len(keep)]
+        inputs = token[:, None]
+    return tokens[:, :length]
+
+
+def teacher_transcripts(loaded, feats: torch.Tensor, languages: list[str | None] | None = None,
+                    samples: int = WINDOW_SAMPLES) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model's own greedy transcripts as teacher-forcing targets (no labels needed), decoded as
+    transcription decodes them (each clip in its given language, else the detected one): ids = prompt +
+    transcript + end-of-text, and the mask [batch, length - 1] of positions that predict a transcript
+    token."""
+    model, config = loaded.model, loaded.generation_config
+    eos = eos_id(model)
+    encoded = loaded.encode(feats)
+    used = list(languages or [None] * len(feats))
+    if is_multilingual(config) and not all(used):
+        codes, _ = loaded.detect_language(encoded)
+        used = [u or c for u, c in zip(used, codes)]
+    prompt = build_prompt(config, used)
+    text = greedy_ids(model, encoded, prompt, token_budget(samples, config.max_length)).cpu()
+    ids = torch.cat([prompt, text, torch.full_like(text[:, :1], eos)], 1)
+    return ids.to(feats.device), transcript_mask(ids, eos).to(feats.device)
+
+
+def transcript_mask(ids: torch.Tensor, eos: int) -> torch.Tensor:
+    """True for positions predicting a transcript token (up to and including the first end-of-text)."""
+    ended = (ids[:, 1:] == eos).long().cumsum(1)
+    # keep the first eos itself (shifted cumsum == 0), drop the padding after it
+    return torch.cat([torch.zeros_like(ended[:, :1]), ended[:, :-1]], 1) == 0

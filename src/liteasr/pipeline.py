@@ -1,0 +1,220 @@
+"""The whole compression as one library call: calibrate -> plan -> factor -> refine, then save.
+
+    import liteasr
+    lite = liteasr.compress("tiny.en", ["speech/", "more.jsonl"], liteasr.CompressConfig(target_params=0.7))
+    lite.save("tiny.en-lite")
+
+`liteasr compress` (the CLI), the demo and the benchmarks call this; each stage is also a public function
+of its own subpackage (calibration.calibrate, factorize.compress: spectra / target_plan / compress_,
+refine.heal / refit, checkpoint.save_checkpoint).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from liteasr.calibration.calibrate import DEFAULT_PACKING, calibrate
+from liteasr.calibration.stats import CovarianceStats
+from liteasr.checkpoint import Provenance, save_checkpoint
+from liteasr.data.audio import Clip, draw, read_sources, screen
+from liteasr.distributed import current
+from liteasr.errors import UserError
+from liteasr.factorize.compress import check_stats, compress_, spectra, target_plan, threshold_plan
+from liteasr.models import generation, whisper
+from liteasr.planning.allocate import Budget
+from liteasr.planning.damage import DAMAGE_MODELS, DEFAULT_DAMAGE
+from liteasr.planning.flops import EncoderCost, encoder_cost
+from liteasr.planning.plan import RankPlan, ThresholdRule
+from liteasr.refine import DEFAULT_FOR_TARGETS, HealConfig, HealReport, heal, refit
+
+REFINE_CHOICES = ("auto", "none", "refit", "heal")
+
+
+@dataclass(frozen=True)
+class CompressConfig:
+    """How to compress. A target (`target_params` or `target_flops`, a fraction of the dense encoder's)
+    picks every layer's rank by measured damage (`allocation`); without one, `threshold` (explained
+    variance, attention:MLP: the paper's rule) does. `refine`: `auto` heals after a target (the measured
+    best, benchmarks/refine.md) and leaves the paper's plain PCA factors after a threshold."""
+
+    target_params: float | None = None
+    target_flops: float | None = None
+    threshold: str = "0.99:0.999"
+    allocation: str = DEFAULT_DAMAGE
+    probe_clips: int = 8
+    rank_multiple: int = 16
+    refine: str = "auto"
+    heal: HealConfig = field(default_factory=HealConfig)
+    packing: str = DEFAULT_PACKING
+    calibration_samples: int = 64
+    seed: int = 0
+    batch_size: int = 8
+    shard_windows: int = 16
+    plan: RankPlan | None = None  # a saved (or edited) plan to apply instead of choosing ranks
+
+    def budget(self) -> Budget | None:
+        given = [(k, v) for k, v in (("params", self.target_params), ("flops", self.target_flops)) if v is not None]
+        if len(given) > 1:
+            raise UserError("give at most one of --target-params, --target-flops")
+        if given and self.plan is not None:
+            raise UserError("--plan fixes the ranks; it cannot be combined with a target")
+        return Budget(*given[0]) if given else None
+
+    def refinement(self, has_audio: bool) -> str:
+        if self.refine not in REFINE_CHOICES:
+            raise UserError(f"refine must be one of {', '.join(REFINE_CHOICES)}, got {self.refine!r}")
+        if self.allocation not in DAMAGE_MODELS:
+            raise UserError(f"allocation must be one of {', '.join(DAMAGE_MODELS)}, got {self.allocation!r}")
+        refine = self.refine if self.refine != "auto" else (
+            DEFAULT_FOR_TARGETS if self.budget() is not None and has_audio else "none")
+        if refine != "none" and not has_audio:
+            raise UserError(f"--refine {refine} needs --calibration audio (statistics alone cannot refit or heal)")
+        return refine
+
+
+@dataclass
+class CompressedModel:
+    """A compressed (lite-whisper) model and how it was made; `save` writes the checkpoint."""
+
+    model: object  # LiteWhisperForConditionalGeneration
+    processor: object
+    plan: RankPlan
+    source: str  # the dense MODEL
+    base_cost: EncoderCost
+    calibration: str  # what it was calibrated on, for the model card
+    clip_hashes: list[str]
+    heal_report: HealReport | None = None
+
+    @property
+    def cost(self) -> EncoderCost:
+        return encoder_cost(self.model)
+
+    def save(self, path: str | Path, overwrite: bool = False, command: str | None = None) -> Path:
+        """A Hugging Face directory (atomic) that loads with transformers, liteasr and every runtime."""
+        command = command or f"liteasr.compress({self.source!r}, ...)"
+        save_checkpoint(self.model, self.processor, path, Provenance(self.source, self.base_cost, self.calibration,
+                                                                     self.plan.method, command, self.clip_hashes),
+                        overwrite=overwrite)
+        return Path(path)
+
+    def summary(self) -> str:
+        base, after = self.base_cost, self.cost
+        return (f"encoder params {base.params:,} -> {after.params:,} ({after.params / base.params:.1%}), "
+                f"GFLOPs/window {base.gflops:.2f} -> {after.gflops:.2f}")
+
+
+def calibration_clips(sources, samples: int | None = 64, seed: int = 0) -> list[Clip]:
+    """`samples` clips drawn evenly from DATA sources (folders, manifests, Hugging Face datasets), each file
+    read once before any model runs (a bad one is an error that names it)."""
+    return screen(draw(read_sources(sources), samples, seed))[0]
+
+
+def calibration_languages(loaded, clips: list[Clip], warn=print) -> str:
+    """`en 128, pl 64, unstated 64` from the clips' manifests. Warns (through `warn`) when a multilingual
+    model would be calibrated on fewer than two stated languages: measured on base at 0.6, languages the
+    calibration did not hear lost about ten times the WER of those it heard."""
+    counts = Counter(c.language or "unstated" for c in clips)
+    text = ", ".join(f"{lang} {n}" for lang, n in counts.most_common())
+    stated = {lang for lang in counts if lang != "unstated"}
+    if generation.is_multilingual(loaded.generation_config) and len(stated) < 2 and current().is_main:
+        heard = f"languages {text}" if stated else "audio whose manifests state no `language`"
+        warn(f"liteasr: warning: a multilingual model calibrated on {heard}: languages the calibration does not "
+             "hear lose far more accuracy than those it hears. Mix in audio of every language you serve, each "
+             "manifest line with its `language`.")
+    return text
+
+
+def plan_ranks(loaded, stats: CovarianceStats, config: CompressConfig, clips: list[Clip] | None = None,
+               eig=None) -> RankPlan:
+    """The rank plan: `config.plan` as given, ranks for a target (measured damage needs `clips`), or the
+    threshold rule."""
+    eig = eig if eig is not None else spectra(stats)
+    if config.plan is not None:
+        return config.plan
+    target = config.budget()
+    if target is not None:
+        return target_plan(loaded, stats, eig, target, config.allocation, clips, config.rank_multiple,
+                           probe_clips=config.probe_clips)
+    return threshold_plan(loaded.model, stats, ThresholdRule.parse(config.threshold, config.rank_multiple), eig)
+
+
+@dataclass
+class Planned:
+    """Calibration statistics and the rank plan drawn from them (what `compress --dry-run` shows)."""
+
+    loaded: whisper.LoadedModel
+    stats: CovarianceStats
+    eig: dict
+    plan: RankPlan
+    clips: list[Clip] | None  # None when the statistics were given
+    description: str
+
+
+def calibrate_and_plan(model, calibration, config: CompressConfig = CompressConfig(), describe: str | None = None,
+                       warn=print) -> Planned:
+    """The first half of `compress`: calibrate (unless given statistics) and choose every rank."""
+    loaded = model if isinstance(model, whisper.LoadedModel) else whisper.load(str(model))
+    config.budget()  # a bad combination fails before any model runs
+    ThresholdRule.parse(config.threshold, config.rank_multiple)
+    if isinstance(calibration, CovarianceStats):
+        stats, clips = calibration, None
+        description = describe or f"statistics ({stats.meta.get('clips', '?')} clips)"
+    else:
+        clips = list(calibration) if calibration and isinstance(next(iter(calibration)), Clip) else \
+            calibration_clips(calibration, config.calibration_samples, config.seed)
+        stats = calibrate(loaded, clips, batch_size=config.batch_size, packing=config.packing,
+                          shard_windows=config.shard_windows)
+        description = f"{describe or f'{len(clips)} clips'} (seed {config.seed}), {stats.meta['windows']} windows, " \
+                      f"languages {calibration_languages(loaded, clips, warn)}"
+    check_stats(loaded.model, stats)
+    eig = spectra(stats)
+    return Planned(loaded, stats, eig, plan_ranks(loaded, stats, config, clips, eig), clips, description)
+
+
+def compress(model, calibration, config: CompressConfig = CompressConfig(), heal_data: list[Clip] = (),
+             describe: str | None = None, warn=print) -> CompressedModel | None:
+    """Compress a Whisper encoder: calibrate, plan, factor, refine.
+
+    `model`: a MODEL spec (short name, Hub id, local or CTranslate2 directory) or a loaded
+    `whisper.LoadedModel`. `calibration`: DATA sources (drawn as `config.calibration_samples` clips by
+    `config.seed`), a list of `Clip`s, or `CovarianceStats` from an earlier calibration (then neither
+    measured damage models nor refinement can run). `heal_data`: more clips for healing only.
+    `describe`: the calibration as the model card names it; `warn`: where notes and warnings go.
+    Under torchrun every process calibrates and plans; refinement runs once and only rank 0 gets the
+    model (the others get None)."""
+    refine = config.refinement(not isinstance(calibration, CovarianceStats))
+    if heal_data and refine != "heal":
+        raise UserError("--heal-data is audio for healing: it needs --calibration audio and healing "
+                        "(--refine heal, or auto with a --target-*)")
+    planned = calibrate_and_plan(model, calibration, config, describe, warn)
+    return finish(planned, config, refine, heal_data, warn=warn)
+
+
+def finish(planned: Planned, config: CompressConfig, refine: str, heal_data: list[Clip] = (),
+           heal_describe: str | None = None, warn=print) -> CompressedModel | None:
+    """The second half of `compress`: factor by the plan and refine (rank 0 only under torchrun).
+    `heal_describe`: the healing data as the model card names it."""
+    if not current().is_main:  # refit, healing and writing happen once, on rank 0
+        return None
+    loaded, plan, clips, report = planned.loaded, planned.plan, planned.clips, None
+    base = encoder_cost(loaded.model)
+    if refine == "refit":
+        lite = refit(loaded, plan, clips, config.packing, config.batch_size)
+        plan.method += ", anchored refit"
+    else:  # healing needs the dense model beside the compressed one: compress a copy
+        model = copy.deepcopy(loaded.model) if refine == "heal" else loaded.model
+        lite = compress_(model, planned.stats, plan, planned.eig)
+        if refine == "heal":  # from the PCA factors: healing the refit measured worse (benchmarks/refine.md)
+            warn(f"healing the factors on the calibration audio{' and the healing data' if heal_data else ''}: they "
+                 "move toward its voices, so calibrate on audio like your users' (--refine none: the paper's plain "
+                 "PCA factors)")
+            report = heal(loaded, lite, list(clips) + list(heal_data), config.heal, config.packing)
+            warn(report.summary())
+            more = f" and {heal_describe or f'{len(heal_data)} healing clips'}" if heal_data else ""
+            plan.method += f", healed on the calibration clips{more} ({report.steps} end-to-end steps, " \
+                           f"{report.seconds / 60:.1f} min)"
+    return CompressedModel(lite, loaded.processor, plan, loaded.name, base, planned.description,
+                           planned.stats.meta.get("clip_hashes", []), report)

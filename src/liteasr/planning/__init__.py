@@ -1,0 +1,1 @@
+"""Planning: which rank each projection keeps (threshold rule, measured damage, budgets, costs)."""

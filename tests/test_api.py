@@ -1,0 +1,42 @@
+"""The library API: one verb, typed configs, the same pipeline the CLI runs."""
+
+import subprocess
+import sys
+
+import pytest
+
+import liteasr
+from liteasr.errors import UserError
+
+
+def test_compress_save_load_transcribe(random_whisper_dir, noise_clips, tmp_path):
+    lite = liteasr.compress(str(random_whisper_dir), [str(noise_clips)],
+                            liteasr.CompressConfig(threshold="0.9", calibration_samples=6))
+    assert isinstance(lite, liteasr.CompressedModel) and lite.heal_report is None
+    assert lite.cost.params < lite.base_cost.params and "6 clips" in lite.calibration
+    path = lite.save(tmp_path / "lite")
+    model = liteasr.load(str(path))
+    assert model.model.config.model_type == "lite-whisper"
+    import numpy as np
+
+    out = liteasr.transcribe(model, [np.zeros(16000, np.float32)], progress=False, warmup=False)
+    assert len(out.texts) == 1 and out.languages == ["en"]
+
+
+def test_config_mistakes_are_errors_before_any_work(random_whisper_dir, noise_clips):
+    for config, message in [(liteasr.CompressConfig(target_params=0.7, target_flops=0.7), "at most one of"),
+                            (liteasr.CompressConfig(refine="polish"), "refine must be one of"),
+                            (liteasr.CompressConfig(allocation="guess"), "allocation must be one of")]:
+        with pytest.raises(UserError, match=message):
+            liteasr.compress(str(random_whisper_dir), [str(noise_clips)], config)
+
+
+def test_import_is_light_and_documents_the_api():
+    code = ("import sys, liteasr; assert 'torch' not in sys.modules, 'import liteasr loaded torch'; "
+            "assert 'calibrate' in liteasr.compress.__doc__; print(sorted(liteasr.__all__))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    for name in ("compress", "CompressConfig", "load", "transcribe", "evaluate", "export", "heal"):
+        assert name in r.stdout
+    with pytest.raises(AttributeError):
+        liteasr.no_such_thing  # noqa: B018
