@@ -1,6 +1,7 @@
 """Multilingual Whisper base: which languages a compression keeps, by what the calibration heard.
 
-    python benchmarks/multilingual.py [--targets 0.6] [--refine none] [--mixes en en+pl] [--samples 60]
+    python benchmarks/multilingual.py [--targets 0.6] [--allocation encoder] [--refine none] [--mixes en en+pl]
+        [--samples 60]
         [--json benchmarks/multilingual.json] [--markdown benchmarks/RESULTS.md]
 
 Calibration and evaluation speakers are disjoint in every language that has both:
@@ -11,7 +12,7 @@ Calibration and evaluation speakers are disjoint in every language that has both
 - Italian (emovo_it), German (emodb_de) and Spanish (css10_es) are never in the calibration.
 
 Each mix (`en`: English calibration only; `en+pl`: English and Polish) is compressed with `liteasr
-compress base --target-params T` (encoder allocation; `--refine` as given) on --clips clips, then dense
+compress base --target-params T` (`--allocation` and `--refine` as given) on --clips clips, then dense
 base and every compression are evaluated with `liteasr eval`'s function: each set's language forced from
 its manifest, ΔWER against dense base with paired-bootstrap 95% intervals, one row per language. The
 split manifests and checkpoints go to --work (default runs/multilingual), never into ../shared.
@@ -66,6 +67,7 @@ def main() -> int:
     p.add_argument("--targets", nargs="+", type=float, default=[0.6])
     p.add_argument("--mixes", nargs="+", choices=["en", "en+pl"], default=["en", "en+pl"])
     p.add_argument("--refine", choices=["none", "heal", "auto"], default="none")
+    p.add_argument("--allocation", default="encoder", help="compress --allocation (default encoder)")
     p.add_argument("--clips", type=int, default=256, help="calibration clips (seed 0)")
     p.add_argument("--samples", type=int, default=60, help="evaluation clips per set (seed 0; all if fewer)")
     p.add_argument("--work", default="runs/multilingual")
@@ -79,12 +81,13 @@ def main() -> int:
     models, minutes = [], {}
     for target in args.targets:
         for mix in args.mixes:
-            out = work / f"base-{mix}-{target}-{args.refine}"
+            out = work / f"base-{mix}-{target}-{args.allocation}-{args.refine}"
             if not (out / "config.json").is_file():
                 t0 = time.time()
                 command = [sys.executable, "-m", "liteasr", "compress", "base", "--calibration", *mixes[mix],
                            "--calibration-samples", str(args.clips), "--target-params", str(target),
-                           "--refine", args.refine, "--output", str(out), "--overwrite"]
+                           "--allocation", args.allocation, "--refine", args.refine, "--output", str(out),
+                           "--overwrite"]
                 print("$", " ".join(command), flush=True)
                 subprocess.run(command, check=True)
                 minutes[out.name] = (time.time() - t0) / 60
