@@ -128,7 +128,8 @@ def test_compress_heals_on_more_voices_than_it_calibrates_on(random_whisper_dir,
     assert len(seen[1]) == 8  # --heal-samples defaults to --calibration-samples (4): all 4 tones
     assert_user_error(liteasr(*args[:-3], "--heal-data", noise_clips, "--calibration-samples", "10", "-o", tmp_path / "bad"),
                       "every clip is already a calibration clip")
-    assert_user_error(liteasr(*args, "--refine", "none", "-o", tmp_path / "bad"), "--heal-data is audio for healing")
+    assert_user_error(liteasr(*args, "--refine", "none", "-o", tmp_path / "bad"),
+                      "--heal-data applies to healing only (--refine heal, or auto with a --target-*), not to --refine none")
     assert_user_error(liteasr(*args[:-3], "--heal-samples", "2", "-o", tmp_path / "bad"), "--heal-samples needs --heal-data")
     assert not (tmp_path / "bad").exists()
 
@@ -159,3 +160,22 @@ def test_compress_help_states_the_healing_defaults():
         value = getattr(defaults, field)
         shown = "1.0 only" if field == "speeds" else value if isinstance(value, str) else f"{value:g}"
         assert f"default {shown}" in helps[option], (option, helps[option])
+
+
+def test_compress_options_that_cannot_apply_are_errors(random_whisper_dir, noise_clips, tmp_path):
+    base = ["compress", random_whisper_dir, "--calibration", noise_clips, "-o", tmp_path / "o"]
+    for extra, message in [
+        (["--target-params", "0.7", "--threshold", "0.9"], "--threshold chooses ranks without a target"),
+        (["--allocation", "normalized"], "--allocation applies to --target-params / --target-flops only"),
+        (["--probe-clips", "3"], "--probe-clips applies to --target-params / --target-flops only"),
+        (["--threshold", "0.9", "--heal-steps", "5"], "--heal-steps applies to healing only"),
+        (["--target-params", "0.7", "--refine", "refit", "--heal-layernorm"], "--heal-layernorm applies to healing"),
+    ]:
+        assert_user_error(liteasr(*base, *extra), message)
+    assert not (tmp_path / "o").exists()
+
+
+def test_compress_help_is_grouped():
+    r = liteasr("compress", "--help")
+    for group in ("target: what to keep", "calibration audio", "refinement", "output", "device"):
+        assert f"\n{group}" in r.stdout, group

@@ -96,24 +96,26 @@ def model_args(p, model=True, files=True):
                        help="HF dir, CTranslate2 dir, Hub id or short name (tiny.en, base, large-v3, turbo, ...), "
                             "a `liteasr export` dir (ONNX Runtime) or ctranslate2:SPEC[:COMPUTE_TYPE]")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
-    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"],
+                   help="weights and activations (default float32; statistics are always float64)")
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     if files:
-        p.add_argument("--batch-size", type=positive(int), default=8)
+        p.add_argument("--batch-size", type=positive(int), default=8, help="clips per batch (default 8)")
         p.add_argument("--on-bad-audio", choices=["error", "skip"], default="error",
                        help="unreadable, empty or NaN audio: stop with its name (default) or skip and list it")
 
 
-def calibration_args(p, required):
+def calibration_args(p, required, overwrite=True):
     p.add_argument("--calibration", metavar="DATA", nargs="+", required=required,
                    help="folders of audio files or JSONL manifests; clips are drawn from all of them")
     p.add_argument("--calibration-samples", type=positive(int), default=64, metavar="N",
                    help="clips to calibrate on, chosen by --seed (default 64)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="chooses the clips (and healing's draws; default 0)")
     p.add_argument("--packing", choices=["pad", "pack", "mix"], default="mix",
                    help="calibration windows: each clip padded to 30 s (as inference sees short clips), "
                         "clips packed into full 30 s windows, or a mix of both (default, best measured)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    if overwrite:
+        p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     column_args(p)
 
 

@@ -10,71 +10,81 @@ from liteasr.errors import UserError
 
 
 def register(sub) -> None:
-    p = sub.add_parser("compress", help="calibrate and compress the encoder, write a checkpoint")
-    common.model_args(p)
-    common.calibration_args(p, required=False)
-    p.add_argument("--stats", metavar="FILE", help="reuse statistics from `liteasr calibrate` instead of --calibration")
-    p.add_argument("--threshold", default="0.99:0.999", help="explained variance, A:M (attention:MLP) or one value")
-    p.add_argument("--rank-multiple", type=int, default=16, help="ranks are multiples of this (default 16)")
-    p.add_argument("--target-params", type=float, metavar="F",
-                   help="keep this fraction of encoder linear parameters (ranks chosen per layer)")
-    p.add_argument("--target-flops", type=float, metavar="F", help="keep this fraction of encoder FLOPs per window")
-    p.add_argument("--allocation", choices=common.DAMAGE_MODELS, default=common.DEFAULT_DAMAGE,
-                   help="damage model for --target-*: encoder (default: measured encoder-output error), decoder "
-                        "(measured change of the decoder's predictions on its own transcripts), "
-                        "sensitivity (one probe per layer; measured better than encoder at --target-params 0.6, worse at "
-                        "0.7: benchmarks/refine.md), normalized or variance (discarded variance)")
-    p.add_argument("--probe-clips", type=common.positive(int), default=8, metavar="N",
-                   help="calibration clips the measured damage models probe (default 8; cost grows linearly)")
-    p.add_argument("--plan", metavar="JSON", help="apply this rank plan instead of the threshold rule")
-    p.add_argument("--save-plan", metavar="JSON", help="write the rank plan used")
-    p.add_argument("--save-stats", metavar="FILE", help="also write the calibration statistics")
-    p.add_argument("--refine", choices=["auto", "none", "refit", "heal"], default="auto",
-                   help="correct the factors after factoring: none (plain PCA, the paper's setting), refit "
-                        "(anchored closed-form refit against the dense model), heal (PCA factors, then healing on "
-                        "the calibration audio); auto (default): the measured best with --target-* (see "
-                        "benchmarks/refine.md), none with --threshold")
+    p = sub.add_parser("compress", help="calibrate and compress the encoder, write a checkpoint",
+                       description="Calibrate on unlabeled audio, choose every projection's rank, factor, refine, "
+                                   "and write a Hugging Face checkpoint.")
+    p.add_argument("model", metavar="MODEL",
+                   help="HF dir, CTranslate2 dir, Hub id or short name (tiny.en, base, large-v3, turbo, ...)")
+    target = p.add_argument_group("target: what to keep")
+    target.add_argument("--target-params", type=float, metavar="F",
+                        help="keep this fraction of encoder linear parameters (ranks chosen per layer)")
+    target.add_argument("--target-flops", type=float, metavar="F", help="keep this fraction of encoder FLOPs per window")
+    target.add_argument("--allocation", choices=common.DAMAGE_MODELS, metavar="M",
+                        help="damage model for --target-*: encoder (default: measured encoder-output error), decoder "
+                             "(measured change of the decoder's predictions on its own transcripts), sensitivity (one "
+                             "probe per layer), normalized or variance (discarded variance, no audio needed)")
+    target.add_argument("--probe-clips", type=common.positive(int), metavar="N",
+                        help="calibration clips the measured damage models probe (default 8; cost grows linearly)")
+    target.add_argument("--threshold", metavar="A:M",
+                        help="without a target: explained variance to keep, attention:MLP or one value (default "
+                             "0.99:0.999, the paper's rule)")
+    target.add_argument("--rank-multiple", type=int, default=16, metavar="N", help="ranks are multiples of N (default 16)")
+    target.add_argument("--plan", metavar="JSON", help="apply this rank plan (from --save-plan, maybe edited)")
+    calib = p.add_argument_group("calibration audio")
+    common.calibration_args(calib, required=False, overwrite=False)
+    calib.add_argument("--stats", metavar="FILE",
+                       help="reuse statistics from `liteasr calibrate` instead of --calibration (no healing then)")
+    calib.add_argument("--save-stats", metavar="FILE", help="also write the calibration statistics")
+    common.shard_windows_arg(calib)
+    refine = p.add_argument_group("refinement: correcting the factors (healing options apply only to healing)")
+    refine.add_argument("--refine", choices=["auto", "none", "refit", "heal"], default="auto",
+                        help="none (plain PCA, the paper's setting), refit (anchored closed-form refit against the dense "
+                             "model), heal (PCA factors, then healing on the calibration audio); auto (default): heal "
+                             "with a --target-*, none with --threshold (benchmarks/refine.md)")
     # Healing options default to None: HealConfig's defaults apply (the recipe measured in
     # benchmarks/refine.md); the help repeats them (a test keeps the two in step) because importing
     # the healing code here would load torch for every `liteasr --help`.
-    p.add_argument("--heal-minutes", type=common.positive(float), metavar="M",
-                   help="wall-clock budget for healing (default 15)")
-    p.add_argument("--heal-steps", type=int, metavar="N", help="end-to-end healing steps (default 150)")
-    p.add_argument("--heal-layernorm", action="store_true", help="let healing adjust the encoder's LayerNorms too")
-    p.add_argument("--heal-dense", action="store_true",
-                   help="let healing adjust the encoder projections the rank plan keeps dense too (measured no "
-                        "better at --target-params 0.6: benchmarks/refine.md)")
-    p.add_argument("--heal-lr", type=common.positive(float), metavar="LR", help="end-to-end learning rate (default 0.0001)")
-    p.add_argument("--heal-schedule", choices=["constant", "cosine"],
-                   help="end-to-end learning rate over --heal-steps (default constant; cosine: decays to 0 at the "
-                        "last step, measured worse at --target-params 0.6: benchmarks/refine.md)")
-    p.add_argument("--heal-kl", type=float, metavar="W",
-                   help="weight of the decoder KL term (default 0: the encoder output alone, no dense decoding)")
-    p.add_argument("--heal-metric", choices=["encoder", "cross"],
-                   help="how healing measures the encoder-output error (default encoder: the plain squared error; "
-                        "cross: as the decoder's cross-attention keys and values read it, no decoding needed)")
-    p.add_argument("--heal-block-epochs", type=int, metavar="N",
-                   help="block-wise passes per layer before the end-to-end stage (default 0: none)")
-    p.add_argument("--heal-eval-every", type=common.positive(int), metavar="N",
-                   help="end-to-end steps between held-out checks (default 25)")
-    p.add_argument("--heal-patience", type=common.positive(int), metavar="N",
-                   help="held-out checks without improvement before healing stops (default 6)")
-    p.add_argument("--heal-seeds", type=common.positive(int), metavar="K",
-                   help="heal K times with seeds SEED..SEED+K-1 and average the factors (default 1; K times the "
-                   "cost; 3 measured better at --target-params 0.6: benchmarks/refine.md)")
-    p.add_argument("--heal-speeds", type=common.speed_list, metavar="F,F,...",
-                   help="healing also sees every clip at these speed factors (e.g. 0.9,1.0,1.1: speed "
-                        "perturbation; default 1.0 only; 0.9,1.0,1.1 measured worse at --target-params 0.6: "
-                        "benchmarks/refine.md)")
-    p.add_argument("--heal-data", metavar="DATA", nargs="+",
-                   help="more voices to heal on (not to calibrate on): clips drawn from these sources join the "
-                        "calibration clips for healing only (with the calibration sources named again, measured "
-                        "better at --target-params 0.6: benchmarks/refine.md)")
-    p.add_argument("--heal-samples", type=common.positive(int), metavar="N",
-                   help="clips drawn from --heal-data, chosen by --seed (default: as many as --calibration-samples)")
-    common.shard_windows_arg(p)
-    p.add_argument("--dry-run", action="store_true", help="print the rank plan (and --save-plan it); write no model")
-    p.add_argument("--output", "-o", metavar="DIR")
+    refine.add_argument("--heal-minutes", type=common.positive(float), metavar="M",
+                        help="wall-clock budget for healing (default 15)")
+    refine.add_argument("--heal-steps", type=int, metavar="N", help="end-to-end healing steps (default 150)")
+    refine.add_argument("--heal-layernorm", action="store_true", help="let healing adjust the encoder's LayerNorms too "
+                        "(default off)")
+    refine.add_argument("--heal-dense", action="store_true",
+                        help="let healing adjust the projections the plan keeps dense too (default off; measured no "
+                             "better at --target-params 0.6)")
+    refine.add_argument("--heal-lr", type=common.positive(float), metavar="LR",
+                        help="end-to-end learning rate (default 0.0001)")
+    refine.add_argument("--heal-schedule", choices=["constant", "cosine"],
+                        help="end-to-end learning rate over --heal-steps (default constant; cosine decays to 0, "
+                             "measured worse at --target-params 0.6)")
+    refine.add_argument("--heal-kl", type=float, metavar="W",
+                        help="weight of the decoder KL term (default 0: the encoder output alone, no dense decoding)")
+    refine.add_argument("--heal-metric", choices=["encoder", "cross"],
+                        help="how the encoder-output error is measured (default encoder: plain squared error; cross: "
+                             "as the decoder's cross-attention keys and values read it)")
+    refine.add_argument("--heal-block-epochs", type=int, metavar="N",
+                        help="block-wise passes per layer before the end-to-end stage (default 0: none)")
+    refine.add_argument("--heal-eval-every", type=common.positive(int), metavar="N",
+                        help="end-to-end steps between held-out checks (default 25)")
+    refine.add_argument("--heal-patience", type=common.positive(int), metavar="N",
+                        help="held-out checks without improvement before healing stops (default 6)")
+    refine.add_argument("--heal-seeds", type=common.positive(int), metavar="K",
+                        help="heal K times with seeds SEED..SEED+K-1 and average the factors (default 1; K times the "
+                             "cost; 3 measured better at --target-params 0.6)")
+    refine.add_argument("--heal-speeds", type=common.speed_list, metavar="F,F,...",
+                        help="healing also sees every clip at these speed factors (default 1.0 only; 0.9,1.0,1.1 "
+                             "measured worse at --target-params 0.6)")
+    refine.add_argument("--heal-data", metavar="DATA", nargs="+",
+                        help="more voices to heal on (not to calibrate on): clips drawn from these sources join the "
+                             "calibration clips for healing only (default none)")
+    refine.add_argument("--heal-samples", type=common.positive(int), metavar="N",
+                        help="clips drawn from --heal-data, chosen by --seed (default: as many as --calibration-samples)")
+    output = p.add_argument_group("output")
+    output.add_argument("--output", "-o", metavar="DIR", help="the checkpoint directory (written atomically)")
+    output.add_argument("--overwrite", action="store_true", help="replace an existing output (default: an error)")
+    output.add_argument("--dry-run", action="store_true", help="print the rank plan (and --save-plan it); write no model")
+    output.add_argument("--save-plan", metavar="JSON", help="also write the rank plan used")
+    common.model_args(p.add_argument_group("device"), model=False)
     p.set_defaults(func=run, distributed=True)
 
 
@@ -117,13 +127,30 @@ def note(message: str) -> None:
     print(message, file=sys.stderr if message.startswith("liteasr: warning") else sys.stdout)
 
 
+def inapplicable(args, has_target: bool, refine: str) -> None:
+    """An option that cannot apply is an error, not silently ignored."""
+    if args.threshold is not None and (has_target or args.plan):
+        raise UserError("--threshold chooses ranks without a target: it cannot be combined with --target-* or --plan")
+    for option in ("allocation", "probe_clips"):
+        if getattr(args, option) is not None and not has_target:
+            raise UserError(f"--{option.replace('_', '-')} applies to --target-params / --target-flops only")
+    given = [o for o in ("heal_data", "heal_samples", *HEAL_OPTIONS, "heal_layernorm", "heal_dense")
+             if getattr(args, o) not in (None, False)]
+    if given and refine != "heal":
+        raise UserError(f"--{given[0].replace('_', '-')} applies to healing only (--refine heal, or auto with a "
+                        f"--target-*), not to --refine {refine}")
+
+
 def config(args):
     """CompressConfig from the command line."""
     from liteasr.pipeline import CompressConfig
     from liteasr.planning.plan import RankPlan
 
-    return CompressConfig(target_params=args.target_params, target_flops=args.target_flops, threshold=args.threshold,
-                          allocation=args.allocation, probe_clips=args.probe_clips, rank_multiple=args.rank_multiple,
+    defaults = CompressConfig()
+    return CompressConfig(target_params=args.target_params, target_flops=args.target_flops,
+                          threshold=args.threshold or defaults.threshold,
+                          allocation=args.allocation or defaults.allocation,
+                          probe_clips=args.probe_clips or defaults.probe_clips, rank_multiple=args.rank_multiple,
                           refine=args.refine, heal=heal_config(args), packing=args.packing,
                           calibration_samples=args.calibration_samples, seed=args.seed, batch_size=args.batch_size,
                           shard_windows=args.shard_windows, plan=RankPlan.load(args.plan) if args.plan else None)
@@ -145,9 +172,10 @@ def run(args) -> None:
     if (args.calibration is None) == (args.stats is None):
         raise UserError("give exactly one of --calibration DATA or --stats FILE")
     settings = config(args)
-    settings.budget()
+    target = settings.budget()
+    refine = settings.refinement(args.calibration is not None)
+    inapplicable(args, target is not None, refine)
     clips, skipped = common.clips(args, args.calibration, args.calibration_samples) if args.calibration else (None, [])
-    refine = settings.refinement(clips is not None)
     extra = heal_clips(args, clips, refine)
     loaded = common.load(args)
     if clips is not None:
