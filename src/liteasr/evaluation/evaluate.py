@@ -193,7 +193,9 @@ def evaluate_dataset(loaded, dataset: Dataset, batch_size: int = 8, progress: bo
         check_options(loaded, replace(options or DecodingOptions(), language=language))
     except UserError as exc:
         raise UserError(f"{dataset.name}: {exc}") from None
-    forced = [language if force_language else None] * len(clips)
+    # a language the caller names is forced in any case; the data's own only with force_language
+    force = force_language or bool(options is not None and options.language)
+    forced = [language if force else None] * len(clips)
     decoding = replace(options or DecodingOptions(), language=None)
     texts, detected, samples, elapsed = {}, {}, 0, 0.0
     mine = [b for k, b in enumerate(blocks(range(len(clips)), batch_size)) if k % group.world == group.rank]
@@ -220,7 +222,7 @@ def evaluate_dataset(loaded, dataset: Dataset, batch_size: int = 8, progress: bo
     seconds = max(e for _, e in parts)  # processes run side by side: the slowest sets the pace
     return DatasetResult(counts.wer, counts.n, counts.words, audio_s, audio_s / max(seconds, 1e-9),
                          counts.substitutions, counts.deletions, counts.insertions, counts.excluded,
-                         language, metric(language), bool(language) and force_language,
+                         language, metric(language), bool(language) and force,
                          sum(d[0] != language for d in checked) if checked else None,
                          len(checked) if checked else None,
                          [{"audio": str(c.path), "reference": c.text, "hypothesis": h, "errors": e, "words": w,
