@@ -102,15 +102,13 @@ def heal_config(args):
     return HealConfig(**given, layernorm=args.heal_layernorm, dense=args.heal_dense, seed=args.seed)
 
 
-def heal_clips(args, calibration: list | None, refine: str) -> list:
-    """The --heal-data clips healing adds to the calibration clips (none of them a calibration clip)."""
+def heal_clips(args, calibration: list) -> list:
+    """The --heal-data clips healing adds to the calibration clips (none of them a calibration clip); that
+    healing runs at all is checked before (inapplicable)."""
     if args.heal_data is None:
         if args.heal_samples is not None:
             raise UserError("--heal-samples needs --heal-data")
         return []
-    if refine != "heal":
-        raise UserError("--heal-data is audio for healing: it needs --calibration audio and healing "
-                        "(--refine heal, or auto with a --target-*)")
     from liteasr.data.audio import read_sources
 
     taken = {c.path for c in calibration}
@@ -176,7 +174,7 @@ def run(args) -> None:
     refine = settings.refinement(args.calibration is not None)
     inapplicable(args, target is not None, refine)
     clips, skipped = common.clips(args, args.calibration, args.calibration_samples) if args.calibration else (None, [])
-    extra = heal_clips(args, clips, refine)
+    extra = heal_clips(args, clips)
     loaded = common.load(args)
     if clips is not None:
         describe = f"{len(clips)} clips of {' + '.join(args.calibration)}"

@@ -104,8 +104,11 @@ def _generate_options(loaded: whisper.LoadedModel, options: DecodingOptions, lan
 
 def _clip_language(loaded, audio: np.ndarray, options: DecodingOptions,
                    language: str | None) -> tuple[str, tuple[str, float] | None]:
-    """The language a whole clip is decoded in (given, else detected on its first 30 s) and the detection."""
+    """The language a whole clip is decoded in (given, else detected on its first 30 s) and the detection
+    (None when the language is given: no extra encoder pass just to report it)."""
     detected = None
+    if language or options.language:
+        return language or options.language, None
     if generation.is_multilingual(loaded.generation_config):
         codes, probs = loaded.detect_language(loaded.encode(loaded.features([audio[:WINDOW]])))
         detected = (codes[0], probs[0])
