@@ -30,7 +30,7 @@ def emit(lines: list[str], markdown: str | None) -> None:
 def add_calibration_options(parser) -> None:
     parser.add_argument("--calibration", nargs="+", metavar="DATA",
                         help="calibration audio (default: librispeech_calib and runs/refine/speechocean_train_calib, "
-                             "as for the default compress in benchmarks/refine.md)")
+                             "as for the default compress in research/healing/refine.md)")
     parser.add_argument("--clips", type=int, default=200, help="calibration clips drawn (seed 0)")
 
 

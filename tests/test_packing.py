@@ -57,15 +57,3 @@ def test_calibration_records_its_speeds(random_whisper_dir, long_and_short):
     loaded = whisper.load(str(random_whisper_dir))
     stats = calibrate(loaded, long_and_short[:2], progress=False, packing="pad", speeds=(0.9, 1.1))
     assert stats.meta["windows"] == 4 and stats.meta["speeds"] == [0.9, 1.1]
-
-
-def test_speed_lists_parse_or_say_why():
-    from argparse import ArgumentTypeError
-
-    from liteasr.cli.common import speed_list
-
-    assert speed_list("0.9,1.0,1.1") == (0.9, 1.0, 1.1)
-    with pytest.raises(ArgumentTypeError, match="comma-separated"):
-        speed_list("0.9,fast")
-    with pytest.raises(ArgumentTypeError, match="between 0.5 and 2"):
-        speed_list("0.9,4")

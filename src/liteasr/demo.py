@@ -6,23 +6,17 @@ with espeak-ng; compress at a few thresholds; evaluate base and compressed model
 
 from __future__ import annotations
 
-import copy
 import os
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
-from liteasr.calibration.calibrate import calibrate
-from liteasr.checkpoint import Provenance, save_checkpoint
 from liteasr.data.audio import draw, read_dataset, read_sources
 from liteasr.data.demo_audio import make_demo_audio
 from liteasr.evaluation.report import evaluate_models, print_table
-from liteasr.factorize.compress import compress_, spectra, target_plan, threshold_plan
 from liteasr.models import whisper
 from liteasr.models.sources import cache_dir
-from liteasr.planning.allocate import Budget
-from liteasr.planning.damage import DEFAULT_DAMAGE
-from liteasr.planning.flops import encoder_cost
-from liteasr.planning.plan import ThresholdRule
+from liteasr.pipeline import CompressConfig, calibrate_and_plan, finish, plan_ranks
 
 MODEL = "tiny.en"
 CALIBRATION = ("librispeech_calib", "vctk_p239", "cathy_arctic")
@@ -60,34 +54,32 @@ def demo_data(eval_samples: int) -> tuple[list[str], list]:
 def run_demo(device: str = "cpu", samples: int = 64, eval_samples: int = 40,
              thresholds: list[str] = ("0.99:0.999",), targets: list[float] = (0.7,),
              output: str | None = None) -> list[dict]:
-    """Paper rule at `thresholds` vs liteasr's measured-damage allocation at `targets`."""
+    """Paper rule at `thresholds` vs liteasr's measured-damage allocation at `targets`, through the library's
+    `calibrate_and_plan` and `finish` (one calibration shared by every point)."""
     calibration, eval_sets = demo_data(eval_samples)
     print(f"model {MODEL}; calibration {', '.join(calibration)}; evaluation "
           + ", ".join(f"{d.name} ({len(d.clips)} clips)" for d in eval_sets))
     base = whisper.load(MODEL, device=device)
     clips = draw(read_sources(calibration), samples, seed=0)
-    stats = calibrate(base, clips)
-    eig = spectra(stats)
-    out = Path(output) if output else Path(tempfile.mkdtemp(prefix="liteasr-demo-"))
-    points = [(f"threshold-{t.replace(':', '_')}", f"--threshold {t}",
-               lambda t=t: threshold_plan(base.model, stats, ThresholdRule.parse(t), eig)) for t in thresholds]
+    planned = calibrate_and_plan(base, clips, CompressConfig(calibration_samples=samples),
+                                 f"{len(clips)} clips of {', '.join(calibration)}")
     # plain PCA factors: healing (the default of `compress --target-params`) alone takes 15 minutes on
     # 2 cores, more than the whole demo may; the recorded command says so, so it rebuilds this model
+    points = [(f"threshold-{t.replace(':', '_')}", f"--threshold {t}", CompressConfig(threshold=t, refine="none"))
+              for t in thresholds]
     points += [(f"target-params-{f}", f"--target-params {f} --refine none",
-                lambda f=f: target_plan(base, stats, eig, Budget("params", f), DEFAULT_DAMAGE, clips)) for f in targets]
+                CompressConfig(target_params=f, refine="none")) for f in targets]
+    out = Path(output) if output else Path(tempfile.mkdtemp(prefix="liteasr-demo-"))
     paths = []
-    for name, flags, make_plan in points:
-        plan = make_plan()
-        lite = compress_(copy.deepcopy(base.model), stats, plan, eig)
+    for name, flags, config in points:
+        plan = plan_ranks(base, planned.stats, config, clips, planned.eig)
+        lite = finish(replace(planned, plan=plan), config, "none", keep_dense=True)
         path = out / f"tiny.en-lite-{name}"
-        save_checkpoint(lite, base.processor, path,
-                        Provenance(MODEL, encoder_cost(base.model), f"{len(clips)} clips of {', '.join(calibration)}",
-                                   plan.method, f"liteasr compress {MODEL} {flags}", stats.meta["clip_hashes"]),
-                        overwrite=True)
+        lite.save(path, overwrite=True, command=f"liteasr compress {MODEL} {flags}")
         paths.append(str(path))
     results = evaluate_models([MODEL, *paths], eval_sets, device=device)
     print()
     print_table(results)
     print(f"\ncheckpoints in {out}\n(the demo's compressed models are plain PCA factors; `liteasr compress "
-          f"{MODEL} --target-params F` also heals them, up to 15 more minutes: benchmarks/refine.md)")
+          f"{MODEL} --target-params F` also heals them, up to 15 more minutes: research/healing/refine.md)")
     return results

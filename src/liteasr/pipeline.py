@@ -31,6 +31,11 @@ from liteasr.planning.plan import RankPlan, ThresholdRule
 from liteasr.refine import DEFAULT_FOR_TARGETS, HealConfig, HealReport, heal, refit
 
 REFINE_CHOICES = ("auto", "none", "refit", "heal")
+# Below this many speakers (named by the calibration manifests) `compress` warns: the factors, and healing
+# more, move toward the voices they are given. Measured on tiny.en at 0.7 (research/few_speakers): on new
+# voices, calibrations of 1 and 4 speakers lost several times the WER of a calibration of many voices;
+# healing still helped there (it did not make new voices worse than the plain factors).
+FEW_SPEAKERS = 8
 
 
 @dataclass(frozen=True)
@@ -38,7 +43,7 @@ class CompressConfig:
     """How to compress. A target (`target_params` or `target_flops`, a fraction of the dense encoder's)
     picks every layer's rank by measured damage (`allocation`); without one, `threshold` (explained
     variance, attention:MLP: the paper's rule) does. `refine`: `auto` heals after a target (the measured
-    best, benchmarks/refine.md) and leaves the paper's plain PCA factors after a threshold."""
+    best, research/healing/refine.md) and leaves the paper's plain PCA factors after a threshold."""
 
     target_params: float | None = None
     target_flops: float | None = None
@@ -127,6 +132,13 @@ def calibration_languages(loaded, clips: list[Clip], warn=print) -> str:
     return text
 
 
+def calibration_speakers(clips: list[Clip]) -> int | None:
+    """How many speakers the clips' manifests name (None when a clip's manifest names none)."""
+    if not clips or any(c.speaker is None for c in clips):
+        return None
+    return len({c.speaker for c in clips})
+
+
 def plan_ranks(loaded, stats: CovarianceStats, config: CompressConfig, clips: list[Clip] | None = None,
                eig=None) -> RankPlan:
     """The rank plan: `config.plan` as given, ranks for a target (measured damage needs `clips`), or the
@@ -167,8 +179,15 @@ def calibrate_and_plan(model, calibration, config: CompressConfig = CompressConf
             calibration_clips(calibration, config.calibration_samples, config.seed)
         stats = calibrate(loaded, clips, batch_size=config.batch_size, packing=config.packing,
                           shard_windows=config.shard_windows)
+        speakers = calibration_speakers(clips)
         description = f"{describe or f'{len(clips)} clips'} (seed {config.seed}), {stats.meta['windows']} windows, " \
-                      f"languages {calibration_languages(loaded, clips, warn)}"
+                      f"languages {calibration_languages(loaded, clips, warn)}, " \
+                      f"{'speakers unstated' if speakers is None else f'{speakers} speaker' + 's' * (speakers > 1)}"
+        if speakers is not None and speakers < FEW_SPEAKERS and current().is_main:
+            warn(f"liteasr: warning: the calibration's manifests name {speakers} speaker{'s' * (speakers > 1)}: the "
+                 "factors (and healing, more) fit the voices they are given, and on new voices a calibration of "
+                 f"fewer than {FEW_SPEAKERS} speakers measured several times the loss of a many-voice one "
+                 "(research/few_speakers). Calibrate on many voices like your users'.")
     check_stats(loaded.model, stats)
     eig = spectra(stats)
     return Planned(loaded, stats, eig, plan_ranks(loaded, stats, config, clips, eig), clips, description)
@@ -190,13 +209,15 @@ def compress(model, calibration, config: CompressConfig = CompressConfig(), heal
         raise UserError("--heal-data is audio for healing: it needs --calibration audio and healing "
                         "(--refine heal, or auto with a --target-*)")
     planned = calibrate_and_plan(model, calibration, config, describe, warn)
-    return finish(planned, config, refine, heal_data, warn=warn)
+    # a model the caller loaded stays dense (they may use it beside); one loaded here is factored in place
+    return finish(planned, config, refine, heal_data, warn=warn, keep_dense=isinstance(model, whisper.LoadedModel))
 
 
 def finish(planned: Planned, config: CompressConfig, refine: str, heal_data: list[Clip] = (),
-           heal_describe: str | None = None, warn=print) -> CompressedModel | None:
+           heal_describe: str | None = None, warn=print, keep_dense: bool = False) -> CompressedModel | None:
     """The second half of `compress`: factor by the plan and refine (rank 0 only under torchrun).
-    `heal_describe`: the healing data as the model card names it."""
+    `heal_describe`: the healing data as the model card names it. The dense model is factored in place
+    (no second copy in memory) unless `keep_dense` or healing (which needs the dense model beside)."""
     if not current().is_main:  # refit, healing and writing happen once, on rank 0
         return None
     loaded, plan, clips, report = planned.loaded, planned.plan, planned.clips, None
@@ -205,9 +226,9 @@ def finish(planned: Planned, config: CompressConfig, refine: str, heal_data: lis
         lite = refit(loaded, plan, clips, config.packing, config.batch_size)
         plan.method += ", anchored refit"
     else:  # healing needs the dense model beside the compressed one: compress a copy
-        model = copy.deepcopy(loaded.model) if refine == "heal" else loaded.model
+        model = copy.deepcopy(loaded.model) if refine == "heal" or keep_dense else loaded.model
         lite = compress_(model, planned.stats, plan, planned.eig)
-        if refine == "heal":  # from the PCA factors: healing the refit measured worse (benchmarks/refine.md)
+        if refine == "heal":  # from the PCA factors: healing the refit measured worse (research/healing/refine.md)
             warn(f"healing the factors on the calibration audio{' and the healing data' if heal_data else ''}: they "
                  "move toward its voices, so calibrate on audio like your users' (--refine none: the paper's plain "
                  "PCA factors)")

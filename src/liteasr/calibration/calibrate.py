@@ -30,7 +30,7 @@ def model_hash(model: torch.nn.Module) -> str:
 batches = blocks  # refine/ batches calibration windows the same way
 
 PACKINGS = ("pad", "pack", "mix")
-# Measured on tiny.en (benchmarks/allocation.md): at 75% of linear parameters, mix +1.0 WER,
+# Measured on tiny.en (research/allocation/allocation.md): at 75% of linear parameters, mix +1.0 WER,
 # pad +2.8, pack +2.9 against the base model.
 DEFAULT_PACKING = "mix"
 

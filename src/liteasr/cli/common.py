@@ -48,17 +48,6 @@ def positive(kind):
     return parse
 
 
-def speed_list(text: str) -> tuple[float, ...]:
-    """`0.9,1.0,1.1`: speed-perturbation factors, each between 0.5 and 2."""
-    try:
-        speeds = tuple(float(x) for x in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-    if not all(0.5 <= x <= 2.0 for x in speeds):
-        raise argparse.ArgumentTypeError(f"speed factors must be between 0.5 and 2, got {text}")
-    return speeds
-
-
 def clips(args, source, n: int | None = None, with_text: bool = False):
     """Clips of DATA (one source or several), N of them chosen by --seed, every file checked before
     any model runs."""

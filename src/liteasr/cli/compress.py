@@ -40,30 +40,15 @@ def register(sub) -> None:
     refine.add_argument("--refine", choices=["auto", "none", "refit", "heal"], default="auto",
                         help="none (plain PCA, the paper's setting), refit (anchored closed-form refit against the dense "
                              "model), heal (PCA factors, then healing on the calibration audio); auto (default): heal "
-                             "with a --target-*, none with --threshold (benchmarks/refine.md)")
+                             "with a --target-*, none with --threshold (research/healing/refine.md)")
     # Healing options default to None: HealConfig's defaults apply (the recipe measured in
-    # benchmarks/refine.md); the help repeats them (a test keeps the two in step) because importing
+    # research/healing/refine.md); the help repeats them (a test keeps the two in step) because importing
     # the healing code here would load torch for every `liteasr --help`.
     refine.add_argument("--heal-minutes", type=common.positive(float), metavar="M",
                         help="wall-clock budget for healing (default 15)")
     refine.add_argument("--heal-steps", type=int, metavar="N", help="end-to-end healing steps (default 150)")
-    refine.add_argument("--heal-layernorm", action="store_true", help="let healing adjust the encoder's LayerNorms too "
-                        "(default off)")
-    refine.add_argument("--heal-dense", action="store_true",
-                        help="let healing adjust the projections the plan keeps dense too (default off; measured no "
-                             "better at --target-params 0.6)")
     refine.add_argument("--heal-lr", type=common.positive(float), metavar="LR",
                         help="end-to-end learning rate (default 0.0001)")
-    refine.add_argument("--heal-schedule", choices=["constant", "cosine"],
-                        help="end-to-end learning rate over --heal-steps (default constant; cosine decays to 0, "
-                             "measured worse at --target-params 0.6)")
-    refine.add_argument("--heal-kl", type=float, metavar="W",
-                        help="weight of the decoder KL term (default 0: the encoder output alone, no dense decoding)")
-    refine.add_argument("--heal-metric", choices=["encoder", "cross"],
-                        help="how the encoder-output error is measured (default encoder: plain squared error; cross: "
-                             "as the decoder's cross-attention keys and values read it)")
-    refine.add_argument("--heal-block-epochs", type=int, metavar="N",
-                        help="block-wise passes per layer before the end-to-end stage (default 0: none)")
     refine.add_argument("--heal-eval-every", type=common.positive(int), metavar="N",
                         help="end-to-end steps between held-out checks (default 25)")
     refine.add_argument("--heal-patience", type=common.positive(int), metavar="N",
@@ -71,9 +56,6 @@ def register(sub) -> None:
     refine.add_argument("--heal-seeds", type=common.positive(int), metavar="K",
                         help="heal K times with seeds SEED..SEED+K-1 and average the factors (default 1; K times the "
                              "cost; 3 measured better at --target-params 0.6)")
-    refine.add_argument("--heal-speeds", type=common.speed_list, metavar="F,F,...",
-                        help="healing also sees every clip at these speed factors (default 1.0 only; 0.9,1.0,1.1 "
-                             "measured worse at --target-params 0.6)")
     refine.add_argument("--heal-data", metavar="DATA", nargs="+",
                         help="more voices to heal on (not to calibrate on): clips drawn from these sources join the "
                              "calibration clips for healing only (default none)")
@@ -88,10 +70,10 @@ def register(sub) -> None:
     p.set_defaults(func=run, distributed=True)
 
 
-HEAL_OPTIONS = {"heal_minutes": "minutes", "heal_steps": "steps", "heal_lr": "lr", "heal_schedule": "schedule",
-                "heal_kl": "kl_weight", "heal_metric": "metric", "heal_block_epochs": "block_epochs",
-                "heal_eval_every": "eval_every", "heal_patience": "patience", "heal_speeds": "speeds",
-                "heal_seeds": "seeds"}
+# Only the options of the recipe and its budget: the variants measured no better (block-wise stages, a
+# decoder KL term, other losses, schedules, speed perturbation, ...) live in research/healing/variants.py.
+HEAL_OPTIONS = {"heal_minutes": "minutes", "heal_steps": "steps", "heal_lr": "lr", "heal_eval_every": "eval_every",
+                "heal_patience": "patience", "heal_seeds": "seeds"}
 
 
 def heal_config(args):
@@ -99,7 +81,7 @@ def heal_config(args):
     from liteasr.refine import HealConfig
 
     given = {field: getattr(args, option) for option, field in HEAL_OPTIONS.items() if getattr(args, option) is not None}
-    return HealConfig(**given, layernorm=args.heal_layernorm, dense=args.heal_dense, seed=args.seed)
+    return HealConfig(**given, seed=args.seed)
 
 
 def heal_clips(args, calibration: list) -> list:
@@ -132,7 +114,7 @@ def inapplicable(args, has_target: bool, refine: str) -> None:
     for option in ("allocation", "probe_clips"):
         if getattr(args, option) is not None and not has_target:
             raise UserError(f"--{option.replace('_', '-')} applies to --target-params / --target-flops only")
-    given = [o for o in ("heal_data", "heal_samples", *HEAL_OPTIONS, "heal_layernorm", "heal_dense")
+    given = [o for o in ("heal_data", "heal_samples", *HEAL_OPTIONS)
              if getattr(args, o) not in (None, False)]
     if given and refine != "heal":
         raise UserError(f"--{given[0].replace('_', '-')} applies to healing only (--refine heal, or auto with a "
@@ -165,8 +147,6 @@ def run(args) -> None:
         raise UserError("--output DIR is required (or --dry-run to print the rank plan only)")
     if args.output is not None:
         check_writable(args.output, args.overwrite)
-    if min(args.heal_kl or 0, args.heal_block_epochs or 0) < 0:
-        raise UserError("--heal-kl and --heal-block-epochs cannot be negative")
     if (args.calibration is None) == (args.stats is None):
         raise UserError("give exactly one of --calibration DATA or --stats FILE")
     settings = config(args)
@@ -187,6 +167,8 @@ def run(args) -> None:
         stats = CovarianceStats.load(args.stats)
         planned = calibrate_and_plan(loaded, stats, settings, f"statistics {args.stats} "
                                      f"({stats.meta.get('clips', '?')} clips)", note)
+    if main:
+        print(f"calibration: {planned.description}")
     if args.save_plan and main:
         planned.plan.save(args.save_plan)
     if args.dry_run:

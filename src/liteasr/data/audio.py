@@ -27,6 +27,9 @@ class Clip:
     text: str | None = None
     row: object = field(default=None, compare=False, repr=False)  # has .audio_bytes(): a Hugging Face row
     language: str | None = None  # ISO 639-1 code of the spoken language, when the manifest says
+    # who speaks, when the manifest says: `MANIFEST:ID`, its `speaker` scoped by the manifest (two sets may
+    # both have a speaker "1")
+    speaker: str | None = None
 
     def open(self):
         """Something soundfile reads: the file, or the row's stored bytes."""
@@ -84,10 +87,13 @@ def read_dataset(source: str | Path, audio_column: str = "audio", text_column: s
         if path in seen:
             raise UserError(f"{source}:{number}: duplicate entry for {entry['audio']}")
         seen.add(path)
-        text, language = entry.get("text"), entry.get("language")
+        text, language, speaker = entry.get("text"), entry.get("language"), entry.get("speaker")
         if language is not None and (not isinstance(language, str) or not language.strip()):
             raise UserError(f"{source}:{number}: \"language\" must be a language code such as \"en\"")
-        clips.append(Clip(path, None if text is None else str(text), language=language and language.strip().lower()))
+        if speaker is not None and (not isinstance(speaker, (str, int)) or not str(speaker).strip()):
+            raise UserError(f"{source}:{number}: \"speaker\" must be a name or a number")
+        clips.append(Clip(path, None if text is None else str(text), language=language and language.strip().lower(),
+                          speaker=None if speaker is None else f"{source.resolve()}:{str(speaker).strip()}"))
     if not clips:
         raise UserError(f"{source}: manifest has no entries")
     return Dataset(source.parent.name, clips)

@@ -113,7 +113,7 @@ def refined(base, stats, eig, plan, clips, refine: str, heal_config=None, packin
     if refine == "refit":
         return refit(base, plan, clips, packing, progress=progress)
     lite = compress_(copy.deepcopy(base.model), stats, plan, eig)
-    if refine == "heal":  # from the PCA factors: healing the refit measured worse (benchmarks/refine.md)
+    if refine == "heal":  # from the PCA factors: healing the refit measured worse (research/healing/refine.md)
         heal(base, lite, clips, heal_config or HealConfig(), packing, progress=progress)
     return lite
 

@@ -139,7 +139,7 @@ def greedy_ids(model: nn.Module, encoded: torch.Tensor, prompt: torch.Tensor, bu
     padded with end-of-text, without the final end-of-text of the longest. Unlike generate, a finished
     clip leaves the batch: neutral on ordinary clips (measured), it keeps one clip looping to its budget
     from costing a batch's step each time. Faster than generate by 1.2-1.3x per clip on CPU
-    (benchmarks/decode_loop.py)."""
+    (research/decoding/decode_loop.py)."""
     from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
     config = model.generation_config

@@ -31,7 +31,7 @@ from liteasr.models import generation, whisper
 
 DAMAGE_MODELS = ("encoder", "decoder", "sensitivity", "normalized", "variance")
 MEASURED = ("decoder", "encoder", "sensitivity")
-DEFAULT_DAMAGE = "encoder"  # chosen by the Pareto fronts in benchmarks/allocation.md
+DEFAULT_DAMAGE = "encoder"  # chosen by the Pareto fronts in research/allocation/allocation.md
 
 Rank = int | None  # None: dense
 DamageTable = dict[str, dict[Rank, float]]  # projection key -> rank -> predicted damage
