@@ -63,7 +63,8 @@ def main() -> int:
     results, errors = [], {}
     for spec in models:
         loaded = runtime.load(spec)
-        entry = {"model": spec, "encoder_params": encoder_cost(runtime.architecture(loaded)).params, "datasets": {}}
+        cost = encoder_cost(runtime.architecture(loaded))
+        entry = {"model": spec, "encoder_params": cost.params, "encoder_gflops": cost.gflops, "datasets": {}}
         for ds in sets:
             result = evaluate_dataset(loaded, ds)
             errors[spec, ds.name] = [(t["errors"], t["words"]) for t in result.transcripts]

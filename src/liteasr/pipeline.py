@@ -33,8 +33,8 @@ from liteasr.refine import DEFAULT_FOR_TARGETS, HealConfig, HealReport, heal, re
 REFINE_CHOICES = ("auto", "none", "refit", "heal")
 # Below this many speakers (named by the calibration manifests) `compress` warns: the factors, and healing
 # more, move toward the voices they are given. Measured on tiny.en at 0.7 (research/few_speakers): on new
-# voices, calibrations of 1 and 4 speakers lost several times the WER of a calibration of many voices;
-# healing still helped there (it did not make new voices worse than the plain factors).
+# voices, calibrations of 1 and 4 speakers lost several times the WER of a calibration of many voices
+# (refine.md); healing never made them measurably worse than the plain factors, so it stays the default.
 FEW_SPEAKERS = 8
 
 
