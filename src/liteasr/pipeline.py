@@ -33,8 +33,8 @@ from liteasr.refine import DEFAULT_FOR_TARGETS, HealConfig, HealReport, heal, re
 REFINE_CHOICES = ("auto", "none", "refit", "heal")
 # Below this many speakers (named by the calibration manifests) `compress` warns: the factors, and healing
 # more, move toward the voices they are given. Measured on tiny.en at 0.7 (research/few_speakers): on new
-# voices, calibrations of 1 and 4 speakers lost several times the WER of a calibration of many voices
-# (refine.md); healing never made them measurably worse than the plain factors, so it stays the default.
+# voices, calibrations of 1 and 4 speakers lost more WER than a calibration of many voices (refine.md; one
+# speaker about three times as much); healing never made them measurably worse than the plain factors.
 FEW_SPEAKERS = 8
 
 
@@ -185,9 +185,9 @@ def calibrate_and_plan(model, calibration, config: CompressConfig = CompressConf
                       f"{'speakers unstated' if speakers is None else f'{speakers} speaker' + 's' * (speakers > 1)}"
         if speakers is not None and speakers < FEW_SPEAKERS and current().is_main:
             warn(f"liteasr: warning: the calibration's manifests name {speakers} speaker{'s' * (speakers > 1)}: the "
-                 "factors (and healing, more) fit the voices they are given, and on new voices a calibration of "
-                 f"fewer than {FEW_SPEAKERS} speakers measured several times the loss of a many-voice one "
-                 "(research/few_speakers). Calibrate on many voices like your users'.")
+                 "factors (and healing, more) fit the voices they are given, and on new voices calibrations of 1 and "
+                 "4 speakers lost more than a many-voice one (research/few_speakers). Calibrate on many voices "
+                 "like your users'.")
     check_stats(loaded.model, stats)
     eig = spectra(stats)
     return Planned(loaded, stats, eig, plan_ranks(loaded, stats, config, clips, eig), clips, description)
