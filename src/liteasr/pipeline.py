@@ -215,11 +215,19 @@ def compress(model, calibration, config: CompressConfig = CompressConfig(), heal
 
 def finish(planned: Planned, config: CompressConfig, refine: str, heal_data: list[Clip] = (),
            heal_describe: str | None = None, warn=print, keep_dense: bool = False) -> CompressedModel | None:
-    """The second half of `compress`: factor by the plan and refine (rank 0 only under torchrun).
-    `heal_describe`: the healing data as the model card names it. The dense model is factored in place
-    (no second copy in memory) unless `keep_dense` or healing (which needs the dense model beside)."""
+    """The second half of `compress`: factor by the plan and refine, on rank 0 only under torchrun (the
+    others get None). `heal_describe`: the healing data as the model card names it. The dense model is
+    factored in place (no second copy in memory) unless `keep_dense` or healing (which needs the dense
+    model beside)."""
     if not current().is_main:  # refit, healing and writing happen once, on rank 0
         return None
+    return build(planned, config, refine, heal_data, heal_describe, warn, keep_dense)
+
+
+def build(planned: Planned, config: CompressConfig, refine: str, heal_data: list[Clip] = (),
+          heal_describe: str | None = None, warn=print, keep_dense: bool = False) -> CompressedModel:
+    """`finish` on this process, whatever its rank (a sweep builds every point on every process, each then
+    evaluating its share of the clips)."""
     loaded, plan, clips, report = planned.loaded, planned.plan, planned.clips, None
     base = encoder_cost(loaded.model)
     if refine == "refit":

@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import copy
 import csv
 import io
 import json
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from liteasr.atomic import atomic_dir
-from liteasr.calibration.calibrate import DEFAULT_PACKING, calibrate
-from liteasr.checkpoint import Provenance, save_checkpoint
+from liteasr.calibration.calibrate import DEFAULT_PACKING
 from liteasr.data.audio import Clip, audio_hash, draw, read_sources
 from liteasr.distributed import current
 from liteasr.errors import UserError
 from liteasr.evaluation.report import evaluate_models, load_eval_sets
-from liteasr.factorize.compress import compress_, measure_damage, spectra, target_plan, threshold_plan
+from liteasr.factorize.compress import measure_damage, target_plan, threshold_plan
 from liteasr.models import whisper
 from liteasr.planning.damage import DEFAULT_DAMAGE
-from liteasr.planning.flops import encoder_cost
 from liteasr.planning.plan import ThresholdRule
 
 REFINES = ("none", "refit", "heal")
@@ -48,28 +46,39 @@ def run_sweep(model: str, calibration: str | list[str], eval_data: list[str], th
               batch_size: int = 8, overwrite: bool = False, progress: bool = True,
               targets: list[float] = (), allocations: list[str] = (DEFAULT_DAMAGE,), target_kind: str = "params",
               rank_multiple: int = 16, packing: str = DEFAULT_PACKING, refines: list[str] = ("none",),
-              heal_config=None, columns: tuple[str, str] = ("audio", "text")) -> list[dict]:
-    """Threshold points use plain PCA (the paper's setting); each budget point is built once per
-    entry of `refines` (none, refit, heal)."""
+              heal_config=None, columns: tuple[str, str] = ("audio", "text"), warn=print) -> list[dict]:
+    """`compress` for many budgets from one calibration (the pipeline's functions, so every point is the
+    checkpoint `compress` would write), each evaluated. Threshold points use plain PCA (the paper's
+    setting); each budget point is built once per entry of `refines` (none, refit, heal); a damage
+    model is measured once and shared by every budget."""
+    from liteasr.pipeline import CompressConfig, build, calibrate_and_plan
     from liteasr.planning.allocate import Budget
+    from liteasr.refine import HealConfig
 
+    for refine in refines:
+        if refine not in REFINES:
+            raise UserError(f"refine must be one of {', '.join(REFINES)}, got {refine!r}")
     rules = [ThresholdRule.parse(t, rank_multiple) for t in thresholds]
     budgets = [Budget(target_kind, t) for t in targets]
     cal_clips = draw(read_sources(calibration, *columns), samples, seed)
-    calibration = " + ".join(map(str, [calibration] if isinstance(calibration, (str, Path)) else calibration))
+    sources = " + ".join(map(str, [calibration] if isinstance(calibration, (str, Path)) else calibration))
     eval_sets = load_eval_sets(eval_data, eval_samples, seed, columns)
     for ds in eval_sets:
         check_disjoint(cal_clips, ds.clips)
     main = current().is_main
+    config = CompressConfig(threshold=thresholds[0] if thresholds else "0.99:0.999", rank_multiple=rank_multiple,
+                            heal=heal_config or HealConfig(), packing=packing, calibration_samples=samples, seed=seed,
+                            batch_size=batch_size)
     # under torchrun rank 0 builds the output; the others keep their (identical) checkpoints in a
     # private temporary folder, so no shared file system is needed
     with atomic_dir(output, overwrite=overwrite) if main else tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         base = whisper.load(model, device=device)
-        stats = calibrate(base, cal_clips, batch_size=batch_size, progress=progress, packing=packing)
+        planned = calibrate_and_plan(base, cal_clips, config, describe=f"{len(cal_clips)} clips of {sources}",
+                                     warn=warn if main else (lambda _: None))
+        stats, eig = planned.stats, planned.eig
         if main:
             stats.save(tmp / "stats.safetensors")
-        eig = spectra(stats, progress=progress)
         points = [(f"threshold {text}", lambda rule=rule: threshold_plan(base.model, stats, rule, eig), "none")
                   for text, rule in zip(thresholds, rules)]
         tables = {}  # damage model -> measured once, shared by every budget
@@ -84,13 +93,11 @@ def run_sweep(model: str, calibration: str | list[str], eval_data: list[str], th
                    for damage in allocations for b in budgets for r in refines]
         paths, labels = [], []
         for label, make_plan, refine in points:
-            plan = make_plan()
-            lite = refined(base, stats, eig, plan, cal_clips, refine, heal_config, packing, progress)
+            lite = build(replace(planned, plan=make_plan()), config, refine, warn=warn if main else (lambda _: None),
+                         keep_dense=True)
             path = tmp / label.replace(" ", "-").replace(":", "_")
-            save_checkpoint(lite, base.processor, path, Provenance(model, encoder_cost(base.model),
-                            f"{len(cal_clips)} clips of {calibration}", plan.method, f"liteasr sweep ({label})",
-                            stats.meta["clip_hashes"]))
-            plan.save(path / "plan.json")
+            lite.save(path, command=f"liteasr sweep ({label})")
+            lite.plan.save(path / "plan.json")
             paths.append(str(path))
             labels.append(label)
         results = evaluate_models([model, *paths], eval_sets, device=device, batch_size=batch_size, progress=progress)
@@ -101,21 +108,6 @@ def run_sweep(model: str, calibration: str | list[str], eval_data: list[str], th
             write_table(results, tmp)
             plot(results, tmp / "sweep.png", title=f"{model}: calibrated on {len(cal_clips)} clips")
     return results
-
-
-def refined(base, stats, eig, plan, clips, refine: str, heal_config=None, packing: str = DEFAULT_PACKING,
-            progress: bool = True):
-    """The compressed model for `plan`: plain PCA factors (`none`), the anchored refit, or PCA + healing."""
-    from liteasr.refine import HealConfig, heal, refit
-
-    if refine not in REFINES:
-        raise UserError(f"refine must be one of {', '.join(REFINES)}, got {refine!r}")
-    if refine == "refit":
-        return refit(base, plan, clips, packing, progress=progress)
-    lite = compress_(copy.deepcopy(base.model), stats, plan, eig)
-    if refine == "heal":  # from the PCA factors: healing the refit measured worse (research/healing/refine.md)
-        heal(base, lite, clips, heal_config or HealConfig(), packing, progress=progress)
-    return lite
 
 
 def write_table(results: list[dict], out: Path) -> None:
