@@ -1,5 +1,7 @@
 """Shared by the benchmark scripts: where the data is and how results are written."""
 
+import json
+import random
 import sys
 from pathlib import Path
 
@@ -27,6 +29,12 @@ def emit(lines: list[str], markdown: str | None) -> None:
             f.write("\n" + text)
 
 
+def wer_cell(d: dict) -> str:
+    """A dataset's WER with its ΔWER against the first model and 95% interval, when it has one."""
+    delta = d.get("delta_wer")
+    return f"{d['wer']:.2f}" + (f" ({delta['delta']:+.2f} [{delta['low']:+.2f}, {delta['high']:+.2f}])" if delta else "")
+
+
 def add_calibration_options(parser) -> None:
     parser.add_argument("--calibration", nargs="+", metavar="DATA",
                         help="calibration audio (default: librispeech_calib and runs/refine/speechocean_train_calib, "
@@ -39,3 +47,37 @@ def calibration_clips(args) -> tuple[list, list[str]]:
     speech = speech_or_exit()
     sources = args.calibration or [str(speech / "librispeech_calib"), "runs/refine/speechocean_train_calib"]
     return draw(read_sources(sources), args.clips, seed=0), sources
+
+
+POLISH_CALIB_SPEAKERS = ("IC0", "KS0")
+
+
+def write_manifest(rows: list[dict], folder: Path, audio_root: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps({**r, "audio": str((audio_root / r["audio"]).resolve())}) for r in rows]
+    (folder / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def rows(folder: Path) -> list[dict]:
+    return [json.loads(x) for x in (folder / "manifest.jsonl").read_text().splitlines() if x.strip()]
+
+
+def multilingual_splits(speech: Path, work: Path) -> dict[str, Path]:
+    """Calibration and evaluation manifests with disjoint speakers (written under `work`, never into
+    ../shared): English, half of speechocean_train's speakers (seed 0) each way; Polish, nemo_pl_calib of
+    two speakers to calibrate on, nemo_pl of the other two to evaluate on."""
+    so = rows(speech / "speechocean_train")
+    speakers = sorted({r["speaker"] for r in so})
+    random.Random(0).shuffle(speakers)
+    calib = set(speakers[: len(speakers) // 2])
+    pl_calib = [r for r in rows(speech / "nemo_pl_calib") if r["speaker"] in POLISH_CALIB_SPEAKERS]
+    pl_eval = [r for r in rows(speech / "nemo_pl") if r["speaker"] not in POLISH_CALIB_SPEAKERS]
+    return {
+        "speechocean_calib": write_manifest([r for r in so if r["speaker"] in calib], work / "speechocean_calib",
+                                            speech / "speechocean_train"),
+        "speechocean_heldout": write_manifest([r for r in so if r["speaker"] not in calib],
+                                              work / "speechocean_heldout", speech / "speechocean_train"),
+        "nemo_pl_calib_half": write_manifest(pl_calib, work / "nemo_pl_calib_half", speech / "nemo_pl_calib"),
+        "nemo_pl_heldout": write_manifest(pl_eval, work / "nemo_pl_heldout", speech / "nemo_pl"),
+    }

@@ -1,16 +1,18 @@
 """Runtimes side by side: PyTorch, CTranslate2 (faster-whisper's engine) and liteasr's ONNX exports,
 dense and lite, fp32 and int8, all in this process on the same CPU threads, interleaved.
 
-    python benchmarks/runtimes.py LITE_DIR [--work DIR] [--samples 40] [--repeats 10] [--markdown benchmarks/RESULTS.md]
+    python benchmarks/runtimes.py LITE_DIR [--model tiny.en] [--work DIR] [--samples 40] [--repeats 10]
+        [--json FILE] [--markdown benchmarks/RESULTS.md]
     python benchmarks/runtimes.py LITE_DIR --encoder-only    # encoder rows only (fast, for graph work)
 
-LITE_DIR is a lite-whisper checkpoint of tiny.en (`liteasr compress tiny.en ... --target-params 0.7`).
+LITE_DIR is a lite-whisper checkpoint of --model (`liteasr compress tiny.en ... --target-params 0.7`).
 Exports go to --work (reused when present). Encoder: ms per 30 s window, batch 1 and 8, median ± half
 the interquartile range of interleaved runs. Transcription: greedy, batch 8, over --samples clips of
 librispeech_other, models interleaved; WER from the same run.
 """
 
 import argparse
+import json
 import platform
 import sys
 import time
@@ -28,13 +30,13 @@ from liteasr.runtime.layout import is_onnx_dir
 from liteasr.decoding.transcribe import transcribe
 
 
-def models(lite: str, work: Path) -> dict[str, str]:
-    exports = {"liteasr ONNX dense fp32": ("tiny.en", None), "liteasr ONNX dense int8": ("tiny.en", "int8"),
+def models(dense: str, lite: str, work: Path) -> dict[str, str]:
+    exports = {"liteasr ONNX dense fp32": (dense, None), "liteasr ONNX dense int8": (dense, "int8"),
                "liteasr ONNX lite fp32": (lite, None), "liteasr ONNX lite int8": (lite, "int8")}
-    specs = {"HF dense fp32 (PyTorch)": "tiny.en", "PyTorch lite fp32": lite,
-             "CTranslate2 fp32": "ctranslate2:tiny.en:float32", "CTranslate2 int8": "ctranslate2:tiny.en:int8"}
+    specs = {"HF dense fp32 (PyTorch)": dense, "PyTorch lite fp32": lite,
+             "CTranslate2 fp32": f"ctranslate2:{dense}:float32", "CTranslate2 int8": f"ctranslate2:{dense}:int8"}
     for label, (src, quantize) in exports.items():
-        out = work / label.split(" ", 2)[2].replace(" ", "_")
+        out = work / dense / label.split(" ", 2)[2].replace(" ", "_")
         if not is_onnx_dir(out):
             export(src, out, quantize=quantize, overwrite=True, progress=False)
         specs[label] = str(out)
@@ -44,6 +46,8 @@ def models(lite: str, work: Path) -> dict[str, str]:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("lite")
+    ap.add_argument("--model", default="tiny.en", help="the dense model LITE_DIR was compressed from")
+    ap.add_argument("--json", help="write the rows here")
     ap.add_argument("--work", type=Path, default=Path("/tmp/liteasr-runtimes"))
     ap.add_argument("--samples", type=int, default=40)
     ap.add_argument("--repeats", type=int, default=10)
@@ -53,7 +57,7 @@ def main() -> int:
     args = ap.parse_args()
     speech = speech_or_exit()
     t0 = time.time()
-    specs = models(args.lite, args.work)
+    specs = models(args.model, args.lite, args.work)
     loaded = {label: runtime.load(spec) for label, spec in specs.items()}
     enc = {b: dict(zip(loaded, encoder_latency(list(loaded.values()), batch_size=b, repeats=args.repeats)))
            for b in (1, 8)}
@@ -74,9 +78,16 @@ def main() -> int:
         for label in loaded:
             t = _summary(seconds[label])
             rows[label]["rtfx"] = audio_s / (t.median_ms / 1e3)
-    lines = [f"### Runtimes: tiny.en, {platform.machine()} CPU, {torch.get_num_threads()} threads",
-             "", f"Command: `python benchmarks/runtimes.py {args.lite}"
-             + (" --encoder-only" if args.encoder_only else f" --samples {args.samples}") + f"` ({time.time() - t0:.0f} s);"
+    command = "python " + " ".join(sys.argv)
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "command": command, "date": time.strftime("%Y-%m-%d"), "machine": platform.machine(),
+            "threads": torch.get_num_threads(), "model": args.model, "lite": args.lite, "specs": specs,
+            "rows": {label: {**{f"encoder_ms_{b}": {"median": r[b].median_ms, "spread": r[b].spread_ms}
+                                for b in ("b1", "b8")}, **{k: r[k] for k in ("rtfx", "wer") if k in r}}
+                     for label, r in rows.items()}}, indent=1))
+    lines = [f"### Runtimes: {args.model}, {platform.machine()} CPU, {torch.get_num_threads()} threads",
+             "", f"Command: `{command}` ({time.time() - t0:.0f} s);"
              f" {args.repeats} interleaved encoder runs per batch size; lite = `{args.lite}`."
              + ("" if args.encoder_only else f" Transcription: {args.samples} librispeech_other clips, batch 8, "
                 f"{args.transcribe_repeats} interleaved runs (median)."), "",

@@ -167,6 +167,10 @@ def test_compress_help_states_the_healing_defaults():
         value = getattr(defaults, field)
         shown = value if isinstance(value, str) else f"{value:g}"
         assert f"default {shown}" in helps[option], (option, helps[option])
+    from liteasr.models.whisper import AUTO_WINDOW
+
+    assert f"default {AUTO_WINDOW.floor:g}" in helps["window_floor"]
+    assert f"default {AUTO_WINDOW.margin:g}" in helps["window_margin"]
 
 
 def test_compress_options_that_cannot_apply_are_errors(random_whisper_dir, noise_clips, tmp_path):
@@ -177,6 +181,9 @@ def test_compress_options_that_cannot_apply_are_errors(random_whisper_dir, noise
         (["--probe-clips", "3"], "--probe-clips applies to --target-params / --target-flops only"),
         (["--threshold", "0.9", "--heal-steps", "5"], "--heal-steps applies to healing only"),
         (["--target-params", "0.7", "--refine", "refit", "--heal-seeds", "3"], "--heal-seeds applies to healing"),
+        (["--target-params", "0.7", "--window-margin", "2"], "--window-margin applies with --window only"),
+        (["--target-params", "0.7", "--window", "5", "--window-floor", "3"], "--window S is the floor itself"),
+        (["--target-params", "0.7", "--window", "later"], "--window must be auto or a number"),
     ]:
         assert_user_error(liteasr(*base, *extra), message)
     assert not (tmp_path / "o").exists()

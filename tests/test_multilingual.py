@@ -182,7 +182,7 @@ def test_server_reports_the_language_it_transcribed(base, clips):
     from liteasr.serve.engine import Engine, Options
 
     engine = Engine.__new__(Engine)  # the loaded model, without loading it again
-    engine.loaded, engine.name = base, "base"
+    engine.loaded, engine.name, engine.window = base, "base", None
     polish = [clips[1][1]]
     [plain] = engine.transcribe(polish, Options())
     [timed] = engine.transcribe(polish, Options(timestamps=True))

@@ -20,53 +20,23 @@ split manifests and checkpoints go to --work (default runs/multilingual), never 
 
 import argparse
 import json
-import random
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))  # the benchmarks' _common
-from _common import emit, speech_or_exit  # noqa: E402
+from _common import emit, multilingual_splits as splits, speech_or_exit, wer_cell  # noqa: E402
 
 from liteasr.evaluation.report import evaluate_models, load_eval_sets
-
-POLISH_CALIB_SPEAKERS = ("IC0", "KS0")
-
-
-def write_manifest(rows: list[dict], folder: Path, audio_root: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    lines = [json.dumps({**r, "audio": str((audio_root / r["audio"]).resolve())}) for r in rows]
-    (folder / "manifest.jsonl").write_text("\n".join(lines) + "\n")
-    return folder
-
-
-def rows(folder: Path) -> list[dict]:
-    return [json.loads(x) for x in (folder / "manifest.jsonl").read_text().splitlines() if x.strip()]
-
-
-def splits(speech: Path, work: Path) -> dict[str, Path]:
-    """Calibration and evaluation manifests with disjoint speakers."""
-    so = rows(speech / "speechocean_train")
-    speakers = sorted({r["speaker"] for r in so})
-    random.Random(0).shuffle(speakers)
-    calib = set(speakers[: len(speakers) // 2])
-    pl_calib = [r for r in rows(speech / "nemo_pl_calib") if r["speaker"] in POLISH_CALIB_SPEAKERS]
-    pl_eval = [r for r in rows(speech / "nemo_pl") if r["speaker"] not in POLISH_CALIB_SPEAKERS]
-    return {
-        "speechocean_calib": write_manifest([r for r in so if r["speaker"] in calib], work / "speechocean_calib",
-                                            speech / "speechocean_train"),
-        "speechocean_heldout": write_manifest([r for r in so if r["speaker"] not in calib],
-                                              work / "speechocean_heldout", speech / "speechocean_train"),
-        "nemo_pl_calib_half": write_manifest(pl_calib, work / "nemo_pl_calib_half", speech / "nemo_pl_calib"),
-        "nemo_pl_heldout": write_manifest(pl_eval, work / "nemo_pl_heldout", speech / "nemo_pl"),
-    }
-
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--targets", nargs="+", type=float, default=[0.6])
-    p.add_argument("--mixes", nargs="+", choices=["en", "en+pl"], default=["en", "en+pl"])
+    p.add_argument("--mixes", nargs="+", choices=["en", "en+pl", "en+pl+synthetic"], default=["en", "en+pl"])
+    p.add_argument("--synthetic", metavar="DIR",
+                   help="for the en+pl+synthetic mix: synthetic speech (research/multilingual/synth_languages.py)")
+    p.add_argument("--plan", metavar="JSON", help="apply this rank plan to every mix (compress --plan; no --targets)")
     p.add_argument("--refine", choices=["none", "heal", "auto"], default="none")
     p.add_argument("--allocation", default="encoder", help="compress --allocation (default encoder)")
     p.add_argument("--clips", type=int, default=256, help="calibration clips (seed 0)")
@@ -79,15 +49,22 @@ def main() -> int:
     split = splits(speech, work)
     english = [str(speech / "librispeech_calib"), str(split["speechocean_calib"])]
     mixes = {"en": english, "en+pl": english + [str(split["nemo_pl_calib_half"])]}
+    if args.synthetic:
+        mixes["en+pl+synthetic"] = mixes["en+pl"] + [args.synthetic]
+    if "en+pl+synthetic" in args.mixes and not args.synthetic:
+        p.error("the en+pl+synthetic mix needs --synthetic DIR")
     models, minutes = [], {}
-    for target in args.targets:
+    for target in ([None] if args.plan else args.targets):
         for mix in args.mixes:
-            out = work / f"base-{mix}-{target}-{args.allocation}-{args.refine}"
+            budget = ["--plan", args.plan] if args.plan else ["--target-params", str(target), "--allocation",
+                                                              args.allocation]
+            out = work / f"base-{mix}-{Path(args.plan).stem if args.plan else f'{target}-{args.allocation}'}-" \
+                         f"{args.refine}"
             if not (out / "config.json").is_file():
                 t0 = time.time()
                 command = [sys.executable, "-m", "liteasr", "compress", "base", "--calibration", *mixes[mix],
-                           "--calibration-samples", str(args.clips), "--target-params", str(target),
-                           "--allocation", args.allocation, "--refine", args.refine, "--output", str(out),
+                           "--calibration-samples", str(args.clips), *budget, "--refine", args.refine,
+                           "--output", str(out),
                            "--overwrite"]
                 print("$", " ".join(command), flush=True)
                 subprocess.run(command, check=True)
@@ -104,12 +81,7 @@ def main() -> int:
              "", "| model | " + " | ".join(f"{n} ({results[0]['datasets'][n]['language'] or 'en'})" for n in names)
              + " |", "|---|" + "---|" * len(names)]
     for r in results:
-        cells = []
-        for n in names:
-            d = r["datasets"][n]
-            delta = d.get("delta_wer")
-            cells.append(f"{d['wer']:.2f}" + (f" ({delta['delta']:+.2f} [{delta['low']:+.2f}, {delta['high']:+.2f}])"
-                                              if delta else ""))
+        cells = [wer_cell(r["datasets"][n]) for n in names]
         lines.append(f"| {Path(r['model']).name} | " + " | ".join(cells) + " |")
     emit(lines, args.markdown)
     return 0

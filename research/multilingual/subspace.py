@@ -27,11 +27,8 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from multilingual import splits  # noqa: E402
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from _common import speech_or_exit  # noqa: E402
+from _common import multilingual_splits as splits, speech_or_exit  # noqa: E402
 
 from liteasr.calibration.calibrate import calibrate  # noqa: E402
 from liteasr.data.audio import draw, read_sources  # noqa: E402
@@ -56,11 +53,15 @@ def main() -> int:
     p.add_argument("--probe-clips", type=int, default=32)
     p.add_argument("--work", default="runs/multilingual")
     p.add_argument("--json", default="research/multilingual/subspace.json")
+    p.add_argument("--synthetic", nargs="*", default=[], metavar="DIR",
+                   help="more calibrations: English + Polish + each of these (synth_languages.py folders)")
     args = p.parse_args()
     speech, started = speech_or_exit(), time.time()
     split = splits(speech, Path(args.work))
     english = [str(speech / "librispeech_calib"), str(split["speechocean_calib"])]
     calibrations = {"en": english, "en+pl": english + [str(split["nemo_pl_calib_half"])]}
+    for folder in args.synthetic:
+        calibrations[f"en+pl+{Path(folder).name}"] = calibrations["en+pl"] + [folder]
     probes = {"en (librispeech_other)": [str(speech / "librispeech_other")],
               "en (speechocean, other speakers)": [str(split["speechocean_heldout"])],
               "pl (nemo_pl, other speakers)": [str(split["nemo_pl_heldout"])],
@@ -85,7 +86,7 @@ def main() -> int:
                                   for k, v in per_layer.items()) / sum(torch.trace(pstats.layers[k].covariance).item()
                                                                        for k in per_layer)
             rows[pname] = {"error": total(0), "floor": total(1), "per_layer": per_layer}
-            print(f"{cname:6} {pname:34} error {total(0):.4f}  floor {total(1):.4f}  ratio {total(0) / total(1):.2f}",
+            print(f"{cname:16} {pname:34} error {total(0):.4f}  floor {total(1):.4f}  ratio {total(0) / total(1):.2f}",
                   flush=True)
         out["results"][cname] = {"factored": len(ranks), "probes": rows}
     out["minutes"] = (time.time() - started) / 60

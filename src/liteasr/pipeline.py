@@ -28,7 +28,7 @@ from liteasr.planning.allocate import Budget
 from liteasr.planning.damage import DAMAGE_MODELS, DEFAULT_DAMAGE
 from liteasr.planning.flops import EncoderCost, encoder_cost
 from liteasr.planning.plan import RankPlan, ThresholdRule
-from liteasr.refine import DEFAULT_FOR_TARGETS, HealConfig, HealReport, heal, refit
+from liteasr.refine import DEFAULT_FOR_TARGETS, HealConfig, HealReport, heal, heal_window, refit
 
 REFINE_CHOICES = ("auto", "none", "refit", "heal")
 # Below this many speakers (named by the calibration manifests) `compress` warns: the factors, and healing
@@ -59,6 +59,9 @@ class CompressConfig:
     batch_size: int = 8
     shard_windows: int = 16
     plan: RankPlan | None = None  # a saved (or edited) plan to apply instead of choosing ranks
+    # Encode clips on windows sized to the audio (None: Whisper's padded 30 s): the model is healed for
+    # the policy (refine.window) on the calibration audio, and the policy is recorded in the checkpoint.
+    window: whisper.WindowPolicy | None = None
 
     def budget(self) -> Budget | None:
         given = [(k, v) for k, v in (("params", self.target_params), ("flops", self.target_flops)) if v is not None]
@@ -92,6 +95,7 @@ class CompressedModel:
     calibration: str  # what it was calibrated on, for the model card
     clip_hashes: list[str]
     heal_report: HealReport | None = None
+    window_report: HealReport | None = None
 
     @property
     def cost(self) -> EncoderCost:
@@ -205,6 +209,8 @@ def compress(model, calibration, config: CompressConfig = CompressConfig(), heal
     Under torchrun every process calibrates and plans; refinement runs once and only rank 0 gets the
     model (the others get None)."""
     refine = config.refinement(not isinstance(calibration, CovarianceStats))
+    if config.window is not None and isinstance(calibration, CovarianceStats):
+        raise UserError("--window heals the model for its window on audio: it needs --calibration audio")
     if heal_data and refine != "heal":
         raise UserError("--heal-data is audio for healing: it needs --calibration audio and healing "
                         "(--refine heal, or auto with a --target-*)")
@@ -234,7 +240,8 @@ def build(planned: Planned, config: CompressConfig, refine: str, heal_data: list
         lite = refit(loaded, plan, clips, config.packing, config.batch_size)
         plan.method += ", anchored refit"
     else:  # healing needs the dense model beside the compressed one: compress a copy
-        model = copy.deepcopy(loaded.model) if refine == "heal" or keep_dense else loaded.model
+        window = config.window is not None and not config.window.padded
+        model = copy.deepcopy(loaded.model) if refine == "heal" or keep_dense or window else loaded.model
         lite = compress_(model, planned.stats, plan, planned.eig)
         if refine == "heal":  # from the PCA factors: healing the refit measured worse (research/healing/refine.md)
             warn(f"healing the factors on the calibration audio{' and the healing data' if heal_data else ''}: they "
@@ -245,5 +252,28 @@ def build(planned: Planned, config: CompressConfig, refine: str, heal_data: list
             more = f" and {heal_describe or f'{len(heal_data)} healing clips'}" if heal_data else ""
             plan.method += f", healed on the calibration clips{more} ({report.steps} end-to-end steps, " \
                            f"{report.seconds / 60:.1f} min)"
+    window_report = None
+    if config.window is not None and not config.window.padded:
+        window_report = adapt_window(loaded, lite, list(clips) + list(heal_data), config.window, config.heal, warn)
+        plan.method += f", healed for windows of {describe_window(config.window)} ({window_report.steps} steps, " \
+                       f"{window_report.seconds / 60:.1f} min)"
     return CompressedModel(lite, loaded.processor, plan, loaded.name, base, planned.description,
-                           planned.stats.meta.get("clip_hashes", []), report)
+                           planned.stats.meta.get("clip_hashes", []), report, window_report)
+
+
+def describe_window(policy: whisper.WindowPolicy) -> str:
+    return f"the audio + {policy.margin:g} s, at least {policy.floor:g} s, in steps of {policy.multiple:g} s"
+
+
+def adapt_window(loaded: whisper.LoadedModel, student, clips: list[Clip], policy: whisper.WindowPolicy,
+                 config: HealConfig = HealConfig(), warn=print) -> HealReport:
+    """Heal `student` (a compressed copy of `loaded.model`, or `loaded.model` itself) for `policy`'s windows
+    against the dense model on its padded window, and record the policy in its config (the checkpoint then
+    carries it; inference honours it by default)."""
+    if clips is None:
+        raise UserError("--window heals the model for its window on audio: it needs --calibration audio")
+    warn(f"healing for short windows ({describe_window(policy)}) on the calibration audio")
+    report = heal_window(loaded, student, clips, policy, config)
+    warn("window " + report.summary())
+    student.config.liteasr_window = policy.to_dict()
+    return report

@@ -133,3 +133,23 @@ def language_args(p):
                         "(eval: each manifest's `language`, else detected)")
     p.add_argument("--task", choices=["transcribe", "translate"], default=None,
                    help="multilingual models: transcribe (default) or translate into English")
+
+
+def window_arg(p):
+    p.add_argument("--window", metavar="auto|S",
+                   help="encoder window of clips up to 30 s: the model's own by default (recorded by `compress "
+                        "--window`; Whisper's 30 s padding without one; `auto` insists on it), or a floor in seconds "
+                        "(30: the padded window; shorter on a model not healed for it: expect loops)")
+
+
+def window_option(value: str | None):
+    """--window as DecodingOptions.window: None, 'auto' or seconds (checked: a one-line error)."""
+    if value is None or value == "auto":
+        return value
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise UserError(f"--window must be auto or a number of seconds, got {value!r}") from None
+    if not 0 < seconds <= 30:
+        raise UserError(f"--window must be within (0, 30] seconds, got {value}")
+    return seconds

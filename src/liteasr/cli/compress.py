@@ -61,6 +61,15 @@ def register(sub) -> None:
                              "calibration clips for healing only (default none)")
     refine.add_argument("--heal-samples", type=common.positive(int), metavar="N",
                         help="clips drawn from --heal-data, chosen by --seed (default: as many as --calibration-samples)")
+    window = p.add_argument_group("window: encode only the audio that is there (healed for it)")
+    window.add_argument("--window", metavar="auto|S",
+                        help="heal the model to encode clips on windows sized to the audio, and record the policy in "
+                             "the checkpoint (inference honours it): auto (a floor of --window-floor) or a floor in "
+                             "seconds; default: Whisper's padded 30 s window, no window healing")
+    window.add_argument("--window-floor", type=common.positive(float), metavar="S",
+                        help="shortest window in seconds, with --window auto (default 5)")
+    window.add_argument("--window-margin", type=float, metavar="S",
+                        help="seconds of window after the audio (default 1)")
     output = p.add_argument_group("output")
     output.add_argument("--output", "-o", metavar="DIR", help="the checkpoint directory (written atomically)")
     output.add_argument("--overwrite", action="store_true", help="replace an existing output (default: an error)")
@@ -114,11 +123,29 @@ def inapplicable(args, has_target: bool, refine: str) -> None:
     for option in ("allocation", "probe_clips"):
         if getattr(args, option) is not None and not has_target:
             raise UserError(f"--{option.replace('_', '-')} applies to --target-params / --target-flops only")
+    for option in ("window_floor", "window_margin"):
+        if getattr(args, option) is not None and args.window is None:
+            raise UserError(f"--{option.replace('_', '-')} applies with --window only")
+    if args.window is not None and args.window != "auto" and args.window_floor is not None:
+        raise UserError("--window S is the floor itself: give --window auto with --window-floor, or --window S")
     given = [o for o in ("heal_data", "heal_samples", *HEAL_OPTIONS)
              if getattr(args, o) not in (None, False)]
     if given and refine != "heal":
         raise UserError(f"--{given[0].replace('_', '-')} applies to healing only (--refine heal, or auto with a "
                         f"--target-*), not to --refine {refine}")
+
+
+def window_policy(args):
+    """The WindowPolicy --window asks for (None: Whisper's padded window)."""
+    if args.window is None:
+        return None
+    from liteasr.models.whisper import AUTO_WINDOW, WindowPolicy
+
+    floor = common.window_option(args.window)
+    floor = (args.window_floor or AUTO_WINDOW.floor) if floor == "auto" else floor
+    margin = AUTO_WINDOW.margin if args.window_margin is None else args.window_margin
+    policy = WindowPolicy(floor=floor, margin=margin, multiple=AUTO_WINDOW.multiple)
+    return None if policy.padded else policy
 
 
 def config(args):
@@ -133,7 +160,8 @@ def config(args):
                           probe_clips=args.probe_clips or defaults.probe_clips, rank_multiple=args.rank_multiple,
                           refine=args.refine, heal=heal_config(args), packing=args.packing,
                           calibration_samples=args.calibration_samples, seed=args.seed, batch_size=args.batch_size,
-                          shard_windows=args.shard_windows, plan=RankPlan.load(args.plan) if args.plan else None)
+                          shard_windows=args.shard_windows, plan=RankPlan.load(args.plan) if args.plan else None,
+                          window=window_policy(args))
 
 
 def run(args) -> None:
@@ -149,6 +177,8 @@ def run(args) -> None:
         check_writable(args.output, args.overwrite)
     if (args.calibration is None) == (args.stats is None):
         raise UserError("give exactly one of --calibration DATA or --stats FILE")
+    if args.window is not None and args.stats is not None:
+        raise UserError("--window heals the model for its window on audio: it needs --calibration, not --stats")
     settings = config(args)
     target = settings.budget()
     refine = settings.refinement(args.calibration is not None)

@@ -17,6 +17,7 @@ def register(sub) -> None:
     p.add_argument("--no-latency", action="store_true", help="skip the encoder latency measurement")
     common.attention_arg(p)
     common.language_args(p)
+    common.window_arg(p)
     common.column_args(p)
     p.set_defaults(func=run, distributed=True)
 
@@ -33,7 +34,8 @@ def run(args) -> None:
         sets.append(ds)
     results = evaluate_models(args.models, sets, device=common.device(args.device), dtype=common.dtype(args.dtype),
                               batch_size=args.batch_size, latency=not args.no_latency, attention=args.attention,
-                              options=language_options(args.language, args.task))
+                              options=language_options(args.language, args.task,
+                                                       window=common.window_option(args.window)))
     print_table(results)
     if args.json:
         common.write_json(args.json, results)

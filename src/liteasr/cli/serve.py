@@ -16,6 +16,7 @@ def register(sub) -> None:
     p = sub.add_parser("serve", help="OpenAI-compatible transcription server with dynamic batching")
     common.model_args(p, files=False)
     common.attention_arg(p)
+    common.window_arg(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="default 8000; 0 picks a free port (printed)")
     p.add_argument("--max-batch", type=common.positive(int), default=8, help="requests transcribed together (default 8)")
@@ -53,7 +54,7 @@ def run(args) -> None:
     from liteasr.serve.engine import Engine
 
     engine = Engine(args.model, device=common.device(args.device), dtype=common.dtype(args.dtype),
-                    attention=args.attention)
+                    attention=args.attention, window=common.window_option(args.window))
     engine.warm_up()
     app = create_app(engine, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
                      max_upload_bytes=int(args.max_upload_mb * 2**20), api_key=args.api_key)

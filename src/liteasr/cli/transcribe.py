@@ -15,6 +15,7 @@ def register(sub) -> None:
     p.add_argument("audio", nargs="+", metavar="AUDIO")
     common.attention_arg(p)
     common.language_args(p)
+    common.window_arg(p)
     p.add_argument("--prompt", metavar="TEXT", help="text the transcript continues from (names, spelling, style)")
     p.add_argument("--json", action="store_true",
                    help="one JSON object per file: audio, text, language, and the detected language with its "
@@ -26,7 +27,7 @@ def run(args) -> None:
     from liteasr.data.audio import Clip, load_audio, screen
     from liteasr.decoding.transcribe import language_options, transcribe
 
-    options = language_options(args.language, args.task, args.prompt)
+    options = language_options(args.language, args.task, args.prompt, common.window_option(args.window))
     good, bad = screen([Clip(Path(p)) for p in args.audio], args.on_bad_audio)
     for path, reason in bad:
         print(f"liteasr: skipped {path}: {reason}", file=sys.stderr)

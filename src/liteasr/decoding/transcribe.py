@@ -33,6 +33,11 @@ class DecodingOptions:
     language: str | None = None
     task: str = "transcribe"
     prompt: str | None = None
+    # The encoder window of clips up to 30 s: None, the model's own (recorded in its checkpoint by `compress
+    # --window`; 30 s padding without one); "auto", the model's own, an error for a model that records none
+    # (not healed for short windows, it loops on them); a number, a floor in seconds with the model's (or
+    # the default) margin (30: Whisper's padded window); or a whisper.WindowPolicy.
+    window: float | str | whisper.WindowPolicy | None = None
 
 
 @dataclass
@@ -46,10 +51,37 @@ class Transcription:
 
 
 def check_options(loaded, options: DecodingOptions | None) -> DecodingOptions:
-    """Options checked against the model, the language as its code; UserError names what is wrong."""
+    """Options checked against the model, the language as its code and the window as a WindowPolicy;
+    UserError names what is wrong."""
     options = options or DecodingOptions()
     code = generation.check_language_task(loaded.generation_config, loaded.name, options.language, options.task)
-    return replace(options, language=code, task=options.task or "transcribe")
+    return replace(options, language=code, task=options.task or "transcribe", window=window_policy(loaded, options.window))
+
+
+def window_policy(loaded, window) -> whisper.WindowPolicy:
+    """The WindowPolicy for DecodingOptions.window on this model (see there)."""
+    own = getattr(loaded, "window", whisper.PADDED)
+    if window is None:
+        policy = own
+    elif isinstance(window, whisper.WindowPolicy):
+        policy = window
+    elif window == "auto":
+        if own.padded:
+            raise UserError(f"{loaded.name} was not healed for short windows (its checkpoint records no window "
+                            "policy): `liteasr compress ... --window auto` heals one; a floor in seconds tries "
+                            "this model anyway")
+        policy = own
+    else:
+        try:
+            floor = float(window)
+        except (TypeError, ValueError):
+            raise UserError(f"window must be auto or a number of seconds, got {window!r}") from None
+        policy = whisper.WindowPolicy(floor=floor, margin=own.margin, multiple=own.multiple)
+    if not policy.padded and not getattr(loaded, "variable_window", False):
+        if window is None:  # recorded in the checkpoint, but this runtime has fixed 30 s windows
+            return whisper.PADDED
+        raise UserError(f"{loaded.name}: this runtime encodes 30 s windows only (window {window!r})")
+    return policy
 
 
 def _previous(loaded, options: DecodingOptions) -> list[int]:
@@ -69,9 +101,27 @@ def decode_windows(loaded, audios: list[np.ndarray], options: DecodingOptions,
                    languages: list[str | None] | None = None, one_language: bool = False) -> Decoded:
     """Greedy tokens for clips of at most 30 s, one batch. A clip's language: `languages[i]`, else
     `options.language`, else the detected one (`one_language`: the first clip's, for the windows of one
-    long clip, as openai/whisper decides the language once per file)."""
+    long clip, as openai/whisper decides the language once per file, in 30 s windows). Under a short-window
+    policy the clips are grouped by window length (bucketed): each clip decodes as it would alone."""
+    policy = options.window if isinstance(options.window, whisper.WindowPolicy) else whisper.PADDED
+    if one_language or policy.padded:
+        return _decode_group(loaded, audios, options, languages, one_language, None)
+    given = languages or [None] * len(audios)
+    buckets: dict[int, list[int]] = {}
+    for i, audio in enumerate(audios):
+        buckets.setdefault(policy.frames(len(audio)), []).append(i)
+    out = Decoded([[]] * len(audios), [""] * len(audios), [None] * len(audios))
+    for frames, idx in sorted(buckets.items()):
+        part = _decode_group(loaded, [audios[i] for i in idx], options, [given[i] for i in idx], False, frames)
+        for k, i in enumerate(idx):
+            out.ids[i], out.languages[i], out.detected[i] = part.ids[k], part.languages[k], part.detected[k]
+    return out
+
+
+def _decode_group(loaded, audios: list[np.ndarray], options: DecodingOptions, languages: list[str | None] | None,
+                  one_language: bool, frames: int | None) -> Decoded:
     config = loaded.generation_config
-    encoded = loaded.encode(loaded.features(audios))
+    encoded = loaded.encode(loaded.features(audios) if frames is None else loaded.features(audios, frames))
     detected: list = [None] * len(audios)
     if generation.is_multilingual(config):
         codes, probs = loaded.detect_language(encoded)
@@ -206,8 +256,9 @@ def transcribe(loaded, audios: list[np.ndarray], batch_size: int = 8, progress: 
     return Transcription(texts, elapsed, used, detected)
 
 
-def language_options(language: str | None, task: str | None, prompt: str | None = None) -> DecodingOptions:
+def language_options(language: str | None, task: str | None, prompt: str | None = None,
+                     window: float | str | None = None) -> DecodingOptions:
     """DecodingOptions from command-line or form values (None: the default)."""
     if task is not None and task not in generation.TASKS:
         raise UserError(f"task must be one of {', '.join(generation.TASKS)}, got {task!r}")
-    return DecodingOptions(language=language or None, task=task or "transcribe", prompt=prompt or None)
+    return DecodingOptions(language=language or None, task=task or "transcribe", prompt=prompt or None, window=window)

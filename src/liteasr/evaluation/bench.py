@@ -39,38 +39,43 @@ def _encoder(model):
 
 
 def encoder_latency(models: list, batch_size: int = 1, repeats: int = 10,
-                    warmup: int = 2, seed: int = 0) -> list[Timing]:
-    """Per-window encoder latency (ms per 30 s window) of each model on the same random features, run as
-    transcription runs it (PyTorch on CPU: one window at a time, whisper.encode)."""
+                    warmup: int = 2, seed: int = 0, frames: list[int] | None = None) -> list[Timing]:
+    """Per-window encoder latency (ms per window: 30 s, or `frames[i]` mel frames for model i) of each
+    model on the same random features, run as transcription runs it (PyTorch on CPU: one window at a time,
+    whisper.encode)."""
     encoders = [_encoder(m) for m in models]
     first = encoders[0][1]
     param = next((p for _, s in encoders for p in s.parameters() if not p.is_meta), None)
     device, dtype = (param.device, param.dtype) if param is not None else (torch.device("cpu"), torch.float32)
     n_mels = first.config.num_mel_bins
-    frames = 2 * first.config.max_source_positions
+    frames = frames or [2 * first.config.max_source_positions] * len(models)
     gen = torch.Generator().manual_seed(seed)
-    feats = torch.randn(batch_size, n_mels, frames, generator=gen).to(device, dtype)
+    full = torch.randn(batch_size, n_mels, max(frames), generator=gen).to(device, dtype)
+    feats = [full[..., :f].contiguous() for f in frames]
     samples: list[list[float]] = [[] for _ in models]
     with torch.inference_mode():
         for it in range(warmup + repeats):
             for i, (encode, _) in enumerate(encoders):
                 _sync(device)
                 t0 = time.perf_counter()
-                encode(feats)
+                encode(feats[i])
                 _sync(device)
                 if it >= warmup:
                     samples[i].append((time.perf_counter() - t0) / batch_size)
     return [_summary(s) for s in samples]
 
 
-def transcription_latency(loaded: list, audios: list, batch_size: int = 8, repeats: int = 3) -> list[Timing]:
-    """Seconds to transcribe `audios` (features + generate + decode), models interleaved, one warm-up each."""
+def transcription_latency(loaded: list, audios: list, batch_size: int = 8, repeats: int = 3,
+                          options: list | None = None) -> list[Timing]:
+    """Seconds to transcribe `audios` (features + generate + decode), models interleaved, one warm-up each;
+    `options[i]`: model i's DecodingOptions."""
     from liteasr.decoding.transcribe import transcribe
 
     samples: list[list[float]] = [[] for _ in loaded]
     for it in range(repeats + 1):
         for i, m in enumerate(loaded):
-            seconds = transcribe(m, audios, batch_size=batch_size, progress=False, warmup=False).seconds
+            seconds = transcribe(m, audios, batch_size=batch_size, progress=False, warmup=False,
+                                 options=options[i] if options else None).seconds
             if it > 0:
                 samples[i].append(seconds)
     return [_summary(s) for s in samples]

@@ -153,12 +153,25 @@ class DatasetResult:
     # language differs from the reference one. Not in the WER: the language was forced.
     lid_errors: int | None = None
     lid_checked: int | None = None
+    # Runaway outputs (a decoder that fails to stop repeats itself to its token budget): the longest
+    # transcript against its reference, in scoring units, and how many exceed RUNAWAY times theirs.
+    longest_ratio: float = 0.0
+    runaways: int = 0
     transcripts: list[dict] = field(default_factory=list)
 
     def summary(self) -> dict:
         d = asdict(self)
         d.pop("transcripts")
         return d
+
+
+RUNAWAY = 3.0  # a transcript over 3x its reference's length (in words, or characters for CER) ran away
+
+
+def length_ratios(references: list[str], hypotheses: list[str], language: str | None) -> list[float]:
+    """Each transcript's length over its reference's, in scoring units (normalized words or characters)."""
+    return [len(_units(h, language).split()) / max(len(_units(r, language).split()), 1)
+            for r, h in zip(references, hypotheses, strict=True)]
 
 
 def dataset_language(dataset: Dataset, options: DecodingOptions | None = None) -> str | None:
@@ -220,11 +233,13 @@ def evaluate_dataset(loaded, dataset: Dataset, batch_size: int = 8, progress: bo
     checked = [d for d in lid if d is not None] if language else []
     audio_s = sum(s for s, _ in parts) / SAMPLE_RATE
     seconds = max(e for _, e in parts)  # processes run side by side: the slowest sets the pace
+    ratios = length_ratios(references, hypotheses, language)
     return DatasetResult(counts.wer, counts.n, counts.words, audio_s, audio_s / max(seconds, 1e-9),
                          counts.substitutions, counts.deletions, counts.insertions, counts.excluded,
                          language, metric(language), bool(language) and force,
                          sum(d[0] != language for d in checked) if checked else None,
-                         len(checked) if checked else None,
+                         len(checked) if checked else None, max(ratios, default=0.0),
+                         sum(r > RUNAWAY for r in ratios),
                          [{"audio": str(c.path), "reference": c.text, "hypothesis": h, "errors": e, "words": w,
                            **({"detected_language": d[0], "language_probability": round(d[1], 4)} if d else {})}
                           for c, h, (e, w), d in zip(clips, hypotheses, per_utterance, lid)])

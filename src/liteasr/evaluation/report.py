@@ -38,9 +38,13 @@ def split_languages(sets: list[Dataset]) -> list[Dataset]:
 def evaluate_models(models: list[str], data: list[str] | list[Dataset], device="cpu", dtype=None,
                     batch_size: int = 8, samples: int | None = None, seed: int = 0,
                     latency: bool = True, progress: bool = True, attention: str = "auto",
-                    options: DecodingOptions | None = None) -> list[dict]:
+                    options: DecodingOptions | list[DecodingOptions | None] | None = None) -> list[dict]:
     """Every model on every dataset (one per language), ΔWER of each against the first with paired
-    bootstrap intervals; each dataset's language is forced (see evaluate.evaluate_dataset)."""
+    bootstrap intervals; each dataset's language is forced (see evaluate.evaluate_dataset). `options`: for
+    every model, or one per model (the same model may then appear twice, e.g. on two encoder windows)."""
+    per_model = options if isinstance(options, list) else [options] * len(models)
+    if len(per_model) != len(models):
+        raise ValueError("one DecodingOptions (or None) per model")
     import torch
 
     sets = split_languages(data) if data and isinstance(data[0], Dataset) else load_eval_sets(data, samples, seed)
@@ -69,7 +73,7 @@ def evaluate_models(models: list[str], data: list[str] | list[Dataset], device="
             entry["encoder_ms"] = {f"batch_{b}": t[i].median_ms for b, t in timings.items()}
         pooled = []
         for ds in sets:
-            result = evaluate_dataset(loaded, ds, batch_size=batch_size, progress=progress, options=options)
+            result = evaluate_dataset(loaded, ds, batch_size=batch_size, progress=progress, options=per_model[i])
             entry["datasets"][ds.name] = result.summary()
             errors = [(t["errors"], t["words"]) for t in result.transcripts]
             pooled += errors

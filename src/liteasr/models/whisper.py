@@ -5,7 +5,8 @@ Other encoders can follow by providing the same small set of functions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from liteasr.models.hf.modeling_lite_whisper import (
 from liteasr.models.sources import model_kind, resolve_model
 
 WINDOW_SECONDS = 30
+MEL_HOP = 160  # audio samples per mel frame
 ENCODER_HOP = 320  # audio samples per encoder frame: mel hop 160, then the stride-2 convolution
 ATTENTION = ("q_proj", "k_proj", "v_proj", "out_proj")
 # An encoder layer's projections in the order their inputs become available, grouped by shared input:
@@ -38,6 +40,54 @@ _ARCHITECTURES = {
     (768, 12, 51864): "small.en", (768, 12, 51865): "small", (1024, 24, 51864): "medium.en",
     (1024, 24, 51865): "medium", (1280, 32, 51865): "large-v2", (1280, 32, 51866): "large-v3",
 }
+
+
+@dataclass(frozen=True)
+class WindowPolicy:
+    """The encoder window a clip of up to 30 s gets: its length plus `margin`, rounded up to a multiple of
+    `multiple`, at least `floor` and at most 30 s (all in seconds). Whisper pads every clip to 30 s (a floor
+    of 30, the default); a shorter window skips the padding's cost, which for a 5 s clip is most of the
+    encoder's (self-attention grows with the square of the window). Long-form audio keeps 30 s windows."""
+
+    floor: float = WINDOW_SECONDS
+    margin: float = 1.0
+    multiple: float = 1.0
+
+    def __post_init__(self):
+        if not 0 < self.floor <= WINDOW_SECONDS:
+            raise UserError(f"window floor must be within (0, {WINDOW_SECONDS}] seconds, got {self.floor}")
+        if not 0 <= self.margin <= WINDOW_SECONDS:
+            raise UserError(f"window margin must be within [0, {WINDOW_SECONDS}] seconds, got {self.margin}")
+        if not 0.02 <= self.multiple <= WINDOW_SECONDS:
+            raise UserError(f"window multiple must be within [0.02, {WINDOW_SECONDS}] seconds, got {self.multiple}")
+
+    @property
+    def padded(self) -> bool:
+        return self.floor >= WINDOW_SECONDS
+
+    def seconds(self, samples: int) -> float:
+        audio = samples / SAMPLE_RATE + self.margin
+        return min(WINDOW_SECONDS, max(self.floor, math.ceil(audio / self.multiple - 1e-9) * self.multiple))
+
+    def frames(self, samples: int) -> int:
+        """Mel frames of the window for a clip of `samples` samples (even: the encoder halves them)."""
+        return 2 * math.ceil(self.seconds(samples) * SAMPLE_RATE / ENCODER_HOP - 1e-9)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_config(cls, config) -> "WindowPolicy":
+        """The policy a checkpoint records (`liteasr_window` in config.json); Whisper's 30 s without one."""
+        values = getattr(config, "liteasr_window", None) if not isinstance(config, dict) else config.get("liteasr_window")
+        return cls(**values) if values else cls()
+
+
+PADDED = WindowPolicy()
+# `compress --window auto`: the audio + 1 s, at least 5 s, healed for (refine.window). Unhealed, short windows
+# loop: dense tiny.en on 40 clips of librispeech_other went from 13.7 WER padded to 17.4 at a 10 s floor and
+# 33.5 at 5 s; healed for a 5 s floor, 12.9 (benchmarks/window.py has the measured table).
+AUTO_WINDOW = WindowPolicy(floor=5.0)
 
 
 @dataclass
@@ -60,9 +110,16 @@ class LoadedModel:
         """The module whose structure describes the model (costs, `info`): here the model itself."""
         return self.model
 
-    def features(self, audios: list[np.ndarray]) -> torch.Tensor:
+    variable_window = True  # encodes windows shorter than 30 s (WindowPolicy)
+
+    @property
+    def window(self) -> WindowPolicy:
+        """The window policy the checkpoint records (30 s padding without one)."""
+        return WindowPolicy.from_config(self.model.config)
+
+    def features(self, audios: list[np.ndarray], frames: int | None = None) -> torch.Tensor:
         param = next(self.model.parameters())
-        return features(self.processor, audios, param.device, param.dtype)
+        return features(self.processor, audios, param.device, param.dtype, frames)
 
     def encode(self, input_features: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
@@ -135,12 +192,17 @@ def _has_processor(path: Path) -> bool:
     return has("tokenizer.json", "vocab.json") and has("preprocessor_config.json", "processor_config.json")
 
 
-def features(processor, audios: list[np.ndarray], device="cpu", dtype=torch.float32) -> torch.Tensor:
-    """Log-mel features, each clip padded (or cut) to one 30 s window: what the encoder sees. One clip at
-    a time: the same values bit for bit, and a batch of 8 measured 2.4x slower per clip than one by one
-    (67 against 28 ms for 8 clips on CPU: the batched STFT of 8 padded windows falls out of cache)."""
+def features(processor, audios: list[np.ndarray], device="cpu", dtype=torch.float32,
+             frames: int | None = None) -> torch.Tensor:
+    """Log-mel features, each clip padded (or cut) to one window of `frames` mel frames (default 30 s):
+    what the encoder sees. A shorter window holds the first `frames` frames of the 30 s one (the log-mel
+    scale comes from the loudest frame, which is speech, not padding). One clip at a time: the same values
+    bit for bit, and a batch of 8 measured 2.4x slower per clip than one by one (67 against 28 ms for 8
+    clips on CPU: the batched STFT of 8 padded windows falls out of cache)."""
     extract = processor.feature_extractor
-    windows = [extract([audio], sampling_rate=SAMPLE_RATE, return_tensors="pt").input_features for audio in audios]
+    length = {} if frames is None else {"max_length": frames * MEL_HOP, "padding": "max_length", "truncation": True}
+    windows = [extract([audio], sampling_rate=SAMPLE_RATE, return_tensors="pt", **length).input_features
+               for audio in audios]
     return torch.cat(windows).to(device=device, dtype=dtype)
 
 
@@ -225,7 +287,16 @@ def next_token_log_probs(model: nn.Module, encoded: torch.Tensor, ids: torch.Ten
 
 
 def encoder_forward(model: nn.Module, input_features: torch.Tensor) -> torch.Tensor:
-    return model.model.encoder(input_features).last_hidden_state
+    """Encoder states for windows of any length up to 30 s (transformers' encoder takes 30 s only): the
+    same layers, the positions of the frames that exist."""
+    enc = model.model.encoder
+    if input_features.shape[-1] == 2 * model.config.max_source_positions:
+        return enc(input_features).last_hidden_state
+    x = nn.functional.gelu(enc.conv2(nn.functional.gelu(enc.conv1(input_features)))).permute(0, 2, 1)
+    x = x + enc.embed_positions.weight[: x.shape[1]]
+    for layer in enc.layers:
+        x = layer_forward(layer, x)
+    return enc.layer_norm(x)
 
 
 def encoder_output(model: nn.Module, input_features: torch.Tensor) -> torch.Tensor:
@@ -242,9 +313,8 @@ def encode(model: nn.Module, input_features: torch.Tensor) -> torch.Tensor:
     """The encoder's output states for a batch of windows. On CPU one window at a time: a window's
     attention scores (heads x 1500 x 1500) no longer fit in cache inside a large batch, so a batch of 8
     measured 10-30% slower per window than one by one (benchmarks/RESULTS.md)."""
-    encoder = model.model.encoder
     if input_features.device.type != "cpu":
-        return encoder(input_features).last_hidden_state
-    return torch.cat([encoder(window[None]).last_hidden_state for window in input_features])
+        return encoder_forward(model, input_features)
+    return torch.cat([encoder_forward(model, window[None]) for window in input_features])
 
 

@@ -80,11 +80,11 @@ def current_modes(model: nn.Module) -> list[tuple[bool, bool]]:
             for l in model.model.encoder.layers]
 
 
-def encoder_cost(model: nn.Module, dense: bool = False) -> EncoderCost:
-    """Cost per 30 s window in the model's current attention modes; `dense=True` prices the
-    uncompressed original of a lite model."""
+def encoder_cost(model: nn.Module, dense: bool = False, frames: int | None = None) -> EncoderCost:
+    """Cost per 30 s window (or per window of `frames` encoder frames) in the model's current attention
+    modes; `dense=True` prices the uncompressed original of a lite model."""
     encoder = model.model.encoder
-    frames = encoder.config.max_source_positions  # 1500 frames per 30 s window
+    frames = frames or encoder.config.max_source_positions  # 1500 frames per 30 s window
     linear_params = linear_flops = attention = 0
     for module in whisper.encoder_linears(model).values():
         linear_params += projection_cost(module, frames, dense)[0]

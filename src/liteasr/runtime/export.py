@@ -40,8 +40,9 @@ def export_encoder(model, path: Path, fuse_above: float = graphs.FUSE_ABOVE) -> 
     encoder = graphs.Encoder(model, fuse_above).eval()
     c = model.config
     feats = torch.zeros(2, c.num_mel_bins, 2 * c.max_source_positions)
+    # windows of any length up to 30 s (whisper.WindowPolicy): frames are a dynamic axis
     _export(encoder, (feats,), path, ["input_features"], ["last_hidden_state"],
-            {"input_features": {0: "batch"}, "last_hidden_state": {0: "batch"}})
+            {"input_features": {0: "batch", 2: "frames"}, "last_hidden_state": {0: "batch", 1: "encoder_frames"}})
     return encoder
 
 
@@ -55,14 +56,16 @@ def export_decoder(model, path: Path, with_past: bool) -> None:
     if with_past:
         self_cache, cross_cache = torch.zeros(b, heads, t, dh), torch.zeros(b, heads, c.max_source_positions, dh)
         args = (ids, *[(self_cache, self_cache, cross_cache, cross_cache)[i % 4] for i in range(4 * layers)])
-        dynamic = {n: {0: "batch", 2: "past"} if "decoder" in n and n.startswith("past") else {0: "batch"}
-                   for n in inputs[1:]}
+        # cross-attention keys and values span the encoder window, whatever its length
+        dynamic = {n: {0: "batch", 2: "past"} if "decoder" in n and n.startswith("past") else
+                   {0: "batch", 2: "encoder_frames"} for n in inputs[1:]}
         dynamic.update({n: {0: "batch", 2: "total"} for n in outputs[1:]})
         dynamic["input_ids"] = {0: "batch"}
     else:
         args = (ids, torch.zeros(b, c.max_source_positions, c.d_model))
-        dynamic = {"input_ids": {0: "batch", 1: "tokens"}, "encoder_hidden_states": {0: "batch"}}
-        dynamic.update({n: {0: "batch", 2: "tokens"} if ".decoder." in n else {0: "batch"} for n in outputs[1:]})
+        dynamic = {"input_ids": {0: "batch", 1: "tokens"}, "encoder_hidden_states": {0: "batch", 1: "encoder_frames"}}
+        dynamic.update({n: {0: "batch", 2: "tokens"} if ".decoder." in n else {0: "batch", 2: "encoder_frames"}
+                        for n in outputs[1:]})
     dynamic["logits"] = {0: "batch", 1: "tokens"}
     _export(decoder, args, path, inputs, outputs, dynamic)
 
@@ -123,7 +126,8 @@ def export(spec: str, output: str | Path, quantize: str | None = None, overwrite
                     "attention_modes": getattr(model.config, "attention_modes", None),
                     "fused_to_dense": graphs.fused_projections(encoder), "fuse_above": fuse_above,
                     "fp32_fallback": fallback, "int8_error_share": share if quantize else None,
-                    "int8_probe": None if not quantize else f"{len(probe_audio)} windows" if probe_audio else "noise"}
+                    "int8_probe": None if not quantize else f"{len(probe_audio)} windows" if probe_audio else "noise",
+                    "variable_window": True, "window": whisper.WindowPolicy.from_config(model.config).to_dict()}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
         for name in ("liteasr.json",):  # calibration hashes: eval refuses clips it was calibrated on
             if (loaded.path / name).is_file():

@@ -84,8 +84,17 @@ class OnnxModel:
         with torch.device("meta"):
             return LiteWhisperForConditionalGeneration(config).eval()
 
-    def features(self, audios: list[np.ndarray]) -> np.ndarray:
-        return whisper.features(self.processor, audios).numpy()
+    @property
+    def variable_window(self) -> bool:
+        """Exports before windows existed have graphs fixed to 30 s."""
+        return bool(self.manifest.get("variable_window"))
+
+    @property
+    def window(self) -> whisper.WindowPolicy:
+        return whisper.WindowPolicy(**self.manifest["window"]) if self.manifest.get("window") else whisper.PADDED
+
+    def features(self, audios: list[np.ndarray], frames: int | None = None) -> np.ndarray:
+        return whisper.features(self.processor, audios, frames=frames).numpy()
 
     def encode(self, features) -> np.ndarray:
         features = np.ascontiguousarray(features.numpy() if hasattr(features, "numpy") else features, dtype=np.float32)

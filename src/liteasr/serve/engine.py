@@ -6,7 +6,7 @@ plugged in here without touching the server.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -47,20 +47,26 @@ class Result:
 
 
 class Engine:
-    def __init__(self, spec: str, device: str = "cpu", dtype: torch.dtype = torch.float32, attention: str = "auto"):
+    def __init__(self, spec: str, device: str = "cpu", dtype: torch.dtype = torch.float32, attention: str = "auto",
+                 window: float | str | None = None):
         self.loaded = runtime.load(spec, device=device, dtype=dtype, attention=attention)
         self.name = str(spec)
+        # the encoder window (DecodingOptions.window): the model's own unless the server is started with one
+        self.window = check_options(self.loaded, DecodingOptions(window=window)).window
 
     def check(self, options: Options) -> None:
         """Raise UserError for options this model cannot honour (before the request is queued)."""
         if options.timestamps and not isinstance(self.loaded, whisper.LoadedModel):
             raise UserError(f"{self.name}: timestamped formats (verbose_json, srt, vtt) need the PyTorch runtime")
-        check_options(self.loaded, options.decoding())
+        check_options(self.loaded, self._decoding(options))
+
+    def _decoding(self, options: Options) -> DecodingOptions:
+        return replace(options.decoding(), window=self.window)
 
     def transcribe(self, audios: list[np.ndarray], options: Options) -> list[Result]:
         """Greedy transcription of a batch sharing `options` (clips over 30 s are decoded long-form)."""
         durations = [len(a) / SAMPLE_RATE for a in audios]
-        decoding = options.decoding()
+        decoding = self._decoding(options)
         if options.timestamps:  # one by one: generate's segments are per clip
             out = [transcribe_segments(self.loaded, a, decoding) for a in audios]
             return [Result(text, d, generation.language_name(language), segments)

@@ -1,0 +1,79 @@
+"""Multilingual Whisper base, compressed: every budget, every language (issue 34's results table).
+
+    python benchmarks/base.py [--targets 0.8 0.7 0.6 0.5] [--samples 40] [--clips 256] [--work runs/base]
+        [--heal-minutes 15] [--json benchmarks/base.json] [--markdown FILE]
+
+One calibration, with `liteasr sweep`'s function (`run_sweep`): English (librispeech_calib and half of
+speechocean_train's speakers) and Polish (nemo_pl_calib of two speakers), --clips clips. From it: the
+paper's rule (0.99:0.999, plain PCA factors) and the default recipe (measured encoder damage, healing) at
+each --targets fraction of encoder linear parameters. Evaluated beside dense base, --samples clips per
+set (seed 0), each set's language forced from its manifest, ΔWER against dense base with paired-bootstrap
+95% intervals: English on unseen speakers (librispeech_other, speechocean's other speakers), Polish on
+its other two speakers (a language the calibration heard), Italian, German and Spanish (languages it did
+not hear). Then dense tiny.en against dense base on the same English clips: is a compressed base the
+better English model at a given encoder cost? Split manifests and checkpoints go to --work, never into
+../shared. Runtimes of a compressed base (ONNX int8 export against CTranslate2 int8 base):
+`python benchmarks/runtimes.py WORK/sweep/encoder-params-0.6-heal --model base`.
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from _common import emit, multilingual_splits, speech_or_exit, wer_cell
+
+from liteasr.evaluation.report import evaluate_models, load_eval_sets
+from liteasr.evaluation.sweep import run_sweep
+from liteasr.refine import HealConfig
+
+# languages the calibration holds (of other speakers); sets whose manifests state none are English here
+HEARD = {"en": "calibrated", "pl": "calibrated"}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--targets", nargs="+", type=float, default=[0.8, 0.7, 0.6, 0.5])
+    p.add_argument("--clips", type=int, default=256, help="calibration clips (seed 0)")
+    p.add_argument("--samples", type=int, default=40, help="evaluation clips per set (seed 0)")
+    p.add_argument("--heal-minutes", type=float, default=HealConfig().minutes)
+    p.add_argument("--work", type=Path, default=Path("runs/base"))
+    p.add_argument("--json", default="benchmarks/base.json")
+    p.add_argument("--markdown")
+    args = p.parse_args()
+    speech, started = speech_or_exit(), time.time()
+    split = multilingual_splits(speech, args.work)
+    calibration = [str(speech / "librispeech_calib"), str(split["speechocean_calib"]), str(split["nemo_pl_calib_half"])]
+    english = [str(speech / "librispeech_other"), str(split["speechocean_heldout"])]
+    sets = [*english, str(split["nemo_pl_heldout"]), str(speech / "emovo_it"), str(speech / "emodb_de"),
+            str(speech / "css10_es")]
+    results = run_sweep("base", calibration, sets, ["0.99:0.999"], args.work / "sweep", samples=args.clips,
+                        eval_samples=args.samples, targets=args.targets, refines=["heal"],
+                        heal_config=HealConfig(minutes=args.heal_minutes), overwrite=True)
+    tiny = evaluate_models(["base", "tiny.en"], load_eval_sets(english, args.samples, seed=0), latency=False,
+                           progress=True)
+    payload = {"date": time.strftime("%Y-%m-%d"), "command": "python " + " ".join(sys.argv),
+               "calibration": calibration, "evaluation": sets, "minutes": None, "results": results,
+               "tiny_en_vs_base": tiny}
+    payload["minutes"] = (time.time() - started) / 60
+    Path(args.json).write_text(json.dumps(payload, indent=1))
+
+    names = list(results[0]["datasets"])
+    lines = [f"Whisper base, `{payload['command']}` ({payload['date']}, {payload['minutes']:.0f} min); WER "
+             "(ΔWER vs dense base [95% CI])", "",
+             "| model | encoder params | GFLOPs/window | " + " | ".join(
+                 f"{n} ({lang}, {HEARD.get(lang, 'not calibrated')})"
+                 for n in names for lang in [results[0]["datasets"][n]["language"] or "en"]) + " |", "|---|---:|---:|" + "---|" * len(names)]
+    for r in results:
+        lines.append(f"| {r['label']} | {r['encoder_params'] / 1e6:.2f}M | {r['encoder_gflops']:.1f} | "
+                     + " | ".join(wer_cell(r["datasets"][n]) for n in names) + " |")
+    t = tiny[1]
+    lines.append(f"| dense tiny.en | {t['encoder_params'] / 1e6:.2f}M | {t['encoder_gflops']:.1f} | "
+                 + " | ".join(wer_cell(t["datasets"][n]) if n in t["datasets"] else "-" for n in names) + " |")
+    emit(lines, args.markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
