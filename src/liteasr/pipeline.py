@@ -235,12 +235,12 @@ def build(planned: Planned, config: CompressConfig, refine: str, heal_data: list
     """`finish` on this process, whatever its rank (a sweep builds every point on every process, each then
     evaluating its share of the clips)."""
     loaded, plan, clips, report = planned.loaded, planned.plan, planned.clips, None
+    window = config.window is not None and not config.window.padded
     base = encoder_cost(loaded.model)
     if refine == "refit":
         lite = refit(loaded, plan, clips, config.packing, config.batch_size)
         plan.method += ", anchored refit"
     else:  # healing needs the dense model beside the compressed one: compress a copy
-        window = config.window is not None and not config.window.padded
         model = copy.deepcopy(loaded.model) if refine == "heal" or keep_dense or window else loaded.model
         lite = compress_(model, planned.stats, plan, planned.eig)
         if refine == "heal":  # from the PCA factors: healing the refit measured worse (research/healing/refine.md)
@@ -253,8 +253,9 @@ def build(planned: Planned, config: CompressConfig, refine: str, heal_data: list
             plan.method += f", healed on the calibration clips{more} ({report.steps} end-to-end steps, " \
                            f"{report.seconds / 60:.1f} min)"
     window_report = None
-    if config.window is not None and not config.window.padded:
-        window_report = adapt_window(loaded, lite, list(clips) + list(heal_data), config.window, config.heal, warn)
+    if window:
+        window_report = adapt_window(loaded, lite, None if clips is None else list(clips) + list(heal_data),
+                                     config.window, config.heal, warn)
         plan.method += f", healed for windows of {describe_window(config.window)} ({window_report.steps} steps, " \
                        f"{window_report.seconds / 60:.1f} min)"
     return CompressedModel(lite, loaded.processor, plan, loaded.name, base, planned.description,

@@ -53,8 +53,8 @@ def window_batches(loaded: whisper.LoadedModel, clips: list[Clip], policy: whisp
         teacher = whisper.encoder_output(loaded.model, padded).clone()
         ids, mask = generation.teacher_transcripts(loaded, padded, [languages[i] for i in idx],
                                                    max(len(a) for a in batch))
-        out.append(WindowBatch(whisper.features(loaded.processor, batch, param.device, param.dtype, frames),
-                               teacher[:, : frames // 2].clone(), teacher, ids, mask))
+        # the short window's features are the padded window's first frames (whisper.features)
+        out.append(WindowBatch(padded[..., :frames].clone(), teacher[:, : frames // 2].clone(), teacher, ids, mask))
     return out
 
 
