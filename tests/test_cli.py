@@ -45,13 +45,20 @@ def test_stats_and_plans_are_reusable_and_deterministic(compressed, random_whisp
 
 
 def test_transcribe_runs(compressed, noise_clips):
+    import json
+
     r = liteasr("transcribe", compressed, noise_clips / "clip0.wav", noise_clips / "clip1.wav")
     assert r.returncode == 0, r.stderr
     assert len(r.stdout.strip().splitlines()) == 2
+    r = liteasr("transcribe", compressed, noise_clips / "clip0.wav", "--json", "--beam-size", "2", "--temperature", "0.5")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["temperature"] == 0.5 and out["avg_logprob"] <= 0 and 0 <= out["no_speech_prob"] <= 1
 
 
 @pytest.mark.parametrize("case", ["missing_data", "bad_threshold", "exists", "unknown_model", "not_whisper",
-                                  "bad_audio", "both_sources", "stats_other_model", "refine_needs_audio"])
+                                  "bad_audio", "both_sources", "stats_other_model", "refine_needs_audio",
+                                  "bad_decoding"])
 def test_user_mistakes_get_one_line(case, random_whisper_dir, noise_clips, compressed, tmp_path, tiny_en_dir):
     if case == "missing_data":
         r = liteasr("compress", random_whisper_dir, "--calibration", tmp_path / "nope", "-o", tmp_path / "o")
@@ -81,6 +88,18 @@ def test_user_mistakes_get_one_line(case, random_whisper_dir, noise_clips, compr
         r = liteasr("compress", random_whisper_dir, "--stats", compressed.parent / "stats.safetensors",
                     "--target-params", "0.8", "--allocation", "normalized", "--refine", "heal", "-o", tmp_path / "o")
         assert_user_error(r, "--refine heal needs --calibration audio")
+    elif case == "bad_decoding":
+        clip = noise_clips / "clip0.wav"
+        assert_user_error(liteasr("transcribe", compressed, clip, "--temperature", "0,hot"),
+                          "--temperature must be numbers separated by commas")
+        assert_user_error(liteasr("transcribe", compressed, clip, "--temperature", "3"), "temperature must be one or more")
+        assert_user_error(liteasr("transcribe", compressed, clip, "--no-speech-threshold", "2"),
+                          "no-speech threshold must be from 0 to 1")
+        assert_user_error(liteasr("transcribe", compressed, clip, "--log-prob-threshold", "1"),
+                          "log-prob threshold must be at most 0")
+        assert_user_error(liteasr("transcribe", compressed, clip, "--beam-size", "0"), "beam size must be a whole number")
+        assert_user_error(liteasr("transcribe", compressed, clip, "--compression-ratio-threshold", "x"),
+                          "--compression-ratio-threshold must be a number or off")
     assert not (tmp_path / "o").exists()
 
 

@@ -17,7 +17,7 @@ from liteasr.errors import UserError
 from liteasr.evaluation.evaluate import evaluate_dataset
 from liteasr.evaluation.report import evaluate_models, print_table
 from liteasr.models.sources import offline_copy
-from liteasr.decoding.transcribe import DecodingOptions, _generate, transcribe
+from liteasr.decoding.transcribe import DecodingOptions, transcribe
 from cli_helpers import assert_user_error, liteasr
 
 # One clip per language: (set, language).
@@ -71,6 +71,11 @@ def test_detected_language_is_reported_and_decoding_equals_it_given(base, clips,
     assert given.detected == auto.detected  # detection runs (and is reported) even when the language is given
     polish = auto.texts[languages.index("pl")]
     assert any(ch in polish for ch in "ąćęłńóśźż"), polish  # transcribed, not translated
+
+
+def _generate(model, **inputs):
+    with torch.inference_mode():
+        return model.generate(**inputs, do_sample=False, num_beams=1)
 
 
 def test_own_loop_gives_generates_tokens_for_the_same_prompt(base, clips):
@@ -181,8 +186,7 @@ def test_server_reports_the_language_it_transcribed(base, clips):
     from liteasr.serve import formats
     from liteasr.serve.engine import Engine, Options
 
-    engine = Engine.__new__(Engine)  # the loaded model, without loading it again
-    engine.loaded, engine.name, engine.window = base, "base", None
+    engine = Engine.of(base, "base")  # the loaded model, without loading it again
     polish = [clips[1][1]]
     [plain] = engine.transcribe(polish, Options())
     [timed] = engine.transcribe(polish, Options(timestamps=True))

@@ -97,7 +97,8 @@ def test_text_equals_liteasr_transcribe(tiny, tiny_en, clips):
     with ThreadPoolExecutor(len(clips)) as pool:  # concurrent: the server batches them
         served = pool.map(ask, clips)
         # meanwhile, what `liteasr transcribe` prints: the same function on the same decoded files
-        expected = transcribe(tiny_en, [load_audio(p) for p in clips], warmup=False, progress=False).texts
+        expected = transcribe(tiny_en, [load_audio(p) for p in clips], warmup=False, progress=False,
+                              options=DecodingOptions.like_faster_whisper()).texts
         served = list(served)
     assert all(expected) and served == expected
     assert len(expected[-1].split()) > 60  # the long clip was decoded past its first 30 s
@@ -120,6 +121,10 @@ def test_every_response_format(tiny, clips):
     starts = [s.start for s in segments]
     assert starts == sorted(starts) and all(s.start < s.end <= duration + 1 for s in segments)
     assert all(s.tokens for s in segments)
+    # the search's own scores of each segment's window, as the default decoding found them
+    assert all(-1.0 < s.avg_logprob < 0 and 0 < s.compression_ratio < 2.4 and 0 <= s.no_speech_prob < 0.6
+               and s.temperature in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0) for s in segments)
+    assert {s.temperature for s in make("verbose_json", temperature=0.4).segments} == {0.4}  # one value: no fallback
 
     srt_cues = make("srt").strip().split("\n\n")
     vtt = make("vtt")
@@ -165,7 +170,7 @@ def test_api_key_is_required(small):
 
 
 @pytest.mark.parametrize("case", ["too_large", "unreadable", "empty", "bad_format", "language", "no_file",
-                                  "file_as_field"])
+                                  "file_as_field", "temperature"])
 def test_bad_requests_get_openai_errors(small, case):
     if case == "too_large":
         with pytest.raises(openai.APIStatusError) as exc:
@@ -192,6 +197,11 @@ def test_bad_requests_get_openai_errors(small, case):
         r = httpx.post(small.url + "/v1/audio/transcriptions", data={"model": "whisper-1"},
                        headers={"Authorization": f"Bearer {KEY}"})
         assert r.status_code == 400 and "file" in r.json()["error"]["message"]
+    elif case == "temperature":
+        for value in ("hot", "1.5", "-0.1"):
+            with pytest.raises(openai.BadRequestError) as exc:
+                create(small, wav(1), temperature=value)
+            assert_openai_error(exc, 400, "temperature must be a number from 0 to 1")
     elif case == "file_as_field":
         r = httpx.post(small.url + "/v1/audio/transcriptions", files={"file": wav(1), "language": ("en.txt", b"en")},
                        headers={"Authorization": f"Bearer {KEY}"})

@@ -118,3 +118,14 @@ def test_manifest_language_is_read_and_checked(tmp_path):
     (tmp_path / "manifest.jsonl").write_text(json.dumps({"audio": "a.wav", "language": 3}) + "\n")
     with pytest.raises(UserError, match="manifest.jsonl:1: \"language\" must be a language code"):
         read_dataset(tmp_path)
+
+
+def test_runaway_lengths_count_words_not_normalized_numbers():
+    from liteasr.evaluation.evaluate import RUNAWAY, length_ratios
+
+    refs = ["THREE TWO TWO SEVEN", "the cat sat", "dated (which was printed in fourteen sixty-two)", "你好世界"]
+    hyps = ["3, 2, 2, 7.", "the cat sat " * 4, "dated, which was printed in 1462.", "你好世界你好世界"]
+    english = length_ratios(refs[:3], hyps[:3], "en")
+    assert english[0] == 1.0 and english[1] == 4.0 > RUNAWAY  # digits are words; a loop is a loop
+    assert english[2] < 1  # words in parentheses count (the normalizers drop them)
+    assert length_ratios(refs[3:], hyps[3:], "zh") == [2.0]  # characters for languages without spaces

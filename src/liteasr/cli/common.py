@@ -142,6 +142,54 @@ def window_arg(p):
                         "(30: the padded window; shorter on a model not healed for it: expect loops)")
 
 
+def search_args(p, greedy: bool = False):
+    """faster-whisper's decoding options under its names. Defaults: faster-whisper's (transcribe, serve), or
+    greedy without fallback (`greedy`: eval, the Open ASR Leaderboard's convention)."""
+    g = p.add_argument_group("decoding (faster-whisper's options and names)")
+    g.add_argument("--beam-size", default=1 if greedy else 5, metavar="N",
+                   help=f"beams at temperature 0; 1 = greedy (default {1 if greedy else 5})")
+    g.add_argument("--best-of", default=5, metavar="N",
+                   help="samples per clip at a temperature above 0, the most likely kept (default 5)")
+    g.add_argument("--temperature", default="0" if greedy else "0,0.2,0.4,0.6,0.8,1.0", metavar="T[,T...]",
+                   help="temperatures tried in order while a guard trips; one value turns the fallback off "
+                        f"(default {'0' if greedy else '0,0.2,0.4,0.6,0.8,1.0'})")
+    off = "off" if greedy else None
+    g.add_argument("--compression-ratio-threshold", default=off or 2.4, metavar="R",
+                   help=f"fall back when the text's gzip compression ratio is above R: a loop (default {off or 2.4}; "
+                        "off disables)")
+    g.add_argument("--log-prob-threshold", default=off or -1.0, metavar="L",
+                   help=f"fall back when the average token log-probability is below L (default {off or -1.0}; "
+                        "off disables)")
+    g.add_argument("--no-speech-threshold", default=off or 0.6, metavar="P",
+                   help=f"a clip whose no-speech probability is above P and whose tokens are unlikely is silence "
+                        f"(default {off or 0.6}; off disables)")
+    g.add_argument("--condition-on-previous-text", action=argparse.BooleanOptionalAction, default=not greedy,
+                   help=f"long-form: each 30 s window continues the previous one's text (default {not greedy})")
+
+
+def search_options(args) -> dict:
+    """search_args' values as DecodingOptions fields; a value that is not a number is a one-line error
+    (the ranges are checked by DecodingOptions' own check)."""
+
+    def number(flag: str, value, kind=float, off: bool = False):
+        if off and str(value).lower() in ("off", "none"):
+            return None
+        try:
+            return kind(value)
+        except ValueError:
+            raise UserError(f"--{flag} must be {'a whole number' if kind is int else 'a number'}"
+                            f"{' or off' if off else ''}, got {value!r}") from None
+
+    try:
+        temperature = tuple(float(t) for t in str(args.temperature).split(","))
+    except ValueError:
+        raise UserError(f"--temperature must be numbers separated by commas, got {args.temperature!r}") from None
+    return {"beam_size": number("beam-size", args.beam_size, int), "best_of": number("best-of", args.best_of, int),
+            "temperature": temperature, "condition_on_previous_text": args.condition_on_previous_text,
+            **{name.replace("-", "_"): number(name, getattr(args, name.replace("-", "_")), off=True)
+               for name in ("compression-ratio-threshold", "log-prob-threshold", "no-speech-threshold")}}
+
+
 def window_option(value: str | None):
     """--window as DecodingOptions.window: None, 'auto' or seconds (checked: a one-line error)."""
     if value is None or value == "auto":

@@ -18,6 +18,7 @@ def register(sub) -> None:
     common.attention_arg(p)
     common.language_args(p)
     common.window_arg(p)
+    common.search_args(p, greedy=True)
     common.column_args(p)
     p.set_defaults(func=run, distributed=True)
 
@@ -35,7 +36,8 @@ def run(args) -> None:
     results = evaluate_models(args.models, sets, device=common.device(args.device), dtype=common.dtype(args.dtype),
                               batch_size=args.batch_size, latency=not args.no_latency, attention=args.attention,
                               options=language_options(args.language, args.task,
-                                                       window=common.window_option(args.window)))
+                                                       window=common.window_option(args.window),
+                                                       **common.search_options(args)))
     print_table(results)
     if args.json:
         common.write_json(args.json, results)

@@ -17,6 +17,7 @@ def register(sub) -> None:
     common.model_args(p, files=False)
     common.attention_arg(p)
     common.window_arg(p)
+    common.search_args(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="default 8000; 0 picks a free port (printed)")
     p.add_argument("--max-batch", type=common.positive(int), default=8, help="requests transcribed together (default 8)")
@@ -50,11 +51,13 @@ def run(args) -> None:
     sock = listen(args.host, args.port)
     import uvicorn
 
+    from liteasr.decoding.transcribe import DecodingOptions
     from liteasr.serve.app import create_app
     from liteasr.serve.engine import Engine
 
     engine = Engine(args.model, device=common.device(args.device), dtype=common.dtype(args.dtype),
-                    attention=args.attention, window=common.window_option(args.window))
+                    attention=args.attention, window=common.window_option(args.window),
+                    search=DecodingOptions(**common.search_options(args)))
     engine.warm_up()
     app = create_app(engine, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
                      max_upload_bytes=int(args.max_upload_mb * 2**20), api_key=args.api_key)

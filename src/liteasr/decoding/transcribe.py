@@ -1,11 +1,12 @@
-"""Greedy, batched transcription on any runtime, with liteasr's own prompt: the given or detected
-language and the task (`transcribe` unless asked), as openai/whisper and faster-whisper build it. Clips
-over 30 s are decoded long-form rather than cut off.
+"""Batched transcription on any runtime, with liteasr's own prompt: the given or detected language and
+the task (`transcribe` unless asked), as openai/whisper and faster-whisper build it; greedy by default
+(DecodingOptions), or beam search with the temperature fallback (DecodingOptions.like_faster_whisper()).
+Clips over 30 s are decoded long-form rather than cut off.
 
 A runtime (whisper.LoadedModel for PyTorch, runtime.OnnxModel, runtime.CT2Model) provides
 `generation_config`, `processor`, `features(audios)`, `encode(features)`, `detect_language(encoded)`
-(codes and probabilities) and `decode(encoded, prompt, budget)` (greedy tokens after the prompt); the
-prompt, the token budget and the language bookkeeping are built here, once for all of them.
+(codes and probabilities) and a decoder stepper or its own search (decoding/search.py); the prompt, the
+token budget, the search and the language bookkeeping are built here, once for all of them.
 """
 
 from __future__ import annotations
@@ -18,17 +19,28 @@ import torch
 from tqdm.auto import tqdm
 
 from liteasr.data.audio import SAMPLE_RATE
+from liteasr.decoding import search
 from liteasr.errors import UserError
 from liteasr.models import generation, whisper
 
 WINDOW = whisper.WINDOW_SECONDS * SAMPLE_RATE
 
 
+FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+
 @dataclass(frozen=True)
 class DecodingOptions:
-    """What to decode beyond the audio (greedy). `language`: a code or English name; None detects it
-    per clip on multilingual models (English-only models take only `en`). `task`: `transcribe` or
-    `translate` (into English; multilingual models). `prompt`: text the transcript continues from."""
+    """What to decode beyond the audio. `language`: a code or English name; None detects it per clip on
+    multilingual models (English-only models take only `en`). `task`: `transcribe` or `translate` (into
+    English; multilingual models). `prompt`: text the transcript continues from.
+
+    The search, with faster-whisper's names. The defaults are greedy without fallback (the Open ASR
+    Leaderboard's convention, and `liteasr eval`'s); `like_faster_whisper()` gives faster-whisper's
+    defaults (`liteasr transcribe` and `serve`): beam search with 5 beams, then, for a clip whose
+    transcript compresses too well (a loop) or whose tokens are too unlikely, sampling at each next
+    temperature (the best of `best_of` samples); a clip whose no-speech probability passes its threshold
+    while its tokens are unlikely is silence: an empty transcript."""
 
     language: str | None = None
     task: str = "transcribe"
@@ -38,6 +50,20 @@ class DecodingOptions:
     # (not healed for short windows, it loops on them); a number, a floor in seconds with the model's (or
     # the default) margin (30: Whisper's padded window); or a whisper.WindowPolicy.
     window: float | str | whisper.WindowPolicy | None = None
+    beam_size: int = 1
+    best_of: int = 5  # samples per clip at a temperature above 0
+    temperature: tuple[float, ...] = (0.0,)  # tried in order while a guard trips
+    compression_ratio_threshold: float | None = None  # gzip ratio of the text above which to fall back
+    log_prob_threshold: float | None = None  # average log-probability below which to fall back
+    no_speech_threshold: float | None = None  # <|nospeech|> probability above which unlikely text is silence
+    condition_on_previous_text: bool = False  # long-form: each 30 s window continues the previous one's text
+    seed: int = 0  # for sampling: the same options give the same text
+
+    @classmethod
+    def like_faster_whisper(cls, **changes) -> "DecodingOptions":
+        defaults = dict(beam_size=5, best_of=5, temperature=FALLBACK_TEMPERATURES, compression_ratio_threshold=2.4,
+                        log_prob_threshold=-1.0, no_speech_threshold=0.6, condition_on_previous_text=True)
+        return cls(**{**defaults, **changes})
 
 
 @dataclass
@@ -48,6 +74,10 @@ class Transcription:
     # The language the model hears and its probability (multilingual models; None for English-only ones).
     # Computed even when the language is given, so that evaluation can report language-ID errors.
     detected: list[tuple[str, float] | None]
+    # Per clip up to 30 s, the hypothesis kept (tokens, avg_logprob, compression_ratio, no_speech_prob,
+    # temperature) and how many temperatures it took; None for long-form clips.
+    hypotheses: list[search.Hypothesis | None] | None = None
+    attempts: list[int] | None = None
 
 
 def check_options(loaded, options: DecodingOptions | None) -> DecodingOptions:
@@ -55,7 +85,26 @@ def check_options(loaded, options: DecodingOptions | None) -> DecodingOptions:
     UserError names what is wrong."""
     options = options or DecodingOptions()
     code = generation.check_language_task(loaded.generation_config, loaded.name, options.language, options.task)
-    return replace(options, language=code, task=options.task or "transcribe", window=window_policy(loaded, options.window))
+    check_search(options)
+    return replace(options, language=code, task=options.task or "transcribe", window=window_policy(loaded, options.window),
+                   temperature=tuple(float(t) for t in options.temperature))
+
+
+def check_search(options: DecodingOptions) -> None:
+    """UserError, in the words of the command-line options, for search settings that cannot work."""
+    if not isinstance(options.beam_size, int) or options.beam_size < 1:
+        raise UserError(f"beam size must be a whole number of at least 1, got {options.beam_size!r}")
+    if not isinstance(options.best_of, int) or options.best_of < 1:
+        raise UserError(f"best-of must be a whole number of at least 1, got {options.best_of!r}")
+    temps = options.temperature
+    if not temps or any(not isinstance(t, (int, float)) or not 0 <= t <= 2 for t in temps):
+        raise UserError(f"temperature must be one or more numbers from 0 to 2, got {temps!r}")
+    if options.compression_ratio_threshold is not None and options.compression_ratio_threshold <= 0:
+        raise UserError(f"compression ratio threshold must be above 0, got {options.compression_ratio_threshold}")
+    if options.log_prob_threshold is not None and options.log_prob_threshold > 0:
+        raise UserError(f"log-prob threshold must be at most 0, got {options.log_prob_threshold}")
+    if options.no_speech_threshold is not None and not 0 <= options.no_speech_threshold <= 1:
+        raise UserError(f"no-speech threshold must be from 0 to 1, got {options.no_speech_threshold}")
 
 
 def window_policy(loaded, window) -> whisper.WindowPolicy:
@@ -92,64 +141,150 @@ def _previous(loaded, options: DecodingOptions) -> list[int]:
 
 @dataclass
 class Decoded:
-    ids: list[list[int]]  # greedy tokens after the prompt
+    ids: list[list[int]]  # tokens after the prompt, without end-of-text
     languages: list[str]
     detected: list[tuple[str, float] | None]
+    hypotheses: list[search.Hypothesis | None]
+    attempts: list[int]  # temperatures tried per clip
 
 
 def decode_windows(loaded, audios: list[np.ndarray], options: DecodingOptions,
-                   languages: list[str | None] | None = None, one_language: bool = False) -> Decoded:
-    """Greedy tokens for clips of at most 30 s, one batch. A clip's language: `languages[i]`, else
-    `options.language`, else the detected one (`one_language`: the first clip's, for the windows of one
-    long clip, as openai/whisper decides the language once per file, in 30 s windows). Under a short-window
-    policy the clips are grouped by window length (bucketed): each clip decodes as it would alone."""
+                   languages: list[str | None] | None = None) -> Decoded:
+    """Tokens for clips of at most 30 s, one batch, searched as `options` say. A clip's language:
+    `languages[i]`, else `options.language`, else the detected one. Under a short-window policy the clips
+    are grouped by window length (bucketed): each clip decodes as it would alone."""
     policy = options.window if isinstance(options.window, whisper.WindowPolicy) else whisper.PADDED
-    if one_language or policy.padded:
-        return _decode_group(loaded, audios, options, languages, one_language, None)
+    if policy.padded:
+        return _decode_group(loaded, audios, options, languages, None)
     given = languages or [None] * len(audios)
     buckets: dict[int, list[int]] = {}
     for i, audio in enumerate(audios):
         buckets.setdefault(policy.frames(len(audio)), []).append(i)
-    out = Decoded([[]] * len(audios), [""] * len(audios), [None] * len(audios))
+    n = len(audios)
+    out = Decoded([[]] * n, [""] * n, [None] * n, [None] * n, [0] * n)
     for frames, idx in sorted(buckets.items()):
-        part = _decode_group(loaded, [audios[i] for i in idx], options, [given[i] for i in idx], False, frames)
+        part = _decode_group(loaded, [audios[i] for i in idx], options, [given[i] for i in idx], frames)
         for k, i in enumerate(idx):
             out.ids[i], out.languages[i], out.detected[i] = part.ids[k], part.languages[k], part.detected[k]
+            out.hypotheses[i], out.attempts[i] = part.hypotheses[k], part.attempts[k]
     return out
 
 
 def _decode_group(loaded, audios: list[np.ndarray], options: DecodingOptions, languages: list[str | None] | None,
-                  one_language: bool, frames: int | None) -> Decoded:
+                  frames: int | None) -> Decoded:
     config = loaded.generation_config
     encoded = loaded.encode(loaded.features(audios) if frames is None else loaded.features(audios, frames))
     detected: list = [None] * len(audios)
     if generation.is_multilingual(config):
         codes, probs = loaded.detect_language(encoded)
         detected = list(zip(codes, probs))
-        if one_language:
-            detected = [detected[0]] * len(audios)
     given = languages or [None] * len(audios)
     used = [g or options.language or (d[0] if d else "en") for g, d in zip(given, detected)]
     previous = _previous(loaded, options)
     prompt = generation.build_prompt(config, used, options.task, previous)
     budget = generation.token_budget(max(len(a) for a in audios), config.max_length, len(previous))
-    return Decoded(loaded.decode(encoded, prompt, budget), used, detected)
+    hypotheses, attempts = decode_with_fallback(loaded, encoded, prompt, len(previous), budget, options)
+    silent = [is_silence(h, options) for h in hypotheses]
+    return Decoded([[] if q else h.tokens for h, q in zip(hypotheses, silent)], used, detected, hypotheses, attempts)
 
 
-def _generate(model, **inputs) -> torch.Tensor:
-    with torch.inference_mode():
-        return model.generate(**inputs, do_sample=False, num_beams=1)
+def search_tokens(loaded, timestamps: bool = False) -> search.Tokens:
+    config, tokenizer = loaded.generation_config, loaded.processor.tokenizer
+    return search.Tokens(_eot(loaded), tuple(config.suppress_tokens or ()), tuple(config.begin_suppress_tokens or ()),
+                         generation.no_speech_id(tokenizer),
+                         config.no_timestamps_token_id + 1 if timestamps else None, config.no_timestamps_token_id)
 
 
-def _generate_options(loaded: whisper.LoadedModel, options: DecodingOptions, language: str) -> dict:
-    """generate() keyword arguments for one clip decoded in `language` (PyTorch long-form and timestamps)."""
-    kwargs: dict = {}
-    if generation.is_multilingual(loaded.generation_config):
-        kwargs.update(language=language, task=options.task)
-    previous = _previous(loaded, options)
-    if previous:
-        kwargs["prompt_ids"] = torch.tensor(previous, device=next(loaded.model.parameters()).device)
-    return kwargs
+def _eot(loaded) -> int:
+    eos = loaded.generation_config.eos_token_id
+    return eos[0] if isinstance(eos, list) else eos
+
+
+def _text(loaded, ids: list[int]) -> str:
+    """The text of tokens, timestamps and other special tokens left out (they come after end-of-text)."""
+    eot = _eot(loaded)
+    return loaded.processor.decode([t for t in ids if t < eot])
+
+
+def _take(x, rows: list[int]):
+    """Rows of encoder states of any runtime (torch, numpy, a CTranslate2 StorageView on the CPU)."""
+    if isinstance(x, torch.Tensor):
+        return x[torch.as_tensor(rows, device=x.device)]
+    return np.asarray(x)[rows]
+
+
+def _search_once(loaded, encoded, prompt: torch.Tensor, sot_index: int, budget: int, options: DecodingOptions,
+                 temperature: float, generators: list[torch.Generator], timestamps: bool) -> list[search.Hypothesis]:
+    """Each clip's best hypothesis at one temperature: beam search at 0 (or greedy with one beam), else
+    the best of `best_of` samples."""
+    if hasattr(loaded, "search"):  # a runtime with its own search (CTranslate2)
+        found = loaded.search(encoded, prompt, budget, options.beam_size, options.best_of, temperature, options.seed)
+        return [search.best([search.Hypothesis(list(ids), total, no_speech, temperature)
+                             for ids, total, no_speech in hyps]) for hyps in found]
+    stepper = loaded.start_decoder(encoded, prompt, sot_index)
+    tokens = search_tokens(loaded, timestamps)
+    if temperature == 0 and options.beam_size > 1:
+        found = search.beam_search(stepper, tokens, budget, options.beam_size)
+    else:
+        candidates = options.best_of if temperature > 0 else 1
+        if candidates > 1:
+            stepper.select(torch.arange(len(prompt)).repeat_interleave(candidates))
+        found = search.sample(stepper, tokens, budget, candidates, temperature, generators)
+    return [search.best(h) for h in found]
+
+
+def needs_fallback(h: search.Hypothesis, options: DecodingOptions) -> bool:
+    """openai/whisper's guards: a loop (the text compresses too well) or unlikely tokens, unless silence."""
+    fail = False
+    if options.compression_ratio_threshold is not None and h.compression_ratio > options.compression_ratio_threshold:
+        fail = True
+    if options.log_prob_threshold is not None and h.avg_logprob < options.log_prob_threshold:
+        fail = True
+    if (options.no_speech_threshold is not None and h.no_speech_prob > options.no_speech_threshold
+            and options.log_prob_threshold is not None and h.avg_logprob < options.log_prob_threshold):
+        fail = False  # silence: no temperature will find words in it
+    return fail
+
+
+def is_silence(h: search.Hypothesis, options: DecodingOptions) -> bool:
+    """faster-whisper's skip: a likely no-speech window whose tokens are not confidently likely."""
+    if options.no_speech_threshold is None or h.no_speech_prob <= options.no_speech_threshold:
+        return False
+    return options.log_prob_threshold is None or h.avg_logprob <= options.log_prob_threshold
+
+
+def decode_with_fallback(loaded, encoded, prompt: torch.Tensor, sot_index: int, budget: int,
+                         options: DecodingOptions, timestamps: bool = False) -> tuple[list[search.Hypothesis], list[int]]:
+    """Each clip's hypothesis and the number of temperatures it took. Clips whose guard trips are decoded
+    again, together, at the next temperature; the others are done (a clip that falls back does not hold
+    them). When every temperature trips, faster-whisper's choice: the most likely (per token) of the
+    attempts that do not loop, else of all."""
+    n = len(prompt)
+    generators = [torch.Generator().manual_seed(options.seed) for _ in range(n)]  # per clip: batch-independent
+    chosen: list[search.Hypothesis | None] = [None] * n
+    tried: list[list[search.Hypothesis]] = [[] for _ in range(n)]
+    pending = list(range(n))
+    for temperature in options.temperature:
+        if not pending:
+            break
+        subset = pending if len(pending) < n else None
+        hyps = _search_once(loaded, encoded if subset is None else _take(encoded, subset),
+                            prompt if subset is None else prompt[subset], sot_index, budget, options, temperature,
+                            [generators[i] for i in pending], timestamps)
+        still = []
+        for i, h in zip(pending, hyps):
+            h.compression_ratio = search.compression_ratio(_text(loaded, h.tokens))
+            tried[i].append(h)
+            if needs_fallback(h, options):
+                still.append(i)
+            else:
+                chosen[i] = h
+        pending = still
+    threshold = options.compression_ratio_threshold
+    for i in pending:
+        calm = [h for h in tried[i] if threshold is None or h.compression_ratio <= threshold]
+        chosen[i] = max(calm or tried[i], key=lambda h: h.avg_logprob)
+    return chosen, [len(t) for t in tried]
 
 
 def _clip_language(loaded, audio: np.ndarray, options: DecodingOptions,
@@ -165,57 +300,97 @@ def _clip_language(loaded, audio: np.ndarray, options: DecodingOptions,
     return language or options.language or (detected[0] if detected else "en"), detected
 
 
-def _inputs(loaded: whisper.LoadedModel, audio: np.ndarray) -> dict:
-    """generate() inputs for one clip: one padded window, or all of a long clip (long-form)."""
-    param = next(loaded.model.parameters())
-    if len(audio) <= WINDOW:
-        return {"input_features": loaded.features([audio])}
-    inputs = loaded.processor.feature_extractor(audio, sampling_rate=SAMPLE_RATE, truncation=False, padding="longest",
-                                                return_attention_mask=True, return_tensors="pt")
-    return {"input_features": inputs.input_features.to(param.device, param.dtype),
-            "attention_mask": inputs.attention_mask.to(param.device)}
-
-
-def _long_one(loaded, audio: np.ndarray, options: DecodingOptions, language: str | None) -> tuple[str, Decoded]:
-    """A clip over 30 s. PyTorch: generate's long-form decoding (timestamps find the cut points); other
-    runtimes: consecutive 30 s windows decoded as one batch and joined."""
-    if not isinstance(loaded, whisper.LoadedModel):
-        windows = [audio[i : i + WINDOW] for i in range(0, len(audio), WINDOW)]
-        out = decode_windows(loaded, windows, options, [language] * len(windows), one_language=True)
-        text = " ".join(t.strip() for t in loaded.processor.batch_decode(out.ids, skip_special_tokens=True))
-        return text, Decoded([], out.languages[:1], out.detected[:1])
-    used, detected = _clip_language(loaded, audio, options, language)
-    ids = _generate(loaded.model, **_inputs(loaded, audio), return_timestamps=True,
-                    **_generate_options(loaded, options, used))
-    return loaded.processor.batch_decode(ids, skip_special_tokens=True)[0], Decoded([], [used], [detected])
-
-
 @dataclass
 class Segment:
+    """A stretch of speech between two timestamps, with the search's scores for its 30 s window (as
+    openai/whisper reports them: every segment of a window shares them)."""
+
     start: float  # seconds from the start of the clip
     end: float
     text: str
     tokens: list[int]
+    avg_logprob: float = 0.0
+    compression_ratio: float = 0.0
+    no_speech_prob: float = 0.0
+    temperature: float = 0.0
 
 
-def transcribe_segments(loaded: whisper.LoadedModel, audio: np.ndarray, options: DecodingOptions | None = None
+FRAME_SECONDS = whisper.MEL_HOP / SAMPLE_RATE  # one mel frame, 10 ms
+TIMESTAMP_SECONDS = 0.02  # one timestamp token step (two mel frames)
+
+
+def _split(loaded, tokens: list[int], offset: float, window_s: float, hyp: search.Hypothesis
+           ) -> tuple[list[Segment], float]:
+    """openai/whisper's reading of one window's tokens: segments between consecutive timestamp pairs, and
+    how far (seconds) the window's finished segments reach: the next window starts there."""
+    begin = loaded.generation_config.no_timestamps_token_id + 1
+    is_stamp = [t >= begin for t in tokens]
+    scores = dict(avg_logprob=hyp.avg_logprob, compression_ratio=hyp.compression_ratio,
+                  no_speech_prob=hyp.no_speech_prob, temperature=hyp.temperature)
+    pairs = [i + 1 for i in range(len(tokens) - 1) if is_stamp[i] and is_stamp[i + 1]]
+    single_ending = is_stamp[-2:] == [False, True]
+    segments = []
+    if pairs:
+        cuts = pairs + ([len(tokens)] if single_ending else [])
+        last = 0
+        for cut in cuts:
+            part = tokens[last:cut]
+            start, end = (part[0] - begin) * TIMESTAMP_SECONDS, (part[-1] - begin) * TIMESTAMP_SECONDS
+            segments.append(Segment(offset + start, offset + end, _text(loaded, part).strip(), part, **scores))
+            last = cut
+        advance = window_s if single_ending else (tokens[last - 1] - begin) * TIMESTAMP_SECONDS
+    else:
+        stamps = [t for t in tokens if t >= begin]
+        end = (stamps[-1] - begin) * TIMESTAMP_SECONDS if stamps and stamps[-1] != begin else window_s
+        segments.append(Segment(offset, offset + end, _text(loaded, tokens).strip(), tokens, **scores))
+        advance = window_s
+    return [g for g in segments if g.text], advance
+
+
+def _seek(loaded, audio: np.ndarray, options: DecodingOptions, language: str) -> tuple[str, list[Segment]]:
+    """openai/whisper's long-form transcription on any runtime: 30 s windows decoded with timestamps, each
+    starting where the previous one's last finished segment ended, each prompted with the text so far
+    (`condition_on_previous_text`; not after text sampled above temperature 0.5), each with the fallback
+    and its guards; a window judged silence is skipped."""
+    config = loaded.generation_config
+    eot = _eot(loaded)
+    max_prompt = (getattr(loaded, "config", None) or loaded.model.config).max_target_positions // 2 - 1
+    start_of_prev = loaded.processor.tokenizer.convert_tokens_to_ids("<|startofprev|>")
+    initial = _previous(loaded, options)[1:]  # the user's prompt, without <|startofprev|>
+    said: list[int] = []  # tokens of the windows so far that later windows continue from
+    segments: list[Segment] = []
+    total_s = len(audio) / SAMPLE_RATE
+    position = 0.0
+    while position < total_s - FRAME_SECONDS:
+        chunk = audio[round(position * SAMPLE_RATE) : round(position * SAMPLE_RATE) + WINDOW]
+        window_s = len(chunk) / SAMPLE_RATE
+        encoded = loaded.encode(loaded.features([chunk]))
+        context = (initial + said)[-max_prompt:]
+        previous = [start_of_prev, *context] if context else []
+        prompt = generation.build_prompt(config, [language], options.task, previous, timestamps=True)
+        budget = generation.token_budget(len(chunk), config.max_length, len(previous))
+        [hyp], _ = decode_with_fallback(loaded, encoded, prompt, len(previous), budget, options, timestamps=True)
+        if is_silence(hyp, options) or not hyp.tokens:
+            position += window_s
+            continue
+        found, advance = _split(loaded, hyp.tokens, position, window_s, hyp)
+        segments += found
+        position += max(advance, TIMESTAMP_SECONDS)  # always forward
+        if options.condition_on_previous_text and hyp.temperature <= 0.5:
+            said += [t for t in hyp.tokens if t != eot]
+        else:
+            said = []
+    text = "".join(_text(loaded, g.tokens) for g in segments).strip()
+    return text, segments
+
+
+def transcribe_segments(loaded, audio: np.ndarray, options: DecodingOptions | None = None
                         ) -> tuple[str, list[Segment], str, tuple[str, float] | None]:
-    """One clip, greedy, with Whisper's timestamps (PyTorch): the text, its segments, the language it
-    was decoded in and the detected language with its probability."""
+    """One clip with Whisper's timestamps (any runtime; 30 s windows): the text, its segments with their
+    scores, the language it was decoded in and the detected language with its probability."""
     options = check_options(loaded, options)
     used, detected = _clip_language(loaded, audio, options, None)
-    out = _generate(loaded.model, **_inputs(loaded, audio), return_timestamps=True, return_segments=True,
-                    max_new_tokens=generation.token_budget(len(audio), loaded.generation_config.max_length,
-                                                len(_previous(loaded, options))),
-                    **_generate_options(loaded, options, used))
-    first_special = loaded.processor.tokenizer.eos_token_id  # text tokens come before it in Whisper's vocabulary
-    segments = []
-    for s in out["segments"][0]:
-        tokens = [t for t in s["tokens"].tolist() if t < first_special]
-        text = loaded.processor.decode(tokens).strip()
-        if text:
-            segments.append(Segment(float(s["start"]), float(s["end"]), text, tokens))
-    text = loaded.processor.batch_decode(out["sequences"], skip_special_tokens=True)[0].strip()
+    text, segments = _seek(loaded, audio, options, used)
     return text, segments, used, detected
 
 
@@ -236,6 +411,8 @@ def transcribe(loaded, audios: list[np.ndarray], batch_size: int = 8, progress: 
     texts: list[str] = [""] * len(audios)
     used: list[str] = ["en"] * len(audios)
     detected: list = [None] * len(audios)
+    hypotheses: list = [None] * len(audios)
+    attempts: list = [0] * len(audios)
     elapsed = 0.0
     with tqdm(total=len(audios), desc="transcribing", unit="clip", disable=not progress) as bar:
         for start in range(0, len(short), batch_size):
@@ -246,19 +423,24 @@ def transcribe(loaded, audios: list[np.ndarray], batch_size: int = 8, progress: 
             elapsed += time.perf_counter() - t0
             for k, i in enumerate(idx):
                 texts[i], used[i], detected[i] = batch_texts[k].strip(), out.languages[k], out.detected[k]
+                hypotheses[i], attempts[i] = out.hypotheses[k], out.attempts[k]
             bar.update(len(idx))
         for i in long:
             t0 = time.perf_counter()
-            text, out = _long_one(loaded, audios[i], options, languages[i])
+            used[i], detected[i] = _clip_language(loaded, audios[i], options, languages[i])
+            texts[i], _ = _seek(loaded, audios[i], options, used[i])
             elapsed += time.perf_counter() - t0
-            texts[i], used[i], detected[i] = text.strip(), out.languages[0], out.detected[0]
             bar.update(1)
-    return Transcription(texts, elapsed, used, detected)
+    return Transcription(texts, elapsed, used, detected, hypotheses, attempts)
 
 
 def language_options(language: str | None, task: str | None, prompt: str | None = None,
-                     window: float | str | None = None) -> DecodingOptions:
-    """DecodingOptions from command-line or form values (None: the default)."""
+                     window: float | str | None = None, **search_options) -> DecodingOptions:
+    """DecodingOptions from command-line or form values (None: the default; `search_options`: DecodingOptions'
+    search fields)."""
     if task is not None and task not in generation.TASKS:
         raise UserError(f"task must be one of {', '.join(generation.TASKS)}, got {task!r}")
-    return DecodingOptions(language=language or None, task=task or "transcribe", prompt=prompt or None, window=window)
+    options = DecodingOptions(language=language or None, task=task or "transcribe", prompt=prompt or None,
+                              window=window, **search_options)
+    check_search(options)
+    return options

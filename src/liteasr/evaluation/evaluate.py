@@ -157,6 +157,9 @@ class DatasetResult:
     # transcript against its reference, in scoring units, and how many exceed RUNAWAY times theirs.
     longest_ratio: float = 0.0
     runaways: int = 0
+    # Temperature fallback (DecodingOptions.temperature with more than one value): clips decoded again
+    # because a guard tripped (a loop or unlikely tokens).
+    fallbacks: int = 0
     transcripts: list[dict] = field(default_factory=list)
 
     def summary(self) -> dict:
@@ -168,10 +171,18 @@ class DatasetResult:
 RUNAWAY = 3.0  # a transcript over 3x its reference's length (in words, or characters for CER) ran away
 
 
+def _length(text: str, language: str | None) -> int:
+    """Words with a letter or digit (characters, for CER languages) of the text as written: Whisper's
+    normalizers would drop parenthesized words of a reference and join spelled digits ("three two two
+    seven" -> "3227"), counting correct transcripts as several times their reference."""
+    if metric(language) == "cer":
+        return sum(ch.isalnum() for ch in text)
+    return sum(any(ch.isalnum() for ch in word) for word in text.split())
+
+
 def length_ratios(references: list[str], hypotheses: list[str], language: str | None) -> list[float]:
-    """Each transcript's length over its reference's, in scoring units (normalized words or characters)."""
-    return [len(_units(h, language).split()) / max(len(_units(r, language).split()), 1)
-            for r, h in zip(references, hypotheses, strict=True)]
+    """Each transcript's length over its reference's, in words (characters for CER languages)."""
+    return [_length(h, language) / max(_length(r, language), 1) for r, h in zip(references, hypotheses, strict=True)]
 
 
 def dataset_language(dataset: Dataset, options: DecodingOptions | None = None) -> str | None:
@@ -210,7 +221,7 @@ def evaluate_dataset(loaded, dataset: Dataset, batch_size: int = 8, progress: bo
     force = force_language or bool(options is not None and options.language)
     forced = [language if force else None] * len(clips)
     decoding = replace(options or DecodingOptions(), language=None)
-    texts, detected, samples, elapsed = {}, {}, 0, 0.0
+    texts, detected, attempts, samples, elapsed = {}, {}, {}, 0, 0.0
     mine = [b for k, b in enumerate(blocks(range(len(clips)), batch_size)) if k % group.world == group.rank]
     with tqdm(total=sum(map(len, mine)), desc=f"transcribing {dataset.name}", unit="clip",
               disable=not (progress and group.is_main)) as bar:
@@ -220,10 +231,12 @@ def evaluate_dataset(loaded, dataset: Dataset, batch_size: int = 8, progress: bo
                                 options=decoding, languages=[forced[i] for i in batch])
             texts.update(zip(batch, result.texts))
             detected.update(zip(batch, result.detected))
+            attempts.update(zip(batch, result.attempts or [1] * len(batch)))
             samples += sum(len(a) for a in audios)
             elapsed += result.seconds
             bar.update(len(batch))
     texts, detected = gather_by_index(group, texts), gather_by_index(group, detected)
+    attempts = gather_by_index(group, attempts)
     parts = group.all_gather_object((samples, elapsed))
     hypotheses = [texts[i] for i in range(len(clips))]
     references = [c.text for c in clips]
@@ -239,7 +252,7 @@ def evaluate_dataset(loaded, dataset: Dataset, batch_size: int = 8, progress: bo
                          language, metric(language), bool(language) and force,
                          sum(d[0] != language for d in checked) if checked else None,
                          len(checked) if checked else None, max(ratios, default=0.0),
-                         sum(r > RUNAWAY for r in ratios),
+                         sum(r > RUNAWAY for r in ratios), sum(attempts[i] > 1 for i in range(len(clips))),
                          [{"audio": str(c.path), "reference": c.text, "hypothesis": h, "errors": e, "words": w,
                            **({"detected_language": d[0], "language_probability": round(d[1], 4)} if d else {})}
                           for c, h, (e, w), d in zip(clips, hypotheses, per_utterance, lid)])

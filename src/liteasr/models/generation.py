@@ -67,10 +67,10 @@ def check_language_task(config, name: str, language: str | None, task: str | Non
 
 
 def build_prompt(config, languages: list[str | None], task: str = "transcribe",
-                 previous: list[int] | tuple = ()) -> torch.Tensor:
-    """The decoder prompt, one row per clip, as openai/whisper and faster-whisper build it without
-    timestamps: [previous text tokens (starting with <|startofprev|>)], <|startoftranscript|>, then for
-    multilingual models the clip's language and the task, then <|notimestamps|>. `languages`: codes
+                 previous: list[int] | tuple = (), timestamps: bool = False) -> torch.Tensor:
+    """The decoder prompt, one row per clip, as openai/whisper and faster-whisper build it: [previous text
+    tokens (starting with <|startofprev|>)], <|startoftranscript|>, then for multilingual models the clip's
+    language and the task, then <|notimestamps|> unless decoding with `timestamps`. `languages`: codes
     (ignored for English-only models)."""
     rows = []
     for code in languages:
@@ -79,7 +79,7 @@ def build_prompt(config, languages: list[str | None], task: str = "transcribe",
             if code is None:
                 raise ValueError("a multilingual prompt needs each clip's language")
             row += [language_tokens(config)[code], config.task_to_id[task or "transcribe"]]
-        rows.append(row + [config.no_timestamps_token_id])
+        rows.append(row if timestamps else row + [config.no_timestamps_token_id])
     return torch.tensor(rows, dtype=torch.long)
 
 
@@ -173,6 +173,56 @@ def greedy_ids(model: nn.Module, encoded: torch.Tensor, prompt: torch.Tensor, bu
             encoded = encoded[: len(keep)]
         inputs = token[:, None]
     return tokens[:, :length]
+
+
+class TorchDecoder:
+    """The decoder of a PyTorch model as a stepper for decoding/search.py: `logits` (next-token logits of
+    each row), `sot_logits` (at <|startoftranscript|>, for the no-speech probability), `select(rows)` keeps
+    or repeats rows of the key/value cache, `feed(tokens)` advances every row by one token."""
+
+    @torch.inference_mode()
+    def __init__(self, model: nn.Module, encoded: torch.Tensor, prompt: torch.Tensor, sot_index: int):
+        from transformers.cache_utils import DynamicCache, EncoderDecoderCache
+
+        self.model, self.encoded = model, encoded
+        self.cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
+        hidden = model.model.decoder(input_ids=prompt.to(encoded.device), encoder_hidden_states=encoded,
+                                     cache=self.cache, use_cache=True).last_hidden_state
+        self.logits = vocabulary_logits(model, hidden[:, -1])
+        self.sot_logits = vocabulary_logits(model, hidden[:, sot_index])
+        self.source = torch.arange(len(prompt), device=self.logits.device)  # the clip (prompt row) of each row
+
+    def select(self, rows: torch.Tensor) -> None:
+        rows = rows.to(self.logits.device)
+        if len(rows) == len(self.logits) and bool((rows == torch.arange(len(rows), device=rows.device)).all()):
+            return
+        self.cache.self_attention_cache.reorder_cache(rows)
+        # Cross-attention keys and values depend only on the clip: in beam search the rows of a clip are
+        # reordered among themselves at every step, and copying [rows, heads, frames, dim] each time
+        # would cost more than the step.
+        source = self.source[rows]
+        if not torch.equal(source, self.source):
+            self.cache.cross_attention_cache.reorder_cache(rows)
+            self.source = source
+        self.logits, self.sot_logits = self.logits[rows], self.sot_logits[rows]
+
+    @torch.inference_mode()
+    def feed(self, tokens: torch.Tensor) -> None:
+        # The decoder reads cross-attention keys and values from the cache after the prompt; the encoder
+        # states only have to be there with the right batch size: a broadcast view, not a copy.
+        encoded = self.encoded[:1].expand(len(tokens), -1, -1)
+        hidden = self.model.model.decoder(input_ids=tokens.to(self.encoded.device)[:, None], encoder_hidden_states=encoded,
+                                          cache=self.cache, use_cache=True).last_hidden_state[:, -1]
+        self.logits = vocabulary_logits(self.model, hidden)
+
+
+def no_speech_id(tokenizer) -> int | None:
+    """<|nospeech|> (<|nocaptions|> in the first Whisper vocabularies), as openai/whisper finds it."""
+    for token in ("<|nospeech|>", "<|nocaptions|>"):
+        found = tokenizer.convert_tokens_to_ids(token)
+        if isinstance(found, int) and found != tokenizer.unk_token_id:
+            return found
+    return None
 
 
 def teacher_transcripts(loaded, feats: torch.Tensor, languages: list[str | None] | None = None,

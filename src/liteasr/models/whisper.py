@@ -128,9 +128,9 @@ class LoadedModel:
     def detect_language(self, encoded: torch.Tensor) -> tuple[list[str], list[float]]:
         return generation.detect_language(self.model, encoded)
 
-    def decode(self, encoded: torch.Tensor, prompt: torch.Tensor, budget: int) -> list[list[int]]:
-        """Greedy tokens after `prompt` (end-of-text padding included)."""
-        return generation.greedy_ids(self.model, encoded, prompt.to(encoded.device), budget).tolist()
+    def start_decoder(self, encoded: torch.Tensor, prompt: torch.Tensor, sot_index: int) -> generation.TorchDecoder:
+        """The decoder as a stepper for decoding/search.py, after `prompt`."""
+        return generation.TorchDecoder(self.model, encoded, prompt, sot_index)
 
 
 ATTENTION_CHOICES = ("auto", "reduced", "standard")

@@ -69,9 +69,24 @@ class CT2Model:
         found = self.model.detect_language(encoded)  # per window: (token, probability), most likely first
         return [langs[0][0][2:-2] for langs in found], [float(langs[0][1]) for langs in found]
 
-    def decode(self, encoded, prompt, budget: int) -> list[list[int]]:
+    def search(self, encoded, prompt, budget: int, beam_size: int, best_of: int, temperature: float, seed: int = 0
+               ) -> list[list[tuple[list[int], float, float]]]:
+        """CTranslate2's own search, as faster-whisper calls it: beam search at temperature 0, else `best_of`
+        samples. Per clip, hypotheses best first: (tokens, sum of log-probabilities, no-speech probability)."""
+        import ctranslate2
+
         prompt = [list(map(int, row)) for row in (prompt.tolist() if hasattr(prompt, "tolist") else prompt)]
+        if isinstance(encoded, np.ndarray):  # rows taken out of a batch for the temperature fallback
+            encoded = ctranslate2.StorageView.from_array(np.ascontiguousarray(encoded, np.float32))
         config = self.generation_config
-        results = self.model.generate(encoded, prompt, beam_size=1, max_length=len(prompt[0]) + budget,
-                                      suppress_blank=True, suppress_tokens=list(config.suppress_tokens or []))
-        return [r.sequences_ids[0] for r in results]
+        if temperature > 0:
+            ctranslate2.set_random_seed(seed)
+            kwargs = dict(beam_size=1, num_hypotheses=best_of, sampling_topk=0, sampling_temperature=temperature)
+        else:
+            kwargs = dict(beam_size=beam_size)
+        results = self.model.generate(encoded, prompt, max_length=len(prompt[0]) + budget, return_scores=True,
+                                      return_no_speech_prob=True, length_penalty=1, suppress_blank=True,
+                                      suppress_tokens=list(config.suppress_tokens or []), **kwargs)
+        # scores are normalized by length (length_penalty 1); faster-whisper multiplies the length back
+        return [[(ids, score * len(ids), r.no_speech_prob) for ids, score in zip(r.sequences_ids, r.scores)]
+                for r in results]

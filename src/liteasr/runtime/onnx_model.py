@@ -1,6 +1,6 @@
-"""An exported directory run by ONNX Runtime: encoder, language detection and our batched greedy loop
-over the decoder graphs with their key/value cache; decoding/transcribe.py builds the prompt and the token budget,
-as for every runtime."""
+"""An exported directory run by ONNX Runtime: encoder, language detection and the decoder graphs with their
+key/value cache as a stepper; decoding/ builds the prompt and the token budget and runs the search, as for every
+runtime."""
 
 from __future__ import annotations
 
@@ -109,32 +109,62 @@ class OnnxModel:
         logits = self.decoder.run(["logits"], {"input_ids": start, "encoder_hidden_states": encoded})[0][:, -1]
         return generation.language_probs_from_logits(config, logits)
 
-    def decode(self, encoded: np.ndarray, prompt, budget: int) -> list[list[int]]:
-        """Greedy tokens after `prompt` ([batch, length] ids, transcribe.decode_windows builds it), at most
-        `budget` of them, with the same token suppression as the PyTorch loop."""
-        config = self.generation_config
-        ids = np.asarray(prompt, dtype=np.int64)
-        eot = config.eos_token_id
-        suppress = np.array(config.suppress_tokens or [], dtype=np.int64)
-        begin = np.array(config.begin_suppress_tokens or [], dtype=np.int64)
-        out = self.decoder.run(None, {"input_ids": ids, "encoder_hidden_states": encoded})
-        cross = {i: out[1 + 4 * i + 2 : 1 + 4 * i + 4] for i in range(self.config.decoder_layers)}
-        cache = {i: out[1 + 4 * i : 1 + 4 * i + 2] for i in range(self.config.decoder_layers)}
-        logits = out[0][:, -1]
-        tokens, done = [], np.zeros(len(ids), dtype=bool)
-        for step in range(budget):
-            logits[:, suppress] = -np.inf
-            if step == 0:
-                logits[:, begin] = -np.inf
-            token = np.where(done, eot, logits.argmax(-1))
-            tokens.append(token)
-            done |= token == eot
-            if done.all() or step == budget - 1:
-                break
-            feed = {"input_ids": token[:, None].astype(np.int64)}
-            for i in range(self.config.decoder_layers):
-                feed.update(zip(self.past_names[4 * i : 4 * i + 4], (*cache[i], *cross[i])))
-            out = self.decoder_with_past.run(None, feed)
-            logits = out[0][:, -1]
-            cache = {i: out[1 + 2 * i : 3 + 2 * i] for i in range(self.config.decoder_layers)}
-        return np.stack(tokens, 1).tolist() if tokens else [[] for _ in ids]
+    def start_decoder(self, encoded: np.ndarray, prompt, sot_index: int) -> "OnnxDecoder":
+        """The decoder as a stepper for decoding/search.py, after `prompt` ([batch, length] ids)."""
+        return OnnxDecoder(self, encoded, np.asarray(prompt, dtype=np.int64), sot_index)
+
+
+class OnnxDecoder:
+    """The exported decoder graphs with their key/value cache as a stepper (see decoding/search.py).
+
+    Cross-attention caches ([rows, heads, frames, dim] per layer, the bulk of the memory) depend only on
+    the clip, so they stay in place: the search's rows live in physical slots of their clip's rows; beams
+    reordered within a clip move only the small self-attention caches, and rows that ended keep their slot
+    (fed a dummy token) until half the slots are dead, when the batch is compacted in one copy."""
+
+    def __init__(self, model: OnnxModel, encoded: np.ndarray, prompt: np.ndarray, sot_index: int):
+        self.model, layers = model, model.config.decoder_layers
+        out = model.decoder.run(None, {"input_ids": prompt, "encoder_hidden_states": encoded})
+        self.cross = [out[1 + 4 * i + 2 : 1 + 4 * i + 4] for i in range(layers)]
+        self.cache = [out[1 + 4 * i : 1 + 4 * i + 2] for i in range(layers)]
+        self.logits, self.sot_logits = out[0][:, -1], out[0][:, sot_index]
+        self.slot = np.arange(len(prompt))  # the physical row of each of the search's rows
+        self.clip = np.arange(len(prompt))  # the clip (prompt row) of each physical row
+
+    def _compact(self, slots: np.ndarray) -> None:
+        self.cross = [[a[slots] for a in pair] for pair in self.cross]
+        self.cache = [[a[slots] for a in pair] for pair in self.cache]
+        self.clip, self.slot = self.clip[slots], np.arange(len(slots))
+
+    def select(self, rows) -> None:
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(rows) == len(self.slot) and (rows == np.arange(len(rows))).all():
+            return
+        parents = self.slot[rows]
+        self.logits, self.sot_logits = self.logits[rows], self.sot_logits[rows]
+        free = {}  # per clip, its physical rows not yet taken, in order
+        for slot, clip in enumerate(self.clip.tolist()):
+            free.setdefault(clip, []).append(slot)
+        try:
+            targets = np.array([free[clip].pop(0) for clip in self.clip[parents].tolist()], dtype=np.int64)
+        except IndexError:  # a clip needs more rows than it has (beams or samples spreading out): copy
+            self._compact(parents)
+            return
+        if not np.array_equal(targets, parents):  # move self-attention caches (small) within their clips
+            for pair in self.cache:
+                for a in pair:
+                    a[targets] = a[parents]
+        self.slot = targets
+        if 2 * len(targets) <= len(self.clip):  # half the physical rows are dead: compact once
+            self._compact(targets)
+
+    def feed(self, tokens) -> None:
+        ids = np.zeros((len(self.clip), 1), dtype=np.int64)  # dead rows read a dummy token
+        ids[self.slot, 0] = np.asarray(tokens, dtype=np.int64)
+        feed = {"input_ids": ids}
+        names = self.model.past_names
+        for i, (cache, cross) in enumerate(zip(self.cache, self.cross)):
+            feed.update(zip(names[4 * i : 4 * i + 4], (*cache, *cross)))
+        out = self.model.decoder_with_past.run(None, feed)
+        self.logits = out[0][self.slot, -1]
+        self.cache = [out[1 + 2 * i : 3 + 2 * i] for i in range(len(self.cache))]

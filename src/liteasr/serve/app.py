@@ -136,14 +136,16 @@ def create_app(engine: Engine, max_batch: int = 8, max_wait_ms: float = 50, max_
             if response_format not in formats.FORMATS:
                 raise UserError(f"response_format must be one of {', '.join(formats.FORMATS)}, "
                                 f"got {response_format!r}")
-            temperature = text("temperature", "0")
-            try:
-                if not 0 <= float(temperature) <= 1:
-                    raise ValueError
-            except ValueError:
-                raise UserError(f"temperature must be a number from 0 to 1, got {temperature!r}") from None
+            temperature = text("temperature")
+            if temperature is not None:  # OpenAI's API: one temperature, no fallback
+                try:
+                    temperature = float(temperature)
+                    if not 0 <= temperature <= 1:
+                        raise ValueError
+                except ValueError:
+                    raise UserError(f"temperature must be a number from 0 to 1, got {temperature!r}") from None
             options = Options(language=text("language"), task=task, prompt=text("prompt"),
-                              timestamps=response_format in formats.TIMESTAMPED)
+                              timestamps=response_format in formats.TIMESTAMPED, temperature=temperature)
             engine.check(options)
             # the name is only used in messages; it never names a path on the server
             audio = await asyncio.to_thread(decode_audio, upload.file, "uploaded file")

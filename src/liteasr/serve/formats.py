@@ -30,10 +30,11 @@ def vtt(result: Result) -> str:
 
 
 def verbose_json(result: Result, task: str) -> dict:
-    # Greedy decoding without fallback: temperature is always 0. Whisper's per-segment quality
-    # scores (avg_logprob, compression_ratio, no_speech_prob) are not computed and left out.
-    segments = [{"id": i, "start": s.start, "end": s.end, "text": s.text, "tokens": s.tokens,
-                 "temperature": 0.0} for i, s in enumerate(result.segments)]
+    # Each segment's scores are its 30 s window's, as the search found them (openai/whisper's convention).
+    segments = [{"id": i, "seek": round(s.start * 100), "start": s.start, "end": s.end, "text": s.text,
+                 "tokens": s.tokens, "temperature": s.temperature, "avg_logprob": s.avg_logprob,
+                 "compression_ratio": s.compression_ratio, "no_speech_prob": s.no_speech_prob}
+                for i, s in enumerate(result.segments)]
     return {"task": task, "language": result.language, "duration": result.duration, "text": result.text,
             "segments": segments}
 
