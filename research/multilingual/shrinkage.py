@@ -21,7 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from _common import multilingual_splits as splits, speech_or_exit  # noqa: E402
-from subspace import residual  # noqa: E402
+from subspace import probe_sets, residual  # noqa: E402
 
 from liteasr.calibration.calibrate import calibrate  # noqa: E402
 from liteasr.data.audio import draw, read_sources  # noqa: E402
@@ -51,11 +51,7 @@ def main() -> int:
     speech, started = speech_or_exit(), time.time()
     split = splits(speech, Path(args.work))
     calibration = [str(speech / "librispeech_calib"), str(split["speechocean_calib"]), str(split["nemo_pl_calib_half"])]
-    probes = {"en (librispeech_other)": [str(speech / "librispeech_other")],
-              "en (speechocean, other speakers)": [str(split["speechocean_heldout"])],
-              "pl (nemo_pl, other speakers)": [str(split["nemo_pl_heldout"])],
-              "it (emovo_it)": [str(speech / "emovo_it")], "de (emodb_de)": [str(speech / "emodb_de")],
-              "es (css10_es)": [str(speech / "css10_es")]}
+    probes = probe_sets(speech, split)
     loaded = whisper.load("base")
     linears = whisper.encoder_linears(loaded.model)
     cstats = calibrate(loaded, draw(read_sources(calibration), args.clips, seed=0))

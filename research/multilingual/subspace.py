@@ -46,6 +46,15 @@ def residual(layer_calib, eig, rank: int, layer_probe) -> float:
     return float((torch.trace(second) - kept) / torch.trace(layer_probe.covariance))
 
 
+def probe_sets(speech: Path, split: dict) -> dict[str, list[str]]:
+    """The probe languages, speakers disjoint from every calibration here."""
+    return {"en (librispeech_other)": [str(speech / "librispeech_other")],
+            "en (speechocean, other speakers)": [str(split["speechocean_heldout"])],
+            "pl (nemo_pl, other speakers)": [str(split["nemo_pl_heldout"])],
+            "it (emovo_it)": [str(speech / "emovo_it")], "de (emodb_de)": [str(speech / "emodb_de")],
+            "es (css10_es)": [str(speech / "css10_es")]}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--target", type=float, default=0.6)
@@ -62,11 +71,7 @@ def main() -> int:
     calibrations = {"en": english, "en+pl": english + [str(split["nemo_pl_calib_half"])]}
     for folder in args.synthetic:
         calibrations[f"en+pl+{Path(folder).name}"] = calibrations["en+pl"] + [folder]
-    probes = {"en (librispeech_other)": [str(speech / "librispeech_other")],
-              "en (speechocean, other speakers)": [str(split["speechocean_heldout"])],
-              "pl (nemo_pl, other speakers)": [str(split["nemo_pl_heldout"])],
-              "it (emovo_it)": [str(speech / "emovo_it")], "de (emodb_de)": [str(speech / "emodb_de")],
-              "es (css10_es)": [str(speech / "css10_es")]}
+    probes = probe_sets(speech, split)
     loaded = whisper.load("base")
     stats = {name: calibrate(loaded, draw(read_sources(src), args.clips, seed=0)) for name, src in calibrations.items()}
     probe_stats = {name: calibrate(loaded, draw(read_sources(src), args.probe_clips, seed=0))
