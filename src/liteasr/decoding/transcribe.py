@@ -196,8 +196,7 @@ def search_tokens(loaded, timestamps: bool = False) -> search.Tokens:
 
 
 def _eot(loaded) -> int:
-    eos = loaded.generation_config.eos_token_id
-    return eos[0] if isinstance(eos, list) else eos
+    return generation.end_of_text(loaded.generation_config)
 
 
 def _text(loaded, ids: list[int]) -> str:

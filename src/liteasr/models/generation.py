@@ -126,10 +126,14 @@ def vocabulary_logits(model: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
     return logits if projection.bias is None else logits + projection.bias
 
 
-def eos_id(model: nn.Module) -> int:
-    """The end-of-text token (generation configs may list several; the first is Whisper's)."""
-    eos = model.generation_config.eos_token_id
+def end_of_text(config) -> int:
+    """The end-of-text token of a generation config (it may list several; the first is Whisper's)."""
+    eos = config.eos_token_id
     return eos[0] if isinstance(eos, list) else eos
+
+
+def eos_id(model: nn.Module) -> int:
+    return end_of_text(model.generation_config)
 
 
 @torch.inference_mode()
