@@ -7,7 +7,6 @@ from pathlib import Path
 
 from transformers.utils import logging
 
-from liteasr.data.audio import draw, read_sources
 from liteasr.demo import shared_speech
 
 
@@ -33,20 +32,6 @@ def wer_cell(d: dict) -> str:
     """A dataset's WER with its ΔWER against the first model and 95% interval, when it has one."""
     delta = d.get("delta_wer")
     return f"{d['wer']:.2f}" + (f" ({delta['delta']:+.2f} [{delta['low']:+.2f}, {delta['high']:+.2f}])" if delta else "")
-
-
-def add_calibration_options(parser) -> None:
-    parser.add_argument("--calibration", nargs="+", metavar="DATA",
-                        help="calibration audio (default: librispeech_calib and runs/refine/speechocean_train_calib, "
-                             "as for the default compress in research/healing/refine.md)")
-    parser.add_argument("--clips", type=int, default=200, help="calibration clips drawn (seed 0)")
-
-
-def calibration_clips(args) -> tuple[list, list[str]]:
-    """(the clips, their sources) of add_calibration_options' arguments."""
-    speech = speech_or_exit()
-    sources = args.calibration or [str(speech / "librispeech_calib"), "runs/refine/speechocean_train_calib"]
-    return draw(read_sources(sources), args.clips, seed=0), sources
 
 
 POLISH_CALIB_SPEAKERS = ("IC0", "KS0")
@@ -81,3 +66,21 @@ def multilingual_splits(speech: Path, work: Path) -> dict[str, Path]:
         "nemo_pl_calib_half": write_manifest(pl_calib, work / "nemo_pl_calib_half", speech / "nemo_pl_calib"),
         "nemo_pl_heldout": write_manifest(pl_eval, work / "nemo_pl_heldout", speech / "nemo_pl"),
     }
+
+DEFAULT_WORK = Path("runs/bench")
+
+
+def default_compression(work: Path = DEFAULT_WORK, target: float = 0.7, clips: int = 64, fresh: bool = False) -> Path:
+    """tiny.en compressed with every library default but the budget (`liteasr compress tiny.en --calibration
+    librispeech_calib vctk_p239 cathy_arctic --target-params 0.7`, the demo's 130 calibration speakers), made
+    under `work` unless already there (or `fresh`): what `make bench` measures, and the model the runtime and
+    server benchmarks use when given none."""
+    import liteasr
+    from liteasr.demo import CALIBRATION
+
+    out = Path(work) / f"tiny.en-{target:g}"
+    if fresh or not (out / "config.json").is_file():
+        speech = speech_or_exit()
+        config = liteasr.CompressConfig(target_params=target, calibration_samples=clips)
+        liteasr.compress("tiny.en", [str(speech / s) for s in CALIBRATION], config).save(out, overwrite=True)
+    return out

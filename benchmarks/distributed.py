@@ -1,6 +1,6 @@
 """torch.distributed on this CPU box, evaluation memory, and a large-v3 1-vs-8-GPU estimate.
 
-    python benchmarks/distributed.py [--markdown benchmarks/RESULTS.md] [--repeats 2]
+    python benchmarks/distributed.py [--repeats 2] [--json benchmarks/distributed.json] [--markdown benchmarks/RESULTS.md]
 
 1. Throughput: `liteasr calibrate` and `liteasr eval` (tiny.en, real speech) as one process with 2
    threads vs `torchrun --nproc-per-node 2` with 1 thread each, runs interleaved (1, 2, 1, 2, ...).
@@ -49,7 +49,7 @@ def run(cmd: list[str], threads: int) -> float:
     return time.perf_counter() - t0
 
 
-def throughput(speech: Path, repeats: int, folder: Path) -> list[str]:
+def throughput(speech: Path, repeats: int, folder: Path, data: dict) -> list[str]:
     py = sys.executable
     torchrun = [py, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "liteasr"]
     single = [py, "-m", "liteasr"]
@@ -67,15 +67,17 @@ def throughput(speech: Path, repeats: int, folder: Path) -> list[str]:
                 cmd = (single if procs == 1 else torchrun) + command + extra
                 times[procs].append(run(cmd, threads=2 if procs == 1 else 1))
         t1, t2 = min(times[1]), min(times[2])
+        data[name] = {"one_process_s": t1, "two_processes_s": t2, "speedup": t1 / t2, "items": n, "unit": unit}
         rows.append(f"| {name} | {t1:.1f} s ({n / t1:.2f} {unit}/s) | {t2:.1f} s ({n / t2:.2f} {unit}/s) | {t1 / t2:.2f}x |")
     one, two = (json.loads((folder / f"e{p}.json").read_text())[0]["datasets"] for p in (1, 2))
     same = all(one[k]["wer"] == two[k]["wer"] for k in one)
     wers = ", ".join(f"{v['wer']:.2f}" for v in one.values())
+    data["same_wer"], data["wer"] = same, [v["wer"] for v in one.values()]
     rows.append(f"\nSame WER from 1 and 2 processes: {same} (WER {wers}).")
     return rows
 
 
-def peak_memory(speech: Path) -> list[str]:
+def peak_memory(speech: Path, out: dict) -> list[str]:
     from liteasr.models import whisper
     from liteasr.data.audio import load_audio, read_dataset
     from liteasr.evaluation.evaluate import evaluate_dataset
@@ -94,11 +96,12 @@ def peak_memory(speech: Path) -> list[str]:
         held = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         del audios
+        out[n] = {"streamed_mib": streamed / 2**20, "held_mib": held / 2**20}
         rows.append(f"| {n} | {streamed / 2**20:.1f} MiB | {held / 2**20:.1f} MiB |")
     return rows
 
 
-def estimate() -> list[str]:
+def estimate(data: dict) -> list[str]:
     c = json.loads((HERE / "gpu_costs_h200.json").read_text())
     enc, stats, layer = c["encoder_s_per_window"], c["stats_s_per_window"], c["encoder_layer_s_per_window"]
     eigh = 160 * c["eigh_1280_s"] + 32 * c["eigh_5120_s"]
@@ -113,6 +116,8 @@ def estimate() -> list[str]:
         # each layer decomposed by one GPU, then its eigenvectors (as large as the statistics) broadcast
         spread = eigh / gpus + (STATS_BYTES / (ALL_GATHER_GBPS * 1e9) if gpus == 8 else 0.0)
         total = cal + spread + probing + evaluation
+        data[gpus] = {"calibration_s": cal, "eigh_s": spread, "probing_s": probing, "evaluation_s": evaluation,
+                      "total_s": total}
         rows.append(f"| {gpus} | {cal:.0f} s | {spread:.1f} s | {probing:.0f} s | {evaluation / 60:.1f} min | "
                     f"{total / 60:.1f} min |")
     return rows, c, eigh, probe, comm8
@@ -121,17 +126,24 @@ def estimate() -> list[str]:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--json", default="benchmarks/distributed.json")
     ap.add_argument("--markdown")
     args = ap.parse_args()
     speech = speech_or_exit()
     t0 = time.time()
+    data = {"throughput": {}, "peak_memory": {}, "estimate_large_v3": {}}
     with tempfile.TemporaryDirectory() as tmp:
-        rows = throughput(speech, args.repeats, Path(tmp))
-    memory = peak_memory(speech)
-    est, c, eigh, probe, comm8 = estimate()
+        rows = throughput(speech, args.repeats, Path(tmp), data["throughput"])
+    memory = peak_memory(speech, data["peak_memory"])
+    est, c, eigh, probe, comm8 = estimate(data["estimate_large_v3"])
+    command = "python benchmarks/distributed.py " + " ".join(sys.argv[1:])
+    load = os.getloadavg()[0]
+    Path(args.json).write_text(json.dumps({"command": command.strip(), "date": time.strftime("%Y-%m-%d"),
+                                           "seconds": time.time() - t0, "load_average_at_end": load, **data}, indent=1))
     lines = [
-        "### torch.distributed: 1 vs 2 processes on this 2-core CPU (shared with other jobs while measured)", "",
-        f"Command: `python benchmarks/distributed.py` ({time.time() - t0:.0f} s). One process with 2 threads vs "
+        f"### torch.distributed: 1 vs 2 processes on this 2-core CPU ({time.strftime('%Y-%m-%d')}; JSON: {args.json})",
+        "",
+        f"Command: `{command.strip()}` ({time.time() - t0:.0f} s; load average {load:.1f} at its end). One process with 2 threads vs "
         f"`torchrun --standalone --nproc-per-node 2` with 1 thread each, interleaved, best of {args.repeats}; "
         "wall time of the whole command including start-up (imports, model load: several seconds per process).", "",
         "| work | 1 process | 2 processes | speedup |", "|---|---:|---:|---:|", *rows, "",

@@ -1,12 +1,13 @@
 """Runtimes side by side: PyTorch, CTranslate2 (faster-whisper's engine) and liteasr's ONNX exports,
 dense and lite, fp32 and int8, all in this process on the same CPU threads, interleaved.
 
-    python benchmarks/runtimes.py LITE_DIR [--model tiny.en] [--work DIR] [--samples 40] [--repeats 10]
-        [--json FILE] [--markdown benchmarks/RESULTS.md]
-    python benchmarks/runtimes.py LITE_DIR --encoder-only    # encoder rows only (fast, for graph work)
+    python benchmarks/runtimes.py [LITE_DIR] [--model tiny.en] [--work DIR] [--samples 40] [--repeats 10]
+        [--json benchmarks/runtimes.json] [--markdown benchmarks/RESULTS.md]
+    python benchmarks/runtimes.py LITE_DIR --encoder-only --json /tmp/x.json   # encoder rows only (fast, for graph work)
 
-LITE_DIR is a lite-whisper checkpoint of --model (`liteasr compress tiny.en ... --target-params 0.7`).
-Exports go to --work (reused when present). Encoder: ms per 30 s window, batch 1 and 8, median ± half
+LITE_DIR is a lite-whisper checkpoint of --model (default: tiny.en at 0.7 with every other default, made under
+runs/bench by benchmarks/_common.default_compression unless there already). Exports go to --work (reused when
+present). Encoder: ms per 30 s window, batch 1 and 8, median ± half
 the interquartile range of interleaved runs. Transcription: greedy, batch 8, over --samples clips of
 librispeech_other, models interleaved; WER from the same run.
 """
@@ -19,7 +20,7 @@ import time
 from pathlib import Path
 
 import torch
-from _common import emit, speech_or_exit
+from _common import DEFAULT_WORK, default_compression, emit, speech_or_exit
 
 from liteasr import runtime
 from liteasr.data.audio import SAMPLE_RATE, load_audio, read_dataset, sample
@@ -37,7 +38,8 @@ def models(dense: str, lite: str, work: Path) -> dict[str, str]:
              "CTranslate2 fp32": f"ctranslate2:{dense}:float32", "CTranslate2 int8": f"ctranslate2:{dense}:int8"}
     for label, (src, quantize) in exports.items():
         out = work / dense / label.split(" ", 2)[2].replace(" ", "_")
-        if not is_onnx_dir(out):
+        source = Path(src) / "config.json"  # an export older than its checkpoint is stale
+        if not is_onnx_dir(out) or (source.is_file() and source.stat().st_mtime > out.stat().st_mtime):
             export(src, out, quantize=quantize, overwrite=True, progress=False)
         specs[label] = str(out)
     return specs
@@ -45,10 +47,10 @@ def models(dense: str, lite: str, work: Path) -> dict[str, str]:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("lite")
+    ap.add_argument("lite", nargs="?", help="default: the default 0.7 compression of tiny.en (runs/bench)")
     ap.add_argument("--model", default="tiny.en", help="the dense model LITE_DIR was compressed from")
-    ap.add_argument("--json", help="write the rows here")
-    ap.add_argument("--work", type=Path, default=Path("/tmp/liteasr-runtimes"))
+    ap.add_argument("--json", default="benchmarks/runtimes.json", help="write the rows here")
+    ap.add_argument("--work", type=Path, default=DEFAULT_WORK / "runtimes")
     ap.add_argument("--samples", type=int, default=40)
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--transcribe-repeats", type=int, default=2)
@@ -57,6 +59,7 @@ def main() -> int:
     args = ap.parse_args()
     speech = speech_or_exit()
     t0 = time.time()
+    args.lite = args.lite or str(default_compression())
     specs = models(args.model, args.lite, args.work)
     loaded = {label: runtime.load(spec) for label, spec in specs.items()}
     enc = {b: dict(zip(loaded, encoder_latency(list(loaded.values()), batch_size=b, repeats=args.repeats)))
@@ -78,7 +81,7 @@ def main() -> int:
         for label in loaded:
             t = _summary(seconds[label])
             rows[label]["rtfx"] = audio_s / (t.median_ms / 1e3)
-    command = "python " + " ".join(sys.argv)
+    command = "python benchmarks/runtimes.py " + " ".join(sys.argv[1:])
     if args.json:
         Path(args.json).write_text(json.dumps({
             "command": command, "date": time.strftime("%Y-%m-%d"), "machine": platform.machine(),
@@ -86,8 +89,9 @@ def main() -> int:
             "rows": {label: {**{f"encoder_ms_{b}": {"median": r[b].median_ms, "spread": r[b].spread_ms}
                                 for b in ("b1", "b8")}, **{k: r[k] for k in ("rtfx", "wer") if k in r}}
                      for label, r in rows.items()}}, indent=1))
-    lines = [f"### Runtimes: {args.model}, {platform.machine()} CPU, {torch.get_num_threads()} threads",
-             "", f"Command: `{command}` ({time.time() - t0:.0f} s);"
+    lines = [f"### Runtimes: {args.model}, {platform.machine()} CPU, {torch.get_num_threads()} threads "
+             f"({time.strftime('%Y-%m-%d')}; JSON: {args.json})",
+             "", f"Command: `{command.strip()}` ({time.time() - t0:.0f} s);"
              f" {args.repeats} interleaved encoder runs per batch size; lite = `{args.lite}`."
              + ("" if args.encoder_only else f" Transcription: {args.samples} librispeech_other clips, batch 8, "
                 f"{args.transcribe_repeats} interleaved runs (median)."), "",

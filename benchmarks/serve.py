@@ -1,9 +1,11 @@
 """`liteasr serve` under load: 1, 8 and 32 concurrent clients, dense vs compressed, batching on vs off.
 
-    python benchmarks/serve.py COMPRESSED [--base tiny.en] [--requests 24] [--rounds 1] [--markdown benchmarks/RESULTS.md]
+    python benchmarks/serve.py [COMPRESSED] [--base tiny.en] [--requests 24] [--rounds 1]
+        [--json benchmarks/serve.json] [--markdown benchmarks/RESULTS.md]
 
-COMPRESSED: e.g. `liteasr compress tiny.en --calibration .../librispeech_calib/manifest.jsonl
---target-params 0.7 --allocation normalized -o /tmp/tiny70`.
+COMPRESSED: a compression of --base (default: tiny.en at 0.7 with every other default, made under runs/bench
+by benchmarks/_common.default_compression unless there already). The servers decode with `liteasr serve`'s
+defaults (faster-whisper's: beam 5, temperature fallback).
 
 Four servers run at once on loopback (model x batching); idle ones cost nothing, and every load
 level runs all four one after another (interleaved), so they see the same machine. Each load run
@@ -13,13 +15,17 @@ The encoder's speedup and its share of transcription time are measured in this p
 """
 
 import argparse
+import json
 import os
+import platform
+import sys
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import openai
-from _common import emit, speech_or_exit
+from _common import default_compression, emit, speech_or_exit
 
 from liteasr import runtime
 from liteasr.data.audio import SAMPLE_RATE, load_audio, read_dataset, sample
@@ -67,17 +73,19 @@ def percentile(values, q):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("compressed")
+    p.add_argument("compressed", nargs="?", help="default: the default 0.7 compression of tiny.en (runs/bench)")
     p.add_argument("--base", default="tiny.en")
     p.add_argument("--requests", type=int, default=24, help="clips sent per load run (default 24)")
     p.add_argument("--rounds", type=int, default=1, help="interleaved repeats of every run (default 1)")
     p.add_argument("--max-batch", type=int, default=8)
     p.add_argument("--max-wait-ms", type=float, default=50)
     p.add_argument("--encoder-repeats", type=int, default=3, help="interleaved encoder timings (default 3)")
+    p.add_argument("--json", default="benchmarks/serve.json")
     p.add_argument("--markdown")
     args = p.parse_args()
 
     speech = speech_or_exit()
+    args.compressed = args.compressed or str(default_compression())
     clips = sample(read_dataset(speech / "librispeech_other").clips, args.requests, seed=0)
     paths = [c.path for c in clips]
     audios = [load_audio(p) for p in paths]
@@ -109,10 +117,24 @@ def main():
     def throughput(config, clients):
         return statistics.median(audio_s / r["wall"] for r in results[config, clients])
 
-    lines = [f"### liteasr serve under load: {args.base} vs {args.compressed.rstrip('/').split('/')[-1]}",
+    command = "python benchmarks/serve.py " + " ".join(sys.argv[1:])
+    table = []
+    for clients in CLIENTS:
+        for config in configs:
+            runs = results[config, clients]
+            lat = sorted(x for r in runs for x in r["latencies"])
+            table.append({"model": config[0], "spec": config[1], "max_batch": config[2], "clients": clients,
+                          "throughput": throughput(config, clients), "failed": sum(r["failed"] for r in runs),
+                          **({f"p{q}_s": percentile(lat, q) for q in (50, 95)} if lat else {})})
+    Path(args.json).write_text(json.dumps({
+        "command": command.strip(), "date": time.strftime("%Y-%m-%d"), "machine": platform.machine(),
+        "seconds": time.perf_counter() - started, "requests": args.requests, "audio_s": audio_s,
+        "load_before": load_before, "load_after": os.getloadavg()[0], "encoder_speedup_b8": speedup,
+        "encoder_share_b8": share, "expected_gain": expected, "rows": table}, indent=1))
+    lines = [f"### liteasr serve under load: {args.base} vs {args.compressed.rstrip('/').split('/')[-1]} "
+             f"({time.strftime('%Y-%m-%d')}; JSON: {args.json})",
              "",
-             f"Command: `python benchmarks/serve.py {args.compressed}"
-             + (f" --base {args.base}" if args.base != "tiny.en" else "") + f" --requests {args.requests} --rounds {args.rounds}`"
+             f"Command: `{command.strip()}`"
              f" ({time.perf_counter() - started:.0f} s). {args.requests} librispeech_other clips ({audio_s:.0f} s of "
              "audio) per run; four servers on 127.0.0.1 (default 2 torch threads each) and the clients on the "
              f"same machine, runs interleaved; load average (1 min) {load_before:.1f} before the run, "
@@ -125,14 +147,10 @@ def main():
              "",
              "| model | max batch | clients | throughput (audio s / s) | p50 latency s | p95 latency s | failed |",
              "|---|---:|---:|---:|---:|---:|---:|"]
-    for clients in CLIENTS:
-        for config in configs:
-            runs = results[config, clients]
-            lat = sorted(x for r in runs for x in r["latencies"])
-            failed = sum(r["failed"] for r in runs)
-            p50, p95 = (f"{percentile(lat, q):.2f}" for q in (50, 95)) if lat else ("-", "-")
-            lines.append(f"| {config[0]} | {config[2]} | {clients} | {throughput(config, clients):.2f} | {p50} | {p95} "
-                         f"| {failed} |")
+    for r in table:
+        p50, p95 = (f"{r[f'p{q}_s']:.2f}" if f"p{q}_s" in r else "-" for q in (50, 95))
+        lines.append(f"| {r['model']} | {r['max_batch']} | {r['clients']} | {r['throughput']:.2f} | {p50} | {p95} "
+                     f"| {r['failed']} |")
     lines.append("")
     for clients in CLIENTS[1:]:
         on, off = configs[0], configs[1]

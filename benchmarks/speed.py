@@ -1,6 +1,7 @@
 """Encoder speed vs the FLOP bound, measured side by side in one process (interleaved runs).
 
-    python benchmarks/speed.py [--stats stats.safetensors] [--markdown benchmarks/RESULTS.md] [--skip-large]
+    python benchmarks/speed.py [--stats stats.safetensors] [--skip-large] [--json benchmarks/speed.json]
+        [--markdown benchmarks/RESULTS.md]
 
 1. tiny.en at several compression points (real weights, calibrated on vctk_p239): measured encoder
    speedup vs base, FLOP bound, fraction of the bound; standard vs reduced-dimension attention.
@@ -10,9 +11,11 @@
 
 import argparse
 import copy
+import json
 import platform
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -41,8 +44,9 @@ LARGE_V3_RANKS = [
 ]
 
 
-def row(label, t, base_ms, bound):
+def row(label, t, base_ms, bound, rows: list):
     speedup = base_ms / t.median_ms
+    rows.append({"model": label, "ms": t.median_ms, "spread_ms": t.spread_ms, "speedup": speedup, "flop_bound": bound})
     return f"| {label} | {t.median_ms:.1f} ± {t.spread_ms:.1f} | {speedup:.3f}x | {bound:.3f}x | {speedup / bound:.0%} |"
 
 
@@ -52,7 +56,7 @@ def with_modes(model, scores, values):
     return m
 
 
-def tiny_en_section(speech, stats_path, repeats):
+def tiny_en_section(speech, stats_path, repeats, rows: list):
     base = whisper.load("tiny.en")
     if stats_path:
         stats = CovarianceStats.load(stats_path)
@@ -76,13 +80,13 @@ def tiny_en_section(speech, stats_path, repeats):
     timings = encoder_latency(models, batch_size=1, repeats=repeats)
     base_ms, base_flops = timings[0].median_ms, encoder_cost(base.model).flops
     lines = ["| model | enc ms / 30 s (b1) | speedup | FLOP bound | fraction of bound |", "|---|---:|---:|---:|---:|",
-             f"| tiny.en (HF, fp32) | {base_ms:.1f} ± {timings[0].spread_ms:.1f} | 1.000x | 1.000x | 100% |"]
+             row("tiny.en (HF, fp32)", timings[0], base_ms, 1.0, rows)]
     for (label, model), t in zip(points.items(), timings[1:]):
-        lines.append(row(label, t, base_ms, base_flops / encoder_cost(model).flops))
-    return lines, base, points["threshold 0.999:0.9999"], repeats
+        lines.append(row(label, t, base_ms, base_flops / encoder_cost(model).flops, rows))
+    return lines, base, points["threshold 0.999:0.9999"]
 
 
-def ctranslate2_section(base, lite, repeats):
+def ctranslate2_section(base, lite, repeats, rows: list):
     try:
         import ctranslate2
     except ImportError:
@@ -107,11 +111,12 @@ def ctranslate2_section(base, lite, repeats):
     ref = float(np.median(samples["CTranslate2 tiny.en float32"]))
     lines = ["| encoder | ms / 30 s (b1) | vs CTranslate2 fp32 |", "|---|---:|---:|"]
     for k, s in samples.items():
+        rows.append({"encoder": k, "ms": float(np.median(s)) * 1e3, "vs_ctranslate2_fp32": ref / float(np.median(s))})
         lines.append(f"| {k} | {np.median(s) * 1e3:.1f} | {ref / np.median(s):.3f}x |")
     return lines
 
 
-def large_v3_section(repeats):
+def large_v3_section(repeats, rows: list):
     torch.manual_seed(0)
     common = dict(d_model=1280, encoder_layers=32, encoder_attention_heads=20, encoder_ffn_dim=5120, num_mel_bins=128,
                   decoder_layers=1, decoder_attention_heads=20, decoder_ffn_dim=512, vocab_size=51866)
@@ -125,10 +130,10 @@ def large_v3_section(repeats):
     timings = encoder_latency([base, lite, std], batch_size=1, repeats=repeats, warmup=1)
     bf = encoder_cost(base).flops
     return ["| model | enc ms / 30 s (b1) | speedup | FLOP bound | fraction of bound |", "|---|---:|---:|---:|---:|",
-            f"| large-v3 shapes, dense | {timings[0].median_ms:.0f} ± {timings[0].spread_ms:.0f} | 1.000x | 1.000x | 100% |",
+            row("large-v3 shapes, dense", timings[0], timings[0].median_ms, 1.0, rows),
             row("lite ranks, attention auto (reduced where cheaper)", timings[1], timings[0].median_ms,
-                bf / encoder_cost(lite).flops),
-            row("lite ranks, standard attention", timings[2], timings[0].median_ms, bf / encoder_cost(std).flops)]
+                bf / encoder_cost(lite).flops, rows),
+            row("lite ranks, standard attention", timings[2], timings[0].median_ms, bf / encoder_cost(std).flops, rows)]
 
 
 def main() -> int:
@@ -136,22 +141,27 @@ def main() -> int:
     ap.add_argument("--stats", help="reuse tiny.en calibration statistics")
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--skip-large", action="store_true")
+    ap.add_argument("--json", default="benchmarks/speed.json")
     ap.add_argument("--markdown")
     args = ap.parse_args()
     speech = speech_or_exit()
     t0 = time.time()
-    lines = [f"### Encoder speed, {platform.machine()} CPU, {torch.get_num_threads()} threads, torch {torch.__version__}",
+    machine = f"{platform.machine()} CPU, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    rows = {"tiny_en": [], "ctranslate2": [], "large_v3_shapes": []}
+    lines = [f"### Encoder speed ({time.strftime('%Y-%m-%d')}, {machine}; JSON: {args.json})",
              "", "tiny.en (real weights, calibrated on 64 vctk_p239 clips), batch 1, "
              f"{args.repeats} interleaved runs after warm-up:", ""]
-    tiny_lines, base, lite, _ = tiny_en_section(speech, args.stats, args.repeats)
+    tiny_lines, base, lite = tiny_en_section(speech, args.stats, args.repeats, rows["tiny_en"])
     lines += tiny_lines + ["", "Same random 30 s window through each encoder, interleaved:", ""]
-    lines += ctranslate2_section(base, lite, args.repeats)
+    lines += ctranslate2_section(base, lite, args.repeats, rows["ctranslate2"])
     if not args.skip_large:
         lines += ["", "large-v3 shapes (random weights; ranks of layers 0-3 of lite-whisper-large-v3 repeated over "
                   "32 layers), batch 1, 3 interleaved runs:", ""]
-        lines += large_v3_section(3)
-    lines += ["", f"Command: `python benchmarks/speed.py{' --stats ' + args.stats if args.stats else ''}` "
-              f"({time.time() - t0:.0f} s)."]
+        lines += large_v3_section(3, rows["large_v3_shapes"])
+    command = "python benchmarks/speed.py " + " ".join(sys.argv[1:])
+    lines += ["", f"Command: `{command.strip()}` ({time.time() - t0:.0f} s)."]
+    Path(args.json).write_text(json.dumps({"command": command.strip(), "date": time.strftime("%Y-%m-%d"),
+                                           "machine": machine, "seconds": time.time() - t0, **rows}, indent=1))
     emit(lines, args.markdown)
     return 0
 

@@ -8,8 +8,9 @@ Calibration (and healing) audio: librispeech_calib and half of speechocean_train
 evaluation on unseen speakers: librispeech_other and speechocean's other speakers, --samples clips each
 drawn with seed 1 (the window recipe was chosen on seed-0 draws). The 0.7 model is `compress`'s default
 recipe (`liteasr compress tiny.en --calibration ... --target-params 0.7`); each model healed for the window
-is the model before it, healed with refine.heal_window (pipeline.adapt_window) for a window of the audio +
-1 s with a --floor s floor, as `compress ... --window auto --window-floor F` does. WER with
+is the model before it, healed with refine.heal_window (pipeline.adapt_window; refine.WINDOW_HEAL, 1000
+steps) for a window of the audio + 1 s with a --floor s floor, as `compress ... --window auto --window-floor F`
+does. WER with
 paired-bootstrap 95% intervals against the same model on padded windows, the runaway count (transcripts
 over 3x their reference), encoder ms per window for clips of 2, 5, 10 and 20 s (PyTorch fp32 and ONNX
 Runtime int8, interleaved, beside CTranslate2 int8 tiny.en = faster-whisper's engine on its padded window),
@@ -17,6 +18,7 @@ and end-to-end RTFx of transcribing the evaluation clips of librispeech_other.
 """
 
 import argparse
+import dataclasses
 import json
 import shutil
 import sys
@@ -32,7 +34,7 @@ from liteasr.evaluation.bench import encoder_latency, transcription_latency
 from liteasr.evaluation.report import evaluate_models, load_eval_sets
 from liteasr.models import whisper
 from liteasr.pipeline import CompressConfig, adapt_window, compress
-from liteasr.refine import HealConfig
+from liteasr.refine import WINDOW_HEAL, HealConfig
 from liteasr.runtime.export import export
 from liteasr.runtime.layout import is_onnx_dir
 
@@ -61,7 +63,9 @@ def main() -> int:
     p.add_argument("--floor", type=float, default=whisper.AUTO_WINDOW.floor, help="shortest window, seconds")
     p.add_argument("--clips", type=int, default=256, help="calibration clips (seed 0)")
     p.add_argument("--samples", type=int, default=80, help="evaluation clips per set (seed 1)")
-    p.add_argument("--heal-minutes", type=float, default=HealConfig().minutes)
+    p.add_argument("--heal-minutes", type=float, default=HealConfig().minutes, help="healing the 0.7 factors")
+    p.add_argument("--window-heal-minutes", type=float, default=WINDOW_HEAL.minutes, help="healing for the window")
+    p.add_argument("--window-heal-steps", type=int, default=WINDOW_HEAL.steps)
     p.add_argument("--work", type=Path, default=Path("runs/window"))
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--json", default="benchmarks/window.json")
@@ -74,13 +78,14 @@ def main() -> int:
     policy = whisper.WindowPolicy(floor=args.floor, margin=whisper.AUTO_WINDOW.margin,
                                   multiple=whisper.AUTO_WINDOW.multiple)
     heal = HealConfig(minutes=args.heal_minutes)
+    window_heal = dataclasses.replace(WINDOW_HEAL, minutes=args.window_heal_minutes, steps=args.window_heal_steps)
 
     lite = args.work / "tiny.en-0.7"
     if not (lite / "config.json").is_file():
         compress("tiny.en", clips, CompressConfig(target_params=0.7, heal=heal)).save(lite, overwrite=True)
     suffix = f"window-{args.floor:g}"
-    dense_w = healed_for_window("tiny.en", "tiny.en", clips, policy, args.work / f"tiny.en-{suffix}", heal)
-    lite_w = healed_for_window("tiny.en", str(lite), clips, policy, args.work / f"tiny.en-0.7-{suffix}", heal)
+    dense_w = healed_for_window("tiny.en", "tiny.en", clips, policy, args.work / f"tiny.en-{suffix}", window_heal)
+    lite_w = healed_for_window("tiny.en", str(lite), clips, policy, args.work / f"tiny.en-0.7-{suffix}", window_heal)
 
     # WER: each model on padded windows first, then the same weights on short windows, then healed for them
     sets = load_eval_sets([str(speech / "librispeech_other"), str(split["speechocean_heldout"])], args.samples, seed=1)

@@ -186,6 +186,11 @@ def test_compress_help_states_the_healing_defaults():
         value = getattr(defaults, field)
         shown = value if isinstance(value, str) else f"{value:g}"
         assert f"default {shown}" in helps[option], (option, helps[option])
+    from liteasr.cli.compress import WINDOW_HEAL_OPTIONS
+    from liteasr.refine import WINDOW_HEAL
+
+    for option, field in WINDOW_HEAL_OPTIONS.items():
+        assert f"default {getattr(WINDOW_HEAL, field):g}" in helps[option], (option, helps[option])
     from liteasr.models.whisper import AUTO_WINDOW
 
     assert f"default {AUTO_WINDOW.floor:g}" in helps["window_floor"]

@@ -110,7 +110,7 @@ def test_compress_records_the_window_and_every_runtime_honours_it(speech, tmp_pa
     out = tmp_path / "lite"
     r = liteasr("compress", "tiny.en", "--calibration", speech / "librispeech_calib", "--calibration-samples", 8,
                 "--target-params", 0.8, "--allocation", "normalized", "--heal-steps", 2, "--window", "auto",
-                "--window-floor", 3, "--output", out)
+                "--window-floor", 3, "--window-heal-steps", 2, "--output", out)
     assert r.returncode == 0, r.stderr
     assert "healed for windows of the audio + 1 s, at least 3 s" in (out / "README.md").read_text()
     loaded = whisper.load(str(out))
@@ -124,5 +124,6 @@ def test_compress_records_the_window_and_every_runtime_honours_it(speech, tmp_pa
     onnx_model = runtime.load(str(exported))
     assert onnx_model.window == loaded.window and onnx_model.variable_window
     assert transcribe(onnx_model, audios, progress=False, warmup=False).texts == own
-    assert_user_error(liteasr("compress", "tiny.en", "--calibration", speech / "librispeech_calib",
-                              "--window-floor", 3, "--output", tmp_path / "x"), "--window-floor")
+    for option in ("--window-floor", "--window-heal-steps"):
+        assert_user_error(liteasr("compress", "tiny.en", "--calibration", speech / "librispeech_calib",
+                                  option, 3, "--output", tmp_path / "x"), option)

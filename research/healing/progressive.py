@@ -11,15 +11,13 @@ the original dense model as its teacher, on the same clips. Compare it with `lit
 --target-params T` on the same clips (research/healing/refine.md).
 """
 
-from pathlib import Path
 import argparse
 import copy
 import dataclasses
 import sys
 
 import torch
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))  # the benchmarks' _common
-from _common import add_calibration_options, calibration_clips  # noqa: E402
+from _calibration import add_calibration_options, calibration_clips  # noqa: E402  (beside this script)
 
 from liteasr.models import whisper
 from liteasr.planning.allocate import Budget

@@ -11,15 +11,13 @@ calibration windows and on voices in no calibration set (vctk_p239, cathy_arctic
 `liteasr eval` (research/healing/refine.md).
 """
 
-import sys
 import argparse
 import shutil
 import tempfile
 from pathlib import Path
 
 import torch
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))  # the benchmarks' _common
-from _common import add_calibration_options, calibration_clips, speech_or_exit  # noqa: E402
+from _calibration import add_calibration_options, calibration_clips, speech_or_exit  # noqa: E402  (beside this script)
 
 from liteasr.models import whisper
 from liteasr.data.audio import read_dataset, sample

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from liteasr.calibration.calibrate import DEFAULT_PACKING, calibrate
@@ -28,7 +28,7 @@ from liteasr.planning.allocate import Budget
 from liteasr.planning.damage import DAMAGE_MODELS, DEFAULT_DAMAGE
 from liteasr.planning.flops import EncoderCost, encoder_cost
 from liteasr.planning.plan import RankPlan, ThresholdRule
-from liteasr.refine import DEFAULT_FOR_TARGETS, HealConfig, HealReport, heal, heal_window, refit
+from liteasr.refine import DEFAULT_FOR_TARGETS, WINDOW_HEAL, HealConfig, HealReport, heal, heal_window, refit
 
 REFINE_CHOICES = ("auto", "none", "refit", "heal")
 # Below this many speakers (named by the calibration manifests) `compress` warns: the factors, and healing
@@ -62,6 +62,7 @@ class CompressConfig:
     # Encode clips on windows sized to the audio (None: Whisper's padded 30 s): the model is healed for
     # the policy (refine.window) on the calibration audio, and the policy is recorded in the checkpoint.
     window: whisper.WindowPolicy | None = None
+    window_heal: HealConfig = field(default_factory=lambda: replace(WINDOW_HEAL))  # healing for the window: longer
 
     def budget(self) -> Budget | None:
         given = [(k, v) for k, v in (("params", self.target_params), ("flops", self.target_flops)) if v is not None]
@@ -255,7 +256,7 @@ def build(planned: Planned, config: CompressConfig, refine: str, heal_data: list
     window_report = None
     if window:
         window_report = adapt_window(loaded, lite, None if clips is None else list(clips) + list(heal_data),
-                                     config.window, config.heal, warn)
+                                     config.window, config.window_heal, warn)
         plan.method += f", healed for windows of {describe_window(config.window)} ({window_report.steps} steps, " \
                        f"{window_report.seconds / 60:.1f} min)"
     return CompressedModel(lite, loaded.processor, plan, loaded.name, base, planned.description,
@@ -267,7 +268,7 @@ def describe_window(policy: whisper.WindowPolicy) -> str:
 
 
 def adapt_window(loaded: whisper.LoadedModel, student, clips: list[Clip], policy: whisper.WindowPolicy,
-                 config: HealConfig = HealConfig(), warn=print) -> HealReport:
+                 config: HealConfig = WINDOW_HEAL, warn=print) -> HealReport:
     """Heal `student` (a compressed copy of `loaded.model`, or `loaded.model` itself) for `policy`'s windows
     against the dense model on its padded window, and record the policy in its config (the checkpoint then
     carries it; inference honours it by default)."""

@@ -70,6 +70,10 @@ def register(sub) -> None:
                         help="shortest window in seconds, with --window auto (default 5)")
     window.add_argument("--window-margin", type=float, metavar="S",
                         help="seconds of window after the audio (default 1)")
+    window.add_argument("--window-heal-steps", type=common.positive(int), metavar="N",
+                        help="steps of healing for the window (default 1000)")
+    window.add_argument("--window-heal-minutes", type=common.positive(float), metavar="M",
+                        help="wall-clock budget for healing for the window (default 30)")
     output = p.add_argument_group("output")
     output.add_argument("--output", "-o", metavar="DIR", help="the checkpoint directory (written atomically)")
     output.add_argument("--overwrite", action="store_true", help="replace an existing output (default: an error)")
@@ -85,12 +89,17 @@ HEAL_OPTIONS = {"heal_minutes": "minutes", "heal_steps": "steps", "heal_lr": "lr
                 "heal_patience": "patience", "heal_seeds": "seeds"}
 
 
-def heal_config(args):
-    """HealConfig from the options given; the rest keep the library's defaults."""
+WINDOW_HEAL_OPTIONS = {"window_heal_steps": "steps", "window_heal_minutes": "minutes"}
+
+
+def heal_config(args, options: dict = HEAL_OPTIONS, defaults=None):
+    """HealConfig from the options given; the rest keep the library's defaults (`defaults`: HealConfig's)."""
+    import dataclasses
+
     from liteasr.refine import HealConfig
 
-    given = {field: getattr(args, option) for option, field in HEAL_OPTIONS.items() if getattr(args, option) is not None}
-    return HealConfig(**given, seed=args.seed)
+    given = {field: getattr(args, option) for option, field in options.items() if getattr(args, option) is not None}
+    return dataclasses.replace(defaults or HealConfig(), **given, seed=args.seed)
 
 
 def heal_clips(args, calibration: list) -> list:
@@ -123,7 +132,7 @@ def inapplicable(args, has_target: bool, refine: str) -> None:
     for option in ("allocation", "probe_clips"):
         if getattr(args, option) is not None and not has_target:
             raise UserError(f"--{option.replace('_', '-')} applies to --target-params / --target-flops only")
-    for option in ("window_floor", "window_margin"):
+    for option in ("window_floor", "window_margin", *WINDOW_HEAL_OPTIONS):
         if getattr(args, option) is not None and args.window is None:
             raise UserError(f"--{option.replace('_', '-')} applies with --window only")
     if args.window is not None and args.window != "auto" and args.window_floor is not None:
@@ -152,6 +161,7 @@ def config(args):
     """CompressConfig from the command line."""
     from liteasr.pipeline import CompressConfig
     from liteasr.planning.plan import RankPlan
+    from liteasr.refine import WINDOW_HEAL
 
     defaults = CompressConfig()
     return CompressConfig(target_params=args.target_params, target_flops=args.target_flops,
@@ -161,7 +171,7 @@ def config(args):
                           refine=args.refine, heal=heal_config(args), packing=args.packing,
                           calibration_samples=args.calibration_samples, seed=args.seed, batch_size=args.batch_size,
                           shard_windows=args.shard_windows, plan=RankPlan.load(args.plan) if args.plan else None,
-                          window=window_policy(args))
+                          window=window_policy(args), window_heal=heal_config(args, WINDOW_HEAL_OPTIONS, WINDOW_HEAL))
 
 
 def run(args) -> None:
