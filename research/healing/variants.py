@@ -255,7 +255,7 @@ def _heal_end_to_end(loaded, student, train, held, speech, targets, params, conf
         if config.mix or config.warp else None
     mean, averaged = None, 0  # running mean of the weights at held-out checks (config.average)
 
-    def on_check(step):
+    def on_check(step, _loss):
         nonlocal mean, averaged
         if config.average and 2 * step > config.steps:
             averaged += 1

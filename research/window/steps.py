@@ -21,8 +21,6 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from _common import multilingual_splits, speech_or_exit  # noqa: E402
 
@@ -30,9 +28,8 @@ from liteasr.data.audio import draw, read_sources  # noqa: E402
 from liteasr.decoding.transcribe import DecodingOptions  # noqa: E402
 from liteasr.evaluation.report import evaluate_models, load_eval_sets  # noqa: E402
 from liteasr.models import whisper  # noqa: E402
-from liteasr.refine.heal import Budget, HealConfig, fit, trainable  # noqa: E402
-from liteasr.refine.lockstep import split_clips  # noqa: E402
-from liteasr.refine.window import window_batches, window_loss  # noqa: E402
+from liteasr.refine.heal import HealConfig  # noqa: E402
+from liteasr.refine.window import heal_window  # noqa: E402
 
 
 def heal(args, start, clips, policy):
@@ -43,25 +40,11 @@ def heal(args, start, clips, policy):
     student = teacher if args.model == "dense" else whisper.load(start)
 
     config = HealConfig(steps=args.steps, lr=args.lr, minutes=None, eval_every=args.eval_every)
-    torch.manual_seed(config.seed)
-    train_clips, held_clips = split_clips(clips, config.held_out, config.seed)
-    train = window_batches(teacher, train_clips, policy, config.batch_size, progress=True)
-    held = window_batches(teacher, held_clips, policy, config.batch_size, progress=True)
-    modules = list(whisper.encoder_linears(student.model).values()) if args.scope == "projections" else \
-        [student.model.model.encoder]
-    params = trainable(student.model, modules)
-    student.model.train(False)
+    modules = None if args.scope == "projections" else [student.model.model.encoder]  # None: the product's
     checks = []
-
-    def held_loss(step):
-        with torch.no_grad():
-            checks.append((step, sum(float(window_loss(teacher.model, student.model, b)) for b in held) / len(held)))
-
-    loss, steps = fit(params, [(b,) for b in train], [(b,) for b in held],
-                      lambda b: window_loss(teacher.model, student.model, b), config, Budget(None), True,
-                      on_check=held_loss)
-    for q in student.model.parameters():
-        q.requires_grad_(False)
+    report = heal_window(teacher, student.model, clips, policy, config, progress=True, modules=modules,
+                         on_check=lambda step, loss: checks.append((step, loss)))
+    loss, steps = report.e2e_loss, report.steps
     heal_minutes = (time.time() - started) / 60
     student.model.config.liteasr_window = policy.to_dict()
     tag = f"{args.model}-steps{args.steps}-lr{args.lr:g}-{args.scope}-floor{args.floor:g}"

@@ -185,8 +185,8 @@ def fit(params: list[torch.nn.Parameter], train: list[tuple], held: list[tuple],
     held-out batches: ((held-out loss before, best), steps taken), the best weights restored.
 
     Hooks (research/healing/variants.py uses them; the product recipe needs none): `learning_rate(step)`,
-    `next_batch(i)` (batch i as the step should see it, e.g. augmented), `on_check(step)` after each
-    held-out check."""
+    `next_batch(i)` (batch i as the step should see it, e.g. augmented), `on_check(step, held-out loss)` at
+    each held-out check."""
     if not budget.left():
         return (float("nan"), float("nan")), 0  # no time: nothing measured, nothing changed
 
@@ -213,9 +213,9 @@ def fit(params: list[torch.nn.Parameter], train: list[tuple], held: list[tuple],
         step += 1
         bar.update(1)
         if step % config.eval_every == 0 or step == config.steps:
-            if on_check is not None:
-                on_check(step)
             loss = held_loss()
+            if on_check is not None:
+                on_check(step, loss)
             bar.set_postfix(held_out=f"{loss:.4f}", best=f"{best:.4f}")
             if loss < best:
                 best, saved, stale = loss, _snapshot(params), 0

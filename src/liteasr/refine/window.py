@@ -82,9 +82,11 @@ def window_loss(teacher: torch.nn.Module, student: torch.nn.Module, batch: Windo
 
 def heal_window(loaded: whisper.LoadedModel, student: torch.nn.Module, clips: list[Clip],
                 policy: whisper.WindowPolicy, config: HealConfig = WINDOW_HEAL, decoder_weight: float = 1.0,
-                progress: bool = True) -> HealReport:
+                progress: bool = True, modules: list[torch.nn.Module] | None = None, on_check=None) -> HealReport:
     """Heal `student` (`loaded.model` itself or a compressed copy of it) in place for `policy`'s windows;
-    the dense teacher is `loaded.model` as it is now (its targets are computed before anything moves)."""
+    the dense teacher is `loaded.model` as it is now (its targets are computed before anything moves).
+    Hooks for studies (research/window/steps.py): `modules` that train (default: the encoder's projections),
+    `on_check(step, held-out loss)` as in heal.fit."""
     if policy.padded:
         raise ValueError("healing for the window needs a window policy shorter than 30 s")
     torch.manual_seed(config.seed)
@@ -95,11 +97,11 @@ def heal_window(loaded: whisper.LoadedModel, student: torch.nn.Module, clips: li
     # The targets above were computed before anything moves, and only encoder projections train: the
     # decoder the teacher's distributions come from is frozen, even when the student is loaded.model itself.
     teacher = loaded.model
-    params = trainable(student, list(whisper.encoder_linears(student).values()))
+    params = trainable(student, modules or list(whisper.encoder_linears(student).values()))
     student.train(False)
     loss, steps = fit(params, [(b,) for b in train], [(b,) for b in held],
                       lambda b: window_loss(teacher, student, b, decoder_weight), config, Budget(config.minutes),
-                      progress)
+                      progress, on_check=on_check)
     for p in student.parameters():
         p.requires_grad_(False)
     return HealReport(loss, steps, time.monotonic() - start)
