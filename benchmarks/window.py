@@ -9,7 +9,7 @@ evaluation on unseen speakers: librispeech_other and speechocean's other speaker
 drawn with seed 1 (the window recipe was chosen on seed-0 draws). The 0.7 model is `compress`'s default
 recipe (`liteasr compress tiny.en --calibration ... --target-params 0.7`); each model healed for the window
 is the model before it, healed with refine.heal_window (pipeline.adapt_window; refine.WINDOW_HEAL, 1000
-steps) for a window of the audio + 1 s with a --floor s floor, as `compress ... --window auto --window-floor F`
+steps, the rate decaying by a cosine) for a window of the audio + 1 s with a --floor s floor, as `compress ... --window auto --window-floor F`
 does. WER with
 paired-bootstrap 95% intervals against the same model on padded windows, the runaway count (transcripts
 over 3x their reference), encoder ms per window for clips of 2, 5, 10 and 20 s (PyTorch fp32 and ONNX

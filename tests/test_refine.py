@@ -145,6 +145,34 @@ def test_a_soup_is_the_mean_of_its_seeded_runs(random_lite):
         HealConfig(seeds=0)
 
 
+def test_cosine_schedule_decays_the_rate_to_zero_by_the_last_step(monkeypatch):
+    """fit follows config.schedule: cosine starts at lr, is half of it mid-run and ends near 0; constant stays."""
+    from liteasr.refine.heal import Budget, fit
+
+    applied, step = [], torch.optim.Adam.step
+
+    def spy(self, *args, **kwargs):  # the rate each optimizer step really used
+        applied.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", spy)
+
+    def rates(schedule):
+        applied.clear()
+        w = torch.nn.Parameter(torch.ones(3))
+        config = HealConfig(steps=8, lr=0.1, eval_every=100, minutes=None, schedule=schedule)
+        fit([w], [(torch.zeros(3),)], [(torch.zeros(3),)], lambda x: ((w - x) ** 2).sum(), config, Budget(None),
+            progress=False)
+        return list(applied)
+
+    cosine = rates("cosine")
+    assert len(cosine) == 8 and cosine[0] == pytest.approx(0.1) and cosine[4] == pytest.approx(0.05)
+    assert all(a > b for a, b in zip(cosine, cosine[1:])) and cosine[-1] < 0.01
+    assert rates("constant") == [0.1] * 8
+    with pytest.raises(ValueError, match="schedule must be one of constant, cosine"):
+        HealConfig(schedule="linear")
+
+
 AUTOMODEL_SCRIPT = r"""
 import sys, torch
 from transformers import AutoModel

@@ -2,7 +2,7 @@
 150 steps, at which learning rate, and when more than the encoder's projections train?
 
     python research/window/steps.py --model dense --steps 1000 --lr 1e-4 --scope projections \
-        [--floor 5] [--clips 256] [--samples 80] [--json research/window/steps.json]
+        [--schedule constant|cosine] [--floor 5] [--clips 256] [--samples 80] [--json research/window/steps.json]
 
 The setting of benchmarks/window.py (calibration and healing audio: librispeech_calib + half of speechocean's
 speakers, 256 clips, seed 0; a window of the audio + 1 s with a --floor s floor), but WER on *development*
@@ -39,7 +39,8 @@ def heal(args, start, clips, policy):
     teacher = whisper.load("tiny.en")
     student = teacher if args.model == "dense" else whisper.load(start)
 
-    config = HealConfig(steps=args.steps, lr=args.lr, minutes=None, eval_every=args.eval_every)
+    config = HealConfig(steps=args.steps, lr=args.lr, minutes=None, eval_every=args.eval_every,
+                        schedule=args.schedule)
     modules = None if args.scope == "projections" else [student.model.model.encoder]  # None: the product's
     checks = []
     report = heal_window(teacher, student.model, clips, policy, config, progress=True, modules=modules,
@@ -48,6 +49,8 @@ def heal(args, start, clips, policy):
     heal_minutes = (time.time() - started) / 60
     student.model.config.liteasr_window = policy.to_dict()
     tag = f"{args.model}-steps{args.steps}-lr{args.lr:g}-{args.scope}-floor{args.floor:g}"
+    if args.schedule != "constant":  # the first runs' tags had no schedule: constant
+        tag += f"-{args.schedule}"
     out = args.work / "study" / tag
     if out.exists():
         shutil.rmtree(out)
@@ -65,6 +68,8 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--scope", choices=["projections", "encoder"], default="projections")
+    p.add_argument("--schedule", choices=["constant", "cosine"], default="constant",
+                   help="learning rate: constant, or cosine decay from --lr to 0 over --steps (the product's since this study)")
     p.add_argument("--eval-every", type=int, default=50)
     p.add_argument("--floor", type=float, default=5.0)
     p.add_argument("--clips", type=int, default=256)

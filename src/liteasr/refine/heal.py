@@ -20,6 +20,7 @@ averaging) are built from this module's pieces in research/healing/variants.py, 
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from dataclasses import dataclass, field, replace
@@ -33,6 +34,9 @@ from liteasr.data.audio import Clip
 from liteasr.models import whisper
 from liteasr.models.hf.modeling_lite_whisper import LowRankLinear
 from liteasr.refine.lockstep import split_clips, window_batches
+
+
+SCHEDULES = ("constant", "cosine")
 
 
 @dataclass
@@ -53,8 +57,14 @@ class HealConfig:
     # window orders), then average the factors. Measured better than one run at 0.6 (research/healing/refine.md);
     # costs as many runs, each with its share of `minutes`
     seeds: int = 1
+    # the learning rate over the steps: `constant` at lr, or `cosine`, from lr down to 0 at `steps`. Healing
+    # for the window decays (held-out loss 0.1084 -> 0.0698 in 1000 steps, research/window/steps.md); healing
+    # the factors does not (a cosine measured worse in WER on unseen speakers there, research/healing/refine.md)
+    schedule: str = "constant"
 
     def __post_init__(self):
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if self.seeds < 1:
             raise ValueError(f"seeds must be 1 or more, got {self.seeds}")
         if not 0.0 < self.held_out < 1.0:
@@ -184,6 +194,7 @@ def fit(params: list[torch.nn.Parameter], train: list[tuple], held: list[tuple],
     """Adam on `loss_of(*batch)` over the training batches in a seeded random order, early-stopped on the
     held-out batches: ((held-out loss before, best), steps taken), the best weights restored.
 
+    The learning rate follows `config.schedule` unless a hook gives it.
     Hooks (research/healing/variants.py uses them; the product recipe needs none): `learning_rate(step)`,
     `next_batch(i)` (batch i as the step should see it, e.g. augmented), `on_check(step, held-out loss)` at
     each held-out check."""
@@ -197,6 +208,9 @@ def fit(params: list[torch.nn.Parameter], train: list[tuple], held: list[tuple],
     before = best = held_loss()
     saved, stale, step = _snapshot(params), 0, 0
     optimizer = torch.optim.Adam(params, lr=config.lr)
+    if learning_rate is None and config.schedule == "cosine":
+        def learning_rate(step):
+            return config.lr * 0.5 * (1 + math.cos(math.pi * step / config.steps))
     order = random.Random(config.seed + 1)
     queue: list[int] = []
     bar = tqdm(total=config.steps, desc="healing", disable=not progress)
