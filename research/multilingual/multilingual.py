@@ -28,16 +28,23 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))  # the benchmarks' _common
 from _common import emit, multilingual_splits as splits, speech_or_exit, wer_cell  # noqa: E402
 
-from liteasr.evaluation.report import evaluate_models, load_eval_sets
+from liteasr.evaluation.report import evaluate_models, load_eval_sets  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from where import HEARD_SPEAKERS, speaker_split  # noqa: E402
+
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--targets", nargs="+", type=float, default=[0.6])
-    p.add_argument("--mixes", nargs="+", choices=["en", "en+pl", "en+pl+synthetic"], default=["en", "en+pl"])
+    p.add_argument("--mixes", nargs="+", choices=["en", "en+pl", "en+pl+synthetic", "en+pl+it+de"],
+                   default=["en", "en+pl"])
     p.add_argument("--synthetic", metavar="DIR",
                    help="for the en+pl+synthetic mix: synthetic speech (research/multilingual/synth_languages.py)")
     p.add_argument("--plan", metavar="JSON", help="apply this rank plan to every mix (compress --plan; no --targets)")
     p.add_argument("--refine", choices=["none", "heal", "auto"], default="none")
+    p.add_argument("--also", nargs="*", default=[], metavar="MODEL",
+                   help="models made elsewhere to evaluate beside (e.g. benchmarks/base.py's runs/base/sweep/...)")
     p.add_argument("--allocation", default="encoder", help="compress --allocation (default encoder)")
     p.add_argument("--clips", type=int, default=256, help="calibration clips (seed 0)")
     p.add_argument("--samples", type=int, default=60, help="evaluation clips per set (seed 0; all if fewer)")
@@ -51,6 +58,8 @@ def main() -> int:
     mixes = {"en": english, "en+pl": english + [str(split["nemo_pl_calib_half"])]}
     if args.synthetic:
         mixes["en+pl+synthetic"] = mixes["en+pl"] + [args.synthetic]
+    heard = {name: speaker_split(speech, work, name) for name in HEARD_SPEAKERS}  # it, de: (calibration, other)
+    mixes["en+pl+it+de"] = mixes["en+pl"] + [str(calib) for calib, _ in heard.values()]
     if "en+pl+synthetic" in args.mixes and not args.synthetic:
         p.error("the en+pl+synthetic mix needs --synthetic DIR")
     models, minutes = [], {}
@@ -70,8 +79,12 @@ def main() -> int:
                 subprocess.run(command, check=True)
                 minutes[out.name] = (time.time() - t0) / 60
             models.append(str(out))
+    # with the it+de mix, Italian and German are evaluated on the speakers it does not hold, for every model
+    italian, german = ((str(heard[n][1]) for n in ("emovo_it", "emodb_de")) if "en+pl+it+de" in args.mixes
+                       else (str(speech / "emovo_it"), str(speech / "emodb_de")))
     sets = [str(speech / "librispeech_other"), str(split["speechocean_heldout"]), str(split["nemo_pl_heldout"]),
-            str(speech / "emovo_it"), str(speech / "emodb_de"), str(speech / "css10_es")]
+            italian, german, str(speech / "css10_es")]
+    models += args.also
     results = evaluate_models(["base", *models], load_eval_sets(sets, args.samples, seed=0), latency=False)
     payload = {"date": time.strftime("%Y-%m-%d"), "command": " ".join(["python", *sys.argv]),
                "calibration": mixes, "compress_minutes": minutes, "results": results}
