@@ -69,7 +69,8 @@ def main() -> int:
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--scope", choices=["projections", "encoder"], default="projections")
     p.add_argument("--schedule", choices=["constant", "cosine"], default="constant",
-                   help="learning rate: constant, or cosine decay from --lr to 0 over --steps (the product's since this study)")
+                   help="learning rate: constant, or cosine decay from --lr to 0 over --steps (the product's since "
+                        "this study)")
     p.add_argument("--eval-every", type=int, default=50)
     p.add_argument("--floor", type=float, default=5.0)
     p.add_argument("--clips", type=int, default=256)

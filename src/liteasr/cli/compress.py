@@ -71,7 +71,8 @@ def register(sub) -> None:
     window.add_argument("--window-margin", type=float, metavar="S",
                         help="seconds of window after the audio (default 1)")
     window.add_argument("--window-heal-steps", type=common.positive(int), metavar="N",
-                        help="steps of healing for the window, the learning rate decaying to 0 by the last one (default 1000)")
+                        help="steps of healing for the window, the learning rate decaying to 0 by the last one "
+                             "(default 1000)")
     window.add_argument("--window-heal-minutes", type=common.positive(float), metavar="M",
                         help="wall-clock budget for healing for the window (default 30)")
     output = p.add_argument_group("output")
