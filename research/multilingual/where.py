@@ -51,17 +51,19 @@ def speaker_split(speech: Path, work: Path, name: str) -> tuple[Path, Path]:
             write_manifest(other, work / f"{name}_other", speech / name))
 
 
-def encoder_error(dense: whisper.LoadedModel, model: torch.nn.Module, audios) -> float:
-    """Relative error of `model`'s encoder output against the dense one's, on the frames that hold audio."""
-    err = spread = 0.0
+def encoder_errors(dense: whisper.LoadedModel, models: dict[str, torch.nn.Module], audios) -> dict[str, float]:
+    """Each model's relative encoder-output error against the dense one's, on the frames that hold audio (the
+    dense output computed once per clip)."""
+    err, spread = dict.fromkeys(models, 0.0), 0.0
     for audio in audios:
         feats = dense.features([audio])
-        ref, out = whisper.encoder_output(dense.model, feats), whisper.encoder_output(model, feats)
+        ref = whisper.encoder_output(dense.model, feats)
         n = min(ref.shape[1], max(1, round(len(audio) / 16000 * FRAMES_PER_SECOND)))
-        ref, out = ref[0, :n].double(), out[0, :n].double()
-        err += float((out - ref).pow(2).sum())
+        ref = ref[0, :n].double()
         spread += float((ref - ref.mean(0)).pow(2).sum())
-    return err / spread
+        for name, model in models.items():
+            err[name] += float((whisper.encoder_output(model, feats)[0, :n].double() - ref).pow(2).sum())
+    return {name: e / spread for name, e in err.items()}
 
 
 def main() -> int:
@@ -99,7 +101,7 @@ def main() -> int:
               for name, src in sources.items()}
     rows = {}
     for pname, audios in probes.items():
-        rows[pname] = {name: encoder_error(dense, model, audios) for name, model in built.items()}
+        rows[pname] = encoder_errors(dense, built, audios)
         print(f"{pname:34}", "  ".join(f"{name} {e:.4f}" for name, e in rows[pname].items()), flush=True)
     out = {"command": "python " + " ".join(sys.argv), "date": time.strftime("%Y-%m-%d"), "target": args.target,
            "sweep": str(args.sweep), "probe_clips": args.probe_clips, "hear": args.hear, "errors": rows,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import sys
 
@@ -95,8 +96,6 @@ WINDOW_HEAL_OPTIONS = {"window_heal_steps": "steps", "window_heal_minutes": "min
 
 def heal_config(args, options: dict = HEAL_OPTIONS, defaults=None):
     """HealConfig from the options given; the rest keep the library's defaults (`defaults`: HealConfig's)."""
-    import dataclasses
-
     from liteasr.refine import HealConfig
 
     given = {field: getattr(args, option) for option, field in options.items() if getattr(args, option) is not None}
