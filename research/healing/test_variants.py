@@ -82,6 +82,25 @@ def test_cosine_schedule_decays_the_rate_each_step_takes(random_lite, monkeypatc
         VariantConfig(schedule="linear")
 
 
+def test_warmup_raises_the_rate_linearly_then_follows_the_schedule(random_lite, monkeypatch):
+    """warmup=W: steps 0..W-1 run at lr (s + 1) / W, then the schedule runs over the steps left; every
+    check is reported through on_check."""
+    loaded, clips, lite = random_lite
+    taken, checks = [], []
+    step = torch.optim.Adam.step
+    monkeypatch.setattr(torch.optim.Adam, "step", lambda self, *a, **k: (taken.append(self.param_groups[0]["lr"]),
+                                                                         step(self, *a, **k))[1])
+    config = VariantConfig(steps=6, eval_every=2, lr=1e-3, minutes=None, patience=100, warmup=2)
+    heal_variant(loaded, copy.deepcopy(lite), clips, config, progress=False,
+                 on_check=lambda s, loss: checks.append(s))
+    assert taken == pytest.approx([0.5e-3, 1e-3, 1e-3, 1e-3, 1e-3, 1e-3]) and checks == [2, 4, 6]
+    taken.clear()
+    heal_variant(loaded, copy.deepcopy(lite), clips, replace(config, schedule="cosine"), progress=False)
+    assert taken == pytest.approx([0.5e-3, 1e-3, 1e-3, 0.5e-3 * (1 + 2 ** -0.5), 0.5e-3, 0.5e-3 * (1 - 2 ** -0.5)])
+    with pytest.raises(ValueError, match="warmup must be 0 or more and below steps"):
+        VariantConfig(steps=10, warmup=10)
+
+
 def test_weight_averaging_is_kept_only_when_it_lowers_the_held_out_loss(random_lite):
     """`average=True` is the same run, then the mean of its weights over the second half is tried on the
     held-out clips: never a higher held-out loss than the plain run, and a different result only if lower."""

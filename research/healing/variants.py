@@ -16,6 +16,7 @@ variant field at its default it is the product's `heal` (tested). The study scri
 
 from __future__ import annotations
 
+import math
 import random
 import sys
 import time
@@ -63,9 +64,14 @@ class VariantConfig(HealConfig):
     # also try the mean of the weights seen at the held-out checks of the second half (SWA); kept when
     # its held-out loss is no worse than the best single one
     average: bool = False
+    # steps over which the rate rises linearly to lr before its schedule (0: none): no better on base at 0.7
+    # (research/healing/base_rate.md)
+    warmup: int = 0
 
     def __post_init__(self):
         super().__post_init__()
+        if not 0 <= self.warmup < max(self.steps, 1):
+            raise ValueError(f"warmup must be 0 or more and below steps ({self.steps}), got {self.warmup}")
         if self.metric not in METRICS:  # fail before minutes of dense targets, not after
             raise ValueError(f"unknown healing metric {self.metric!r} ({' or '.join(METRICS)})")
         if not 0.0 <= self.pad_weight <= 1.0:
@@ -127,11 +133,12 @@ def output_metric(teacher, name: str):
 
 def heal_variant(loaded: whisper.LoadedModel, lite: torch.nn.Module, clips: list[Clip],
                  config: VariantConfig = VariantConfig(), packing: str = DEFAULT_PACKING,
-                 progress: bool = True) -> VariantReport:
-    """Heal `lite` in place with a variant recipe."""
+                 progress: bool = True, on_check=None) -> VariantReport:
+    """Heal `lite` in place with a variant recipe; `on_check(step, held-out loss)` as in heal.fit."""
     if config.seeds > 1:
         params = variant_trainable(lite, config.layernorm, config.dense)
-        report = soup(lite, params, config, lambda run: heal_variant(loaded, lite, clips, run, packing, progress))
+        report = soup(lite, params, config,
+                      lambda run: heal_variant(loaded, lite, clips, run, packing, progress, on_check))
         return VariantReport(report.e2e_loss, report.steps, report.seconds, report.members)
     torch.manual_seed(config.seed)
     start = time.monotonic()
@@ -150,7 +157,7 @@ def heal_variant(loaded: whisper.LoadedModel, lite: torch.nn.Module, clips: list
     block = (_heal_blocks(loaded.model, lite, train, held, config, budget.share(0.5), progress)
              if config.block_epochs > 0 else [])
     e2e, steps = ((float("nan"), float("nan")), 0) if targets is None else \
-        _heal_end_to_end(loaded, lite, train, held, speech, targets, params, config, budget, progress)
+        _heal_end_to_end(loaded, lite, train, held, speech, targets, params, config, budget, progress, on_check)
     for p in lite.parameters():
         p.requires_grad_(False)
     return VariantReport(e2e, steps, time.monotonic() - start, block_loss=block)
@@ -218,8 +225,23 @@ def _teacher_targets(loaded, train, held, transcripts: bool, progress: bool):
     return done[:len(train)], done[len(train):]
 
 
+def warmed_up(config: VariantConfig):
+    """fit's learning_rate hook for a warmup (None without one: fit follows config.schedule): linear from
+    lr / warmup to lr over `warmup` steps, then the schedule over the steps left."""
+    if not config.warmup:
+        return None
+
+    def rate(step):
+        if step < config.warmup:
+            return config.lr * (step + 1) / config.warmup
+        if config.schedule == "cosine":
+            return config.lr * 0.5 * (1 + math.cos(math.pi * (step - config.warmup) / (config.steps - config.warmup)))
+        return config.lr
+    return rate
+
+
 def _heal_end_to_end(loaded, student, train, held, speech, targets, params, config: VariantConfig, budget: Budget,
-                     progress: bool):
+                     progress: bool, report_check=None):
     """Stage 2: encoder output error (+ decoder KL) against the dense model, through the product's `fit`."""
     teacher = loaded.model
     train_t, held_t = targets
@@ -243,8 +265,10 @@ def _heal_end_to_end(loaded, student, train, held, speech, targets, params, conf
         if config.mix or config.warp else None
     mean, averaged = None, 0  # running mean of the weights at held-out checks (config.average)
 
-    def on_check(step, _loss):
+    def on_check(step, loss):
         nonlocal mean, averaged
+        if report_check is not None:
+            report_check(step, loss)
         if config.average and 2 * step > config.steps:
             averaged += 1
             mean = _snapshot(params) if mean is None else mean
@@ -254,7 +278,7 @@ def _heal_end_to_end(loaded, student, train, held, speech, targets, params, conf
 
     held_batches = list(zip(held, held_t, held_w))
     (before, best), step = fit(params, list(zip(train, train_t, train_w)), held_batches, loss_of, config, budget,
-                               progress, next_batch=next_batch, on_check=on_check)
+                               progress, learning_rate=warmed_up(config), next_batch=next_batch, on_check=on_check)
     if averaged > 1:
         saved = _snapshot(params)
         _restore(params, mean)

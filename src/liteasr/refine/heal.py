@@ -15,7 +15,8 @@ started.
 The recipe is the one measured best for its cost (research/healing/refine.md). The variants measured no
 better there (block-wise stages, a decoder KL term, a cross-attention metric, LayerNorms or dense projections
 healing too, cosine schedules, speed perturbation, padding weights, mixing, frequency warping, weight
-averaging) are built from this module's pieces in research/healing/variants.py, where they stay reproducible.
+averaging; on base, a warmup or a slower rate: research/healing/base_rate.md) are built from this module's
+pieces in research/healing/variants.py, where they stay reproducible.
 """
 
 from __future__ import annotations
