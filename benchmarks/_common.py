@@ -67,6 +67,16 @@ def multilingual_splits(speech: Path, work: Path) -> dict[str, Path]:
         "nemo_pl_heldout": write_manifest(pl_eval, work / "nemo_pl_heldout", speech / "nemo_pl"),
     }
 
+def base_sweep_point(sweep: Path, target: float, script: str) -> Path:
+    """benchmarks/base.py's healed model at `target` under `sweep` (its statistics beside it); exits with a
+    one-line message naming `script` when benchmarks/base.py has not run."""
+    healed = sweep / f"encoder-params-{target:g}-heal"
+    for needed in (sweep / "stats.safetensors", healed / "plan.json"):
+        if not needed.is_file():
+            sys.exit(f"{script}: {needed} is missing: run benchmarks/base.py first")
+    return healed
+
+
 DEFAULT_WORK = Path("runs/bench")
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root, for `research.*`
-from _common import multilingual_splits, speech_or_exit  # noqa: E402
+from _common import base_sweep_point, multilingual_splits, speech_or_exit  # noqa: E402
 
 from liteasr.calibration.stats import CovarianceStats  # noqa: E402
 from liteasr.data.audio import draw, read_sources  # noqa: E402
@@ -63,10 +63,7 @@ def main() -> int:
     p.add_argument("--json", type=Path, default=Path("research/healing/base_rate.json"))
     args = p.parse_args()
     speech, started = speech_or_exit(), time.time()
-    healed_dir = args.sweep / f"encoder-params-{args.target:g}-heal"
-    for needed in (args.sweep / "stats.safetensors", healed_dir / "plan.json"):
-        if not needed.is_file():
-            sys.exit(f"base_rate.py: {needed} is missing: run benchmarks/base.py first")
+    healed_dir = base_sweep_point(args.sweep, args.target, "base_rate.py")
     out = json.loads(args.json.read_text()) if args.json.is_file() else {"variants": {}}
     out.update(target=args.target, sweep=str(args.sweep))
     split = multilingual_splits(speech, args.work)

@@ -26,7 +26,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from _common import multilingual_splits as splits, rows as manifest_rows, speech_or_exit, write_manifest  # noqa: E402
+from _common import (base_sweep_point, multilingual_splits as splits, rows as manifest_rows,  # noqa: E402
+                     speech_or_exit, write_manifest)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from subspace import probe_sets  # noqa: E402
@@ -76,10 +77,7 @@ def main() -> int:
     p.add_argument("--json", type=Path, default=Path("research/multilingual/where.json"))
     args = p.parse_args()
     speech, started = speech_or_exit(), time.time()
-    healed_dir = args.sweep / f"encoder-params-{args.target:g}-heal"
-    for needed in (args.sweep / "stats.safetensors", healed_dir / "plan.json"):
-        if not needed.is_file():
-            sys.exit(f"where.py: {needed} is missing: run benchmarks/base.py first")
+    healed_dir = base_sweep_point(args.sweep, args.target, "where.py")
     dense = whisper.load("base")
     stats = CovarianceStats.load(args.sweep / "stats.safetensors")
     models = {
