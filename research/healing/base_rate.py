@@ -5,9 +5,9 @@
         [--evaluate VARIANT] [--samples 40] [--json research/healing/base_rate.json]
 
 benchmarks/base.py's compression at --target (its calibration statistics, its rank plan, its 256 calibration
-clips: English and Polish) is factored once; each variant (HealConfig fields, `key=value,...`; the others the
-product's defaults, 150 steps of 4 windows; `warmup` is research/healing/variants.py's) heals a copy of the same factors on the same clips, with the same
-held-out clips, and the held-out loss is recorded at every check. Choosing uses the held-out calibration loss
+clips: English and Polish) is factored once; each variant (VariantConfig fields, `key=value,...`; the others
+the product's defaults, 150 steps of 4 windows) heals a copy of the same factors on the same clips, with the
+same held-out clips, and the held-out loss is recorded at every check. Choosing uses the held-out calibration loss
 only. `--evaluate VARIANT` then evaluates that variant's model once, beside dense base and the benchmark's
 healed model, on benchmarks/base.py's evaluation sets (speakers disjoint from the calibration's; Italian,
 German and Spanish never calibrated): WER, ΔWER vs dense base with paired-bootstrap 95% intervals.
@@ -62,7 +62,7 @@ def main() -> int:
     p.add_argument("--samples", type=int, default=40, help="evaluation clips per set (seed 0), as benchmarks/base.py")
     p.add_argument("--json", type=Path, default=Path("research/healing/base_rate.json"))
     args = p.parse_args()
-    speech, started = speech_or_exit(), time.time()
+    speech = speech_or_exit()
     healed_dir = base_sweep_point(args.sweep, args.target, "base_rate.py")
     out = json.loads(args.json.read_text()) if args.json.is_file() else {"variants": {}}
     out.update(target=args.target, sweep=str(args.sweep))
@@ -94,11 +94,11 @@ def main() -> int:
         sets = [*english, str(split["nemo_pl_heldout"]), str(speech / "emovo_it"), str(speech / "emodb_de"),
                 str(speech / "css10_es")]
         models = ["base", str(healed_dir), str(args.work / "rate" / args.evaluate)]
-        out["evaluation"] = {"command": "python " + " ".join(sys.argv), "variant": args.evaluate, "models": models, "sets": sets, "samples": args.samples,
+        out["evaluation"] = {"command": "python " + " ".join(sys.argv), "variant": args.evaluate, "models": models,
+                             "sets": sets, "samples": args.samples,
                              "results": evaluate_models(models, load_eval_sets(sets, args.samples, seed=0),
                                                         latency=False)}
-    out.update(command="python " + " ".join(sys.argv), date=time.strftime("%Y-%m-%d"),
-               minutes=(time.time() - started) / 60)
+    out.update(date=time.strftime("%Y-%m-%d"))  # each entry carries its own command
     args.json.write_text(json.dumps(out, indent=1))
     return 0
 
