@@ -196,15 +196,30 @@ def test_server_reports_the_language_it_transcribed(base, clips):
     assert given.language == "german"
 
 
-def test_compress_names_the_calibration_languages_and_warns_on_one(base, tiny_en):
-    from liteasr.data.audio import Clip
+def test_compress_names_the_calibration_languages_and_warns_on_one(base, tiny_en, clips):
+    from dataclasses import replace
+
     from liteasr.pipeline import calibration_languages
 
+    english, polish, italian = clips[0][:3]  # librispeech's manifest states no language; the others do
+    assert english.language is None and polish.language == "pl"
     said = []
-    one = [Clip(f"p{i}.flac", language="pl") for i in range(3)] + [Clip("x.flac")]
-    assert calibration_languages(base, one, said.append) == "pl 3, unstated 1"
-    assert len(said) == 1 and "warning: a multilingual model calibrated on languages pl 3, unstated 1" in said[0]
-    mixed = one + [Clip("e.flac", language="en")]
-    assert calibration_languages(base, mixed, said.append) == "pl 3, unstated 1, en 1"
-    assert calibration_languages(tiny_en, one, said.append) == "pl 3, unstated 1"  # English-only: no warning
-    assert len(said) == 1
+    # unstated English beside stated Polish: detection finds the second language, no warning
+    assert calibration_languages(base, [polish] * 3 + [english], said.append) == "pl 3, unstated 1 (detected on 1: en 1)"
+    assert said == []
+    # unstated Polish beside stated Polish: one language, said with what detection found
+    unstated_polish = replace(polish, language=None)
+    text = calibration_languages(base, [polish] * 3 + [unstated_polish], said.append)
+    assert text == "pl 3, unstated 1 (detected on 1: pl 1)"
+    assert len(said) == 1 and f"warning: a multilingual model calibrated on one language ({text})" in said[0]
+    # a language counts when detection finds it in a quarter of the clips it ran on
+    unstated_italian = replace(italian, language=None)
+    text = calibration_languages(base, [english] * 7 + [unstated_italian], said.append)
+    assert text == "unstated 8 (detected on 8: en 7, it 1)" and len(said) == 2
+    assert calibration_languages(base, [english] * 6 + [unstated_italian] * 2, said.append) == \
+        "unstated 8 (detected on 8: en 6, it 2)"
+    assert len(said) == 2
+    # two stated languages: nothing to detect
+    assert calibration_languages(base, [polish, italian, unstated_polish], said.append) == "pl 1, it 1, unstated 1"
+    assert calibration_languages(tiny_en, [polish, unstated_polish], said.append) == "pl 1, unstated 1"  # English-only
+    assert len(said) == 2
