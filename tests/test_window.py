@@ -64,10 +64,32 @@ def test_mixed_lengths_in_one_batch_get_the_text_each_gets_alone(tiny_en, speech
     together = transcribe(tiny_en, audios, batch_size=5, progress=False, warmup=False, options=options).texts
     alone = [transcribe(tiny_en, [a], progress=False, warmup=False, options=options).texts[0] for a in audios]
     assert together == alone
+    # evaluation batches a dataset's clips by window length (from the headers): the same text per clip
+    from liteasr.data.audio import Dataset
+    from liteasr.evaluation.evaluate import evaluate_dataset
+
+    clips = sample(read_dataset(speech / "librispeech_other").clips, 5, seed=3)
+    scored = evaluate_dataset(tiny_en, Dataset("five", clips), batch_size=2, progress=False, options=options)
+    assert [t["hypothesis"] for t in scored.transcripts] == alone
     # the default stays Whisper's padded window for a model whose checkpoint records no policy
     padded = transcribe(tiny_en, audios, batch_size=5, progress=False, warmup=False).texts
     assert transcribe(tiny_en, audios, batch_size=5, progress=False, warmup=False,
                       options=DecodingOptions(window=30)).texts == padded
+
+
+def test_batches_hold_clips_of_one_window_length():
+    from liteasr.decoding.transcribe import batches_by_window
+
+    seconds = [2.5, 9.3, 2.2, 9.4, 2.9, 5.0, 2.1, 9.2]  # windows (audio + 1 s, rounded up): 4 11 4 11 4 6 4 11
+    samples = [int(s * 16000) for s in seconds]
+    short = DecodingOptions(window=SHORT)
+    batches = batches_by_window(samples, short, batch_size=3)
+    assert sorted(i for b in batches for i in b) == list(range(8))  # every clip once
+    assert all(len(b) <= 3 and len({SHORT.frames(samples[i]) for i in b}) == 1 for b in batches)
+    assert batches == [[0, 2, 4], [6], [5], [1, 3, 7]]  # shortest windows first, input order within one
+    assert batches_by_window(samples, short, 3, items=[3, 0, 1]) == [[0], [3, 1]]
+    # padded windows: consecutive blocks, as before
+    assert batches_by_window(samples, DecodingOptions(window=WindowPolicy()), 3) == [[0, 1, 2], [3, 4, 5], [6, 7]]
 
 
 def test_onnx_export_encodes_short_windows_as_pytorch_does(random_lite_dir, lite_onnx, speech):  # noqa: F811

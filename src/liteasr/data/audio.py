@@ -148,6 +148,16 @@ def load_audio(source: str | Path | Clip) -> np.ndarray:
     return decode_audio(clip.open(), str(clip.path))
 
 
+def audio_samples(clip: Clip) -> int:
+    """The clip's length in samples at 16 kHz, from its header (no decoding); 0 when it cannot be read (then
+    load_audio says why)."""
+    try:
+        info = sf.info(clip.open())
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError):
+        return 0
+    return round(info.frames * SAMPLE_RATE / info.samplerate)
+
+
 def decode_audio(source: str | BinaryIO, name: str) -> np.ndarray:
     """Mono float32 at 16 kHz from a path or an open binary file (an upload, a dataset row's bytes);
     errors call it `name`."""

@@ -393,6 +393,23 @@ def transcribe_segments(loaded, audio: np.ndarray, options: DecodingOptions | No
     return text, segments, used, detected
 
 
+def batches_by_window(samples: list[int], options: DecodingOptions, batch_size: int,
+                      items: list[int] | None = None) -> list[list[int]]:
+    """`items` (default: every index of `samples`, each clip's length) in batches of at most `batch_size`.
+    Under a short-window policy each batch holds clips of one window length: decode_windows would split a
+    batch of mixed lengths into one batch per length, and batches of one or two clips decode far slower per
+    clip than batches of eight (dense tiny.en, healed window: RTFx 31 -> 50 on 80 clips)."""
+    items = list(range(len(samples))) if items is None else items
+    policy = options.window if isinstance(options.window, whisper.WindowPolicy) else whisper.PADDED
+    if policy.padded:
+        return [items[start : start + batch_size] for start in range(0, len(items), batch_size)]
+    groups: dict[int, list[int]] = {}
+    for i in items:
+        groups.setdefault(policy.frames(samples[i]), []).append(i)
+    return [group[start : start + batch_size] for _, group in sorted(groups.items())
+            for start in range(0, len(group), batch_size)]
+
+
 def transcribe(loaded, audios: list[np.ndarray], batch_size: int = 8, progress: bool = True, warmup: bool = True,
                options: DecodingOptions | None = None, languages: list[str | None] | None = None) -> Transcription:
     """Transcribe clips (any runtime). `languages`: per clip, a language to force (None: `options.language`,
@@ -414,8 +431,7 @@ def transcribe(loaded, audios: list[np.ndarray], batch_size: int = 8, progress: 
     attempts: list = [0] * len(audios)
     elapsed = 0.0
     with tqdm(total=len(audios), desc="transcribing", unit="clip", disable=not progress) as bar:
-        for start in range(0, len(short), batch_size):
-            idx = short[start : start + batch_size]
+        for idx in batches_by_window([len(a) for a in audios], options, batch_size, short):
             t0 = time.perf_counter()
             out = decode_windows(loaded, [audios[i] for i in idx], options, [languages[i] for i in idx])
             batch_texts = loaded.processor.batch_decode(out.ids, skip_special_tokens=True)

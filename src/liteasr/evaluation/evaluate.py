@@ -9,9 +9,9 @@ from functools import lru_cache
 import jiwer
 from tqdm.auto import tqdm
 
-from liteasr.data.audio import SAMPLE_RATE, Dataset, load_audio
-from liteasr.decoding.transcribe import DecodingOptions, check_options, transcribe
-from liteasr.distributed import Group, blocks, current, gather_by_index
+from liteasr.data.audio import SAMPLE_RATE, Dataset, audio_samples, load_audio
+from liteasr.decoding.transcribe import DecodingOptions, batches_by_window, check_options, transcribe
+from liteasr.distributed import Group, current, gather_by_index
 from liteasr.errors import UserError
 from liteasr.models import generation
 
@@ -207,7 +207,8 @@ def evaluate_dataset(loaded, dataset: Dataset, batch_size: int = 8, progress: bo
     (`lid_errors`). It picks the normalizer and the metric (CER for languages written without spaces).
     With no language known, multilingual models detect it per clip and the English normalizer scores.
 
-    Batches are fixed blocks of `batch_size` clips; under torchrun each process transcribes every
+    Batches are fixed blocks of `batch_size` clips (under a short-window policy, of clips of one window
+    length: decoding.batches_by_window); under torchrun each process transcribes every
     world-th batch, and transcripts are gathered by clip index, so every clip is scored once and
     the result is the one-process result."""
     group = group or current()
@@ -222,7 +223,11 @@ def evaluate_dataset(loaded, dataset: Dataset, batch_size: int = 8, progress: bo
     forced = [language if force else None] * len(clips)
     decoding = replace(options or DecodingOptions(), language=None)
     texts, detected, attempts, samples, elapsed = {}, {}, {}, 0, 0.0
-    mine = [b for k, b in enumerate(blocks(range(len(clips)), batch_size)) if k % group.world == group.rank]
+    # a short-window policy batches clips of one window length together (their lengths from the headers)
+    window = check_options(loaded, decoding)
+    lengths = [0] * len(clips) if window.window.padded else [audio_samples(c) for c in clips]
+    batches = batches_by_window(lengths, window, batch_size)
+    mine = [b for k, b in enumerate(batches) if k % group.world == group.rank]
     with tqdm(total=sum(map(len, mine)), desc=f"transcribing {dataset.name}", unit="clip",
               disable=not (progress and group.is_main)) as bar:
         for k, batch in enumerate(mine):
