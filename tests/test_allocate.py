@@ -106,6 +106,18 @@ def test_interpolation_is_exact_at_probes_zero_when_dense_and_monotone():
     assert beyond[2] > beyond[4] == pytest.approx(0.03)  # below the smallest probe: extrapolated, still growing
 
 
+def test_damage_probes_take_every_calibration_language_in_turn():
+    from liteasr.data.audio import Clip
+    from liteasr.factorize.compress import probe_selection
+
+    # drawn sources come one after another: the first 8 clips would all be English
+    clips = [Clip(f"en{i}.flac") for i in range(6)] + [Clip(f"pl{i}.flac", language="pl") for i in range(3)]
+    assert [str(c.path) for c in probe_selection(clips, 8)] == \
+        ["en0.flac", "pl0.flac", "en1.flac", "pl1.flac", "en2.flac", "pl2.flac", "en3.flac", "en4.flac"]
+    assert probe_selection(clips[:6], 4) == clips[:4]  # one language: its first clips, as before
+    assert probe_selection([], 8) == []
+
+
 def test_transcript_mask_stops_after_first_end_of_text():
     eos = 9
     ids = torch.tensor([[1, 2, 5, 9, 9, 9], [1, 2, 5, 6, 7, 9]])

@@ -74,10 +74,24 @@ def compress_(model: torch.nn.Module, stats: CovarianceStats, plan: RankPlan, ei
     return to_lite(model)
 
 
+def probe_selection(clips: list, n: int) -> list:
+    """The `n` calibration clips the measured damage models probe: taken in turn from each language the
+    clips' manifests state (unstated counts as one), in order within each. A calibration of one language
+    probes its first `n` clips; one of several probes every language alike, where taking the first `n` would
+    probe only the first source's (drawn sources come one after another)."""
+    groups: dict = {}
+    for c in clips:
+        groups.setdefault(c.language, []).append(c)
+    turns = [group[i] for i in range(max(map(len, groups.values()), default=0)) for group in groups.values()
+             if i < len(group)]
+    return turns[:n]
+
+
 def measure_damage(loaded, stats: CovarianceStats, eig, damage: str = DEFAULT_DAMAGE, clips=None,
                    multiple: int = 16, probe_clips: int = 8, probe_points: int = 6, progress: bool = True):
-    """Predicted damage of every candidate rank (damage.py); measured models probe the first
-    `probe_clips` calibration clips, each padded as at inference, at `probe_points` ranks per layer."""
+    """Predicted damage of every candidate rank (damage.py); measured models probe `probe_clips`
+    calibration clips (probe_selection: every language alike), each padded as at inference, at
+    `probe_points` ranks per layer."""
     from liteasr.data.audio import load_audio, windows
     from liteasr.planning.damage import MEASURED, TruncationProbe, candidates, damage_table
 
@@ -90,7 +104,8 @@ def measure_damage(loaded, stats: CovarianceStats, eig, damage: str = DEFAULT_DA
     if damage in MEASURED:
         if not clips:
             raise UserError(f"the {damage} damage model needs calibration audio (use --calibration, not --stats)")
-        pieces = [(w, c.language) for c in clips[:probe_clips] for w in windows(load_audio(c))][:probe_clips]
+        pieces = [(w, c.language) for c in probe_selection(clips, probe_clips)
+                  for w in windows(load_audio(c))][:probe_clips]
         probe = TruncationProbe(loaded, [w for w, _ in pieces], "decoder" if damage == "decoder" else "encoder",
                                 languages=[lang for _, lang in pieces])
     return damage_table(damage, eig, options, stats, probe, probe_points, progress)
