@@ -67,6 +67,21 @@ def multilingual_splits(speech: Path, work: Path) -> dict[str, Path]:
         "nemo_pl_heldout": write_manifest(pl_eval, work / "nemo_pl_heldout", speech / "nemo_pl"),
     }
 
+def base_calibration(speech: Path, split: dict[str, Path]) -> list[str]:
+    """benchmarks/base.py's calibration sources (`split`: multilingual_splits): English, librispeech_calib and half
+    of speechocean_train's speakers; Polish, nemo_pl_calib of two speakers."""
+    return [str(speech / "librispeech_calib"), str(split["speechocean_calib"]), str(split["nemo_pl_calib_half"])]
+
+
+def add_base_study_args(p) -> None:
+    """The options of a study of benchmarks/base.py's models: where they are, the budget, how they were drawn."""
+    p.add_argument("--sweep", type=Path, default=Path("runs/base/sweep"), help="benchmarks/base.py's sweep folder")
+    p.add_argument("--work", type=Path, default=Path("runs/base"), help="benchmarks/base.py's work folder")
+    p.add_argument("--target", type=float, default=0.7)
+    p.add_argument("--clips", type=int, default=256, help="benchmarks/base.py's calibration clips (seed 0)")
+    p.add_argument("--samples", type=int, default=40, help="evaluation clips per set (seed 0), as benchmarks/base.py")
+
+
 def base_sweep_point(sweep: Path, target: float, script: str) -> Path:
     """benchmarks/base.py's healed model at `target` under `sweep` (its statistics beside it); exits with a
     one-line message naming `script` when benchmarks/base.py has not run."""

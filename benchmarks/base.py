@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import emit, multilingual_splits, speech_or_exit, wer_cell
+from _common import base_calibration, emit, multilingual_splits, speech_or_exit, wer_cell
 
 from liteasr.evaluation.report import evaluate_models, load_eval_sets
 from liteasr.evaluation.sweep import run_sweep
@@ -44,7 +44,7 @@ def main() -> int:
     args = p.parse_args()
     speech, started = speech_or_exit(), time.time()
     split = multilingual_splits(speech, args.work)
-    calibration = [str(speech / "librispeech_calib"), str(split["speechocean_calib"]), str(split["nemo_pl_calib_half"])]
+    calibration = base_calibration(speech, split)
     english = [str(speech / "librispeech_other"), str(split["speechocean_heldout"])]
     sets = [*english, str(split["nemo_pl_heldout"]), str(speech / "emovo_it"), str(speech / "emodb_de"),
             str(speech / "css10_es")]

@@ -24,7 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root, for `research.*`
-from _common import base_sweep_point, multilingual_splits, speech_or_exit  # noqa: E402
+from _common import (add_base_study_args, base_calibration, base_sweep_point, multilingual_splits,  # noqa: E402
+                     speech_or_exit)
 
 from liteasr.calibration.stats import CovarianceStats  # noqa: E402
 from liteasr.data.audio import draw, read_sources  # noqa: E402
@@ -53,13 +54,9 @@ def heal_config(spec: str) -> VariantConfig:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sweep", type=Path, default=Path("runs/base/sweep"), help="benchmarks/base.py's sweep folder")
-    p.add_argument("--work", type=Path, default=Path("runs/base"), help="benchmarks/base.py's work folder")
-    p.add_argument("--target", type=float, default=0.7)
-    p.add_argument("--clips", type=int, default=256, help="benchmarks/base.py's calibration clips (seed 0)")
+    add_base_study_args(p)
     p.add_argument("--variants", nargs="*", default=DEFAULT_VARIANTS)
     p.add_argument("--evaluate", metavar="VARIANT", help="evaluate this variant's model (built by an earlier run)")
-    p.add_argument("--samples", type=int, default=40, help="evaluation clips per set (seed 0), as benchmarks/base.py")
     p.add_argument("--json", type=Path, default=Path("research/healing/base_rate.json"))
     args = p.parse_args()
     speech = speech_or_exit()
@@ -69,8 +66,7 @@ def main() -> int:
     split = multilingual_splits(speech, args.work)
     if args.variants:
         dense = whisper.load("base")
-        calibration = [str(speech / "librispeech_calib"), str(split["speechocean_calib"]),
-                       str(split["nemo_pl_calib_half"])]
+        calibration = base_calibration(speech, split)
         clips = draw(read_sources(calibration, "audio", "text"), args.clips, 0)  # run_sweep's draw
         stats = CovarianceStats.load(args.sweep / "stats.safetensors")
         planned = Planned(dense, stats, spectra(stats), RankPlan.load(healed_dir / "plan.json"), clips,

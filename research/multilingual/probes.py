@@ -24,7 +24,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from _common import base_sweep_point, multilingual_splits, speech_or_exit  # noqa: E402
+from _common import (add_base_study_args, base_calibration, base_sweep_point, multilingual_splits,  # noqa: E402
+                     speech_or_exit)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from subspace import probe_sets  # noqa: E402
@@ -46,11 +47,7 @@ from dataclasses import asdict  # noqa: E402
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sweep", type=Path, default=Path("runs/base/sweep"), help="benchmarks/base.py's sweep folder")
-    p.add_argument("--work", type=Path, default=Path("runs/base"), help="benchmarks/base.py's work folder")
-    p.add_argument("--target", type=float, default=0.7)
-    p.add_argument("--clips", type=int, default=256, help="calibration clips (seed 0), as base.py")
-    p.add_argument("--samples", type=int, default=40, help="evaluation clips per set (seed 0), as base.py")
+    add_base_study_args(p)
     p.add_argument("--probe-clips", type=int, default=24, help="clips per probe set for the encoder-output error")
     p.add_argument("--out", type=Path, default=Path("runs/multilingual/base-0.7-probes"))
     p.add_argument("--json", type=Path, default=Path("research/multilingual/probes.json"))
@@ -58,7 +55,7 @@ def main() -> int:
     speech, started = speech_or_exit(), time.time()
     split = multilingual_splits(speech, args.work)
     old_dir = base_sweep_point(args.sweep, args.target, "probes.py")
-    calibration = [str(speech / "librispeech_calib"), str(split["speechocean_calib"]), str(split["nemo_pl_calib_half"])]
+    calibration = base_calibration(speech, split)
     clips = draw(read_sources(calibration), args.clips, seed=0)
     stats = CovarianceStats.load(args.sweep / "stats.safetensors")
     if stats.meta.get("clips") not in (None, len(clips)):
