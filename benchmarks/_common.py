@@ -73,13 +73,22 @@ def base_calibration(speech: Path, split: dict[str, Path]) -> list[str]:
     return [str(speech / "librispeech_calib"), str(split["speechocean_calib"]), str(split["nemo_pl_calib_half"])]
 
 
-def add_base_study_args(p) -> None:
-    """The options of a study of benchmarks/base.py's models: where they are, the budget, how they were drawn."""
-    p.add_argument("--sweep", type=Path, default=Path("runs/base/sweep"), help="benchmarks/base.py's sweep folder")
+def base_eval_sets(speech: Path, split: dict[str, Path]) -> list[str]:
+    """benchmarks/base.py's evaluation sets: English on unseen speakers, Polish on its other two speakers (both
+    languages calibrated on), Italian, German and Spanish (never calibrated on)."""
+    return [str(speech / "librispeech_other"), str(split["speechocean_heldout"]), str(split["nemo_pl_heldout"]),
+            str(speech / "emovo_it"), str(speech / "emodb_de"), str(speech / "css10_es")]
+
+
+def add_base_study_args(p, sweep: bool = True) -> None:
+    """The options of a study on benchmarks/base.py's data: its work folder, how it drew its clips, and (`sweep`)
+    where its models are and which budget."""
     p.add_argument("--work", type=Path, default=Path("runs/base"), help="benchmarks/base.py's work folder")
-    p.add_argument("--target", type=float, default=0.7)
     p.add_argument("--clips", type=int, default=256, help="benchmarks/base.py's calibration clips (seed 0)")
     p.add_argument("--samples", type=int, default=40, help="evaluation clips per set (seed 0), as benchmarks/base.py")
+    if sweep:
+        p.add_argument("--sweep", type=Path, default=Path("runs/base/sweep"), help="benchmarks/base.py's sweep folder")
+        p.add_argument("--target", type=float, default=0.7)
 
 
 def base_sweep_point(sweep: Path, target: float, script: str) -> Path:

@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import base_calibration, emit, multilingual_splits, speech_or_exit, wer_cell
+from _common import base_calibration, base_eval_sets, emit, multilingual_splits, speech_or_exit, wer_cell
 
 from liteasr.evaluation.report import evaluate_models, load_eval_sets
 from liteasr.evaluation.sweep import run_sweep
@@ -45,9 +45,8 @@ def main() -> int:
     speech, started = speech_or_exit(), time.time()
     split = multilingual_splits(speech, args.work)
     calibration = base_calibration(speech, split)
-    english = [str(speech / "librispeech_other"), str(split["speechocean_heldout"])]
-    sets = [*english, str(split["nemo_pl_heldout"]), str(speech / "emovo_it"), str(speech / "emodb_de"),
-            str(speech / "css10_es")]
+    sets = base_eval_sets(speech, split)
+    english = sets[:2]
     results = run_sweep("base", calibration, sets, ["0.99:0.999"], args.work / "sweep", samples=args.clips,
                         eval_samples=args.samples, targets=args.targets, refines=["heal"],
                         heal_config=HealConfig(minutes=args.heal_minutes), overwrite=True)

@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from _common import (add_base_study_args, base_calibration, base_sweep_point, multilingual_splits,  # noqa: E402
-                     speech_or_exit)
+from _common import (add_base_study_args, base_calibration, base_eval_sets, base_sweep_point,  # noqa: E402
+                     multilingual_splits, speech_or_exit)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from subspace import probe_sets  # noqa: E402
@@ -95,8 +95,7 @@ def main() -> int:
     del pca
 
     # WER: dense, base.py's model, the new one, on base.py's sets
-    sets_paths = [str(speech / "librispeech_other"), str(split["speechocean_heldout"]), str(split["nemo_pl_heldout"]),
-                  str(speech / "emovo_it"), str(speech / "emodb_de"), str(speech / "css10_es")]
+    sets_paths = base_eval_sets(speech, split)
     sets = load_eval_sets(sets_paths, args.samples, seed=0)
     models = {"base": "base", "English probes (benchmarks/base.py)": str(old_dir),
               "every language's probes": str(args.out)}

@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from _common import base_calibration, multilingual_splits, speech_or_exit  # noqa: E402
+from _common import (add_base_study_args, base_calibration, base_eval_sets, multilingual_splits,  # noqa: E402
+                     speech_or_exit)
 from window import healed_for_window  # noqa: E402
 
 from liteasr.data.audio import draw, read_sources  # noqa: E402
@@ -29,9 +30,7 @@ from liteasr.refine import WINDOW_HEAL  # noqa: E402
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--work", type=Path, default=Path("runs/base"), help="benchmarks/base.py's work folder")
-    p.add_argument("--clips", type=int, default=256, help="calibration clips (seed 0), as benchmarks/base.py")
-    p.add_argument("--samples", type=int, default=40, help="evaluation clips per set (seed 0), as benchmarks/base.py")
+    add_base_study_args(p, sweep=False)
     p.add_argument("--out", type=Path, default=Path("runs/window/base-window-5"))
     p.add_argument("--json", type=Path, default=Path("research/window/base_window.json"))
     args = p.parse_args()
@@ -40,8 +39,7 @@ def main() -> int:
     calibration = base_calibration(speech, split)
     clips = draw(read_sources(calibration), args.clips, seed=0)
     healed = healed_for_window("base", "base", clips, whisper.AUTO_WINDOW, args.out, WINDOW_HEAL)
-    sets = [str(speech / "librispeech_other"), str(split["speechocean_heldout"]), str(split["nemo_pl_heldout"]),
-            str(speech / "emovo_it"), str(speech / "emodb_de"), str(speech / "css10_es")]
+    sets = base_eval_sets(speech, split)
     results = evaluate_models(["base", healed], load_eval_sets(sets, args.samples, seed=0), latency=False,
                               options=[DecodingOptions(window=30), None])
     for r in results:
