@@ -133,7 +133,7 @@ def detected_languages(loaded, clips: list[Clip], at_most: int = DETECT_UNSTATED
     if not clips:
         return Counter()
     chosen = [clips[round(i * (len(clips) - 1) / max(at_most - 1, 1))] for i in range(min(at_most, len(clips)))]
-    audios = [load_audio(c)[: whisper.WINDOW_SECONDS * 16000] for c in chosen]
+    audios = [load_audio(c)[: generation.WINDOW_SAMPLES] for c in chosen]
     codes, _ = loaded.detect_language(loaded.encode(loaded.features(audios)))
     return Counter(codes)
 

@@ -214,8 +214,8 @@ def evaluate_dataset(loaded, dataset: Dataset, batch_size: int = 8, progress: bo
     group = group or current()
     clips = [c for c in dataset.clips if c.text is not None]
     language = dataset_language(dataset, options)
-    try:
-        check_options(loaded, replace(options or DecodingOptions(), language=language))
+    try:  # also resolves the window policy (batches below)
+        resolved = check_options(loaded, replace(options or DecodingOptions(), language=language))
     except UserError as exc:
         raise UserError(f"{dataset.name}: {exc}") from None
     # a language the caller names is forced in any case; the data's own only with force_language
@@ -224,9 +224,8 @@ def evaluate_dataset(loaded, dataset: Dataset, batch_size: int = 8, progress: bo
     decoding = replace(options or DecodingOptions(), language=None)
     texts, detected, attempts, samples, elapsed = {}, {}, {}, 0, 0.0
     # a short-window policy batches clips of one window length together (their lengths from the headers)
-    window = check_options(loaded, decoding)
-    lengths = [0] * len(clips) if window.window.padded else [audio_samples(c) for c in clips]
-    batches = batches_by_window(lengths, window, batch_size)
+    lengths = [0] * len(clips) if resolved.window.padded else [audio_samples(c) for c in clips]
+    batches = batches_by_window(lengths, resolved, batch_size)
     mine = [b for k, b in enumerate(batches) if k % group.world == group.rank]
     with tqdm(total=sum(map(len, mine)), desc=f"transcribing {dataset.name}", unit="clip",
               disable=not (progress and group.is_main)) as bar:
