@@ -173,6 +173,37 @@ def test_cosine_schedule_decays_the_rate_to_zero_by_the_last_step(monkeypatch):
         HealConfig(schedule="linear")
 
 
+def test_cosine_follows_the_budget_when_it_ends_the_run_first(monkeypatch):
+    """On a machine too slow for every step within the budget, the cosine decays by the budget's time (so
+    the run still ends at a low rate) and the last steps get a held-out check."""
+    from liteasr.refine.heal import Budget, cosine_rate, fit
+
+    assert cosine_rate(0.1, 0) == pytest.approx(0.1) and cosine_rate(0.1, 0.5) == pytest.approx(0.05)
+    assert cosine_rate(0.1, 1) == pytest.approx(0) and cosine_rate(0.1, 3) == pytest.approx(0)
+    applied, step = [], torch.optim.Adam.step
+
+    def spy(self, *args, **kwargs):
+        applied.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", spy)
+
+    class ThreeSteps(Budget):  # time runs out after 3 of the 8 steps, a third of it per step
+        def left(self):
+            return len(applied) < 3
+
+        def used(self):
+            return len(applied) / 3
+
+    w, checks = torch.nn.Parameter(torch.ones(3)), []
+    config = HealConfig(steps=8, lr=0.1, eval_every=100, minutes=None, schedule="cosine")
+    (before, best), steps = fit([w], [(torch.zeros(3),)], [(torch.zeros(3),)], lambda x: ((w - x) ** 2).sum(),
+                                config, ThreeSteps(None), progress=False,
+                                on_check=lambda s, loss: checks.append(s))
+    assert applied == pytest.approx([0.1, 0.075, 0.025]) and steps == 3
+    assert checks == [3] and best < before  # the steps the budget ended were checked and kept
+
+
 AUTOMODEL_SCRIPT = r"""
 import sys, torch
 from transformers import AutoModel

@@ -110,16 +110,23 @@ def relative_error(out: torch.Tensor, ref: torch.Tensor, weight: torch.Tensor | 
 
 class Budget:
     def __init__(self, minutes: float | None):
-        self.end = None if minutes is None else time.monotonic() + 60 * minutes
+        self.start = time.monotonic()
+        self.end = None if minutes is None else self.start + 60 * minutes
 
     def left(self) -> bool:
         return self.end is None or time.monotonic() < self.end
+
+    def used(self) -> float:
+        """The fraction of the budget spent (0 without one)."""
+        if self.end is None:
+            return 0.0
+        return min(1.0, (time.monotonic() - self.start) / max(self.end - self.start, 1e-9))
 
     def share(self, fraction: float) -> "Budget":
         """A budget ending when `fraction` of what is left now has passed."""
         part = Budget(None)
         if self.end is not None:
-            part.end = time.monotonic() + fraction * (self.end - time.monotonic())
+            part.end = part.start + fraction * (self.end - part.start)
         return part
 
 
@@ -188,6 +195,11 @@ def soup(lite: torch.nn.Module, params: list[torch.nn.Parameter], config, run: C
                       time.monotonic() - start_time, members)
 
 
+def cosine_rate(lr: float, progress: float) -> float:
+    """A cosine from `lr` (progress 0) down to 0 (progress 1)."""
+    return lr * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
 def fit(params: list[torch.nn.Parameter], train: list[tuple], held: list[tuple], loss_of: Callable[..., torch.Tensor],
         config, budget: Budget, progress: bool = True, learning_rate: Callable[[int], float] | None = None,
         next_batch: Callable[[int], tuple] | None = None, on_check: Callable[[int], None] | None = None
@@ -195,7 +207,9 @@ def fit(params: list[torch.nn.Parameter], train: list[tuple], held: list[tuple],
     """Adam on `loss_of(*batch)` over the training batches in a seeded random order, early-stopped on the
     held-out batches: ((held-out loss before, best), steps taken), the best weights restored.
 
-    The learning rate follows `config.schedule` unless a hook gives it.
+    The learning rate follows `config.schedule` unless a hook gives it; a cosine decays by the steps or by
+    the budget's time, whichever is further along, so that a slower machine, whose budget ends the run
+    first, still ends it at a low rate. A run the budget ends checks its last steps on the held-out batches.
     Hooks (research/healing/variants.py uses them; the product recipe needs none): `learning_rate(step)`,
     `next_batch(i)` (batch i as the step should see it, e.g. augmented), `on_check(step, held-out loss)` at
     each held-out check."""
@@ -211,7 +225,7 @@ def fit(params: list[torch.nn.Parameter], train: list[tuple], held: list[tuple],
     optimizer = torch.optim.Adam(params, lr=config.lr)
     if learning_rate is None and config.schedule == "cosine":
         def learning_rate(step):
-            return config.lr * 0.5 * (1 + math.cos(math.pi * step / config.steps))
+            return cosine_rate(config.lr, max(step / config.steps, budget.used()))
     order = random.Random(config.seed + 1)
     queue: list[int] = []
     bar = tqdm(total=config.steps, desc="healing", disable=not progress)
@@ -227,7 +241,7 @@ def fit(params: list[torch.nn.Parameter], train: list[tuple], held: list[tuple],
         optimizer.step()
         step += 1
         bar.update(1)
-        if step % config.eval_every == 0 or step == config.steps:
+        if step % config.eval_every == 0 or step == config.steps or not budget.left():
             loss = held_loss()
             if on_check is not None:
                 on_check(step, loss)

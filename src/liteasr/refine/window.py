@@ -28,9 +28,9 @@ from liteasr.refine.lockstep import split_clips
 # Healing for the window needs more steps than healing the factors, and a decaying learning rate: on dense
 # tiny.en (floor 5 s) the held-out loss went 0.3165 -> 0.2263 in 150 steps, 0.1084 in 1000 at a constant
 # rate and 0.0698 in 1000 with cosine decay; development WER on librispeech_other from +5.95 to +1.12 to -0.07
-# against the padded window (research/window/steps.md). 1000 steps took 14.6 min on 2 CPU cores: the
-# wall-clock budget leaves room for them (the cosine schedule is by step, so a budget that ends the run early
-# leaves the rate undecayed).
+# against the padded window (research/window/steps.md). 1000 steps took 14.6 min on 2 CPU cores, and 33 for the
+# 0.7 compression on a slower machine of the same kind: there the budget ends the run first, and the cosine
+# follows the budget's time instead of the steps (heal.fit), so the rate has decayed by then all the same.
 WINDOW_HEAL = HealConfig(steps=1000, minutes=30.0, schedule="cosine")
 
 
