@@ -22,11 +22,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from _common import multilingual_splits, speech_or_exit  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _study import add_study_args, development_sets  # noqa: E402
 
 from liteasr import runtime  # noqa: E402
 from liteasr.decoding.transcribe import DecodingOptions  # noqa: E402
 from liteasr.evaluation.evaluate import evaluate_dataset, normalize, paired_bootstrap  # noqa: E402
-from liteasr.evaluation.report import load_eval_sets  # noqa: E402
 from liteasr.models import whisper  # noqa: E402
 
 
@@ -39,14 +40,11 @@ def last_word_lost(reference: str, padded: str, short: str) -> bool:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--margins", type=float, nargs="+", default=[1.0, 2.0, 3.0])
-    p.add_argument("--floor", type=float, default=5.0)
-    p.add_argument("--samples", type=int, default=80, help="development clips per set (seed 0)")
-    p.add_argument("--work", type=Path, default=Path("runs/window"))
-    p.add_argument("--json", type=Path, default=Path("research/window/margin.json"))
+    add_study_args(p, "research/window/margin.json")
     args = p.parse_args()
     speech, started = speech_or_exit(), time.time()
     split = multilingual_splits(speech, args.work)
-    sets = load_eval_sets([str(speech / "librispeech_other"), str(split["speechocean_heldout"])], args.samples, seed=0)
+    sets = development_sets(speech, split, args.samples)
     models = {"dense tiny.en": ("tiny.en", args.work / f"tiny.en-window-{args.floor:g}"),
               "0.7 (default compression)": (str(args.work / "tiny.en-0.7"), args.work / f"tiny.en-0.7-window-{args.floor:g}")}
     rows = {}

@@ -23,10 +23,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from _common import multilingual_splits, speech_or_exit  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _study import add_study_args, development_sets  # noqa: E402
 
 from liteasr.data.audio import draw, read_sources  # noqa: E402
 from liteasr.decoding.transcribe import DecodingOptions  # noqa: E402
-from liteasr.evaluation.report import evaluate_models, load_eval_sets  # noqa: E402
+from liteasr.evaluation.report import evaluate_models  # noqa: E402
 from liteasr.models import whisper  # noqa: E402
 from liteasr.refine import WINDOW_HEAL  # noqa: E402
 from liteasr.refine.window import heal_window  # noqa: E402
@@ -34,11 +36,8 @@ from liteasr.refine.window import heal_window  # noqa: E402
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--floor", type=float, default=5.0)
     p.add_argument("--clips", type=int, default=256)
-    p.add_argument("--samples", type=int, default=80, help="development clips per set (seed 0)")
-    p.add_argument("--work", type=Path, default=Path("runs/window"))
-    p.add_argument("--json", type=Path, default=Path("research/window/teacher.json"))
+    add_study_args(p, "research/window/teacher.json")
     args = p.parse_args()
     speech, started = speech_or_exit(), time.time()
     split = multilingual_splits(speech, args.work)
@@ -72,7 +71,7 @@ def main() -> int:
         tmp.rename(self_teacher)
     heal = heal or json.loads((self_teacher / "window_heal.json").read_text())
 
-    sets = load_eval_sets([str(speech / "librispeech_other"), str(split["speechocean_heldout"])], args.samples, seed=0)
+    sets = development_sets(speech, split, args.samples)
     labels = ["0.7, padded 30 s", "0.7 healed for the window, dense teacher", "0.7 healed for the window, itself as teacher"]
     results = evaluate_models([str(lite), str(dense_teacher), str(self_teacher)], sets, latency=False,
                               options=[DecodingOptions(window=30), None, None])
