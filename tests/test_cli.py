@@ -150,8 +150,37 @@ def test_compress_heals_on_more_voices_than_it_calibrates_on(random_whisper_dir,
     assert_user_error(liteasr(*args[:-3], "--heal-data", noise_clips, "--calibration-samples", "10", "-o", tmp_path / "bad"),
                       "every clip is already a calibration clip")
     assert_user_error(liteasr(*args, "--refine", "none", "-o", tmp_path / "bad"),
-                      "--heal-data applies to healing only (--refine heal, or auto with a --target-*), not to --refine none")
+                      "--heal-data applies to healing only (--refine heal, or auto with a --target-*; or --window), "
+                      "not to --refine none")
     assert_user_error(liteasr(*args[:-3], "--heal-samples", "2", "-o", tmp_path / "bad"), "--heal-samples needs --heal-data")
+    assert not (tmp_path / "bad").exists()
+
+
+def test_healing_for_the_window_heals_on_more_voices_too(random_whisper_dir, noise_clips, tmp_path, monkeypatch):
+    """Without factor healing, --heal-data is still healing audio when the model is healed for its window; the
+    factor-healing options still are not."""
+    import numpy as np
+    import soundfile as sf
+
+    from liteasr import pipeline
+
+    more = tmp_path / "more"
+    more.mkdir()
+    for i in range(3):
+        sf.write(more / f"tone{i}.wav", 0.2 * np.sin(np.arange(20000) * (0.04 + 0.02 * i)).astype(np.float32), 16000)
+    seen = []
+    real = pipeline.adapt_window
+    monkeypatch.setattr(pipeline, "adapt_window", lambda loaded, lite, clips, *a: seen.append(clips) or
+                        real(loaded, lite, clips, *a))
+    args = ["compress", random_whisper_dir, "--calibration", noise_clips, "--calibration-samples", "4",
+            "--target-params", "0.8", "--allocation", "normalized", "--rank-multiple", "8", "--refine", "none",
+            "--window", "3", "--window-heal-steps", "2", "--heal-data", more]
+    r = liteasr(*args, "--output", tmp_path / "window")
+    assert r.returncode == 0, r.stderr
+    (clips,) = seen
+    assert sorted(p.parent == more for p in (c.path for c in clips)) == [False] * 4 + [True] * 3
+    assert_user_error(liteasr(*args, "--heal-steps", "2", "-o", tmp_path / "bad"),
+                      "--heal-steps applies to healing only (--refine heal, or auto with a --target-*), not to --refine none")
     assert not (tmp_path / "bad").exists()
 
 

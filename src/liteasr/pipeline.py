@@ -239,9 +239,10 @@ def compress(model, calibration, config: CompressConfig = CompressConfig(), heal
     refine = config.refinement(not isinstance(calibration, CovarianceStats))
     if config.window is not None and isinstance(calibration, CovarianceStats):
         raise UserError("--window heals the model for its window on audio: it needs --calibration audio")
-    if heal_data and refine != "heal":
+    window = config.window is not None and not config.window.padded
+    if heal_data and refine != "heal" and not window:
         raise UserError("--heal-data is audio for healing: it needs --calibration audio and healing "
-                        "(--refine heal, or auto with a --target-*)")
+                        "(--refine heal, or auto with a --target-*; or --window)")
     planned = calibrate_and_plan(model, calibration, config, describe, warn)
     # a model the caller loaded stays dense (they may use it beside); one loaded here is factored in place
     return finish(planned, config, refine, heal_data, warn=warn, keep_dense=isinstance(model, whisper.LoadedModel))

@@ -59,7 +59,7 @@ def register(sub) -> None:
                              "cost; 3 measured better at --target-params 0.6)")
     refine.add_argument("--heal-data", metavar="DATA", nargs="+",
                         help="more voices to heal on (not to calibrate on): clips drawn from these sources join the "
-                             "calibration clips for healing only (default none)")
+                             "calibration clips for healing only, the factors' and the window's (default none)")
     refine.add_argument("--heal-samples", type=common.positive(int), metavar="N",
                         help="clips drawn from --heal-data, chosen by --seed (default: as many as --calibration-samples)")
     window = p.add_argument_group("window: encode only the audio that is there (healed for it)")
@@ -137,11 +137,13 @@ def inapplicable(args, has_target: bool, refine: str) -> None:
             raise UserError(f"--{option.replace('_', '-')} applies with --window only")
     if args.window is not None and args.window != "auto" and args.window_floor is not None:
         raise UserError("--window S is the floor itself: give --window auto with --window-floor, or --window S")
-    given = [o for o in ("heal_data", "heal_samples", *HEAL_OPTIONS)
+    # healing for the window heals on --heal-data too; the factor-healing options are the factors' alone
+    window = window_policy(args) is not None
+    given = [o for o in (*(() if window else ("heal_data", "heal_samples")), *HEAL_OPTIONS)
              if getattr(args, o) not in (None, False)]
     if given and refine != "heal":
         raise UserError(f"--{given[0].replace('_', '-')} applies to healing only (--refine heal, or auto with a "
-                        f"--target-*), not to --refine {refine}")
+                        f"--target-*{'' if window else '; or --window'}), not to --refine {refine}")
 
 
 def window_policy(args):
