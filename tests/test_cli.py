@@ -120,17 +120,22 @@ def test_compress_heal_from_several_sources(random_whisper_dir, noise_clips, tmp
     assert "healed" in card and "extra" in card
 
 
-def test_compress_heals_on_more_voices_than_it_calibrates_on(random_whisper_dir, noise_clips, tmp_path, monkeypatch):
-    """--heal-data clips join the calibration clips for healing only, never twice, drawn by --seed."""
+def tones(folder, count: int):
+    """`count` distinct 1.25 s tones as WAV files in a new `folder`: audio no calibration source holds."""
     import numpy as np
     import soundfile as sf
 
+    folder.mkdir()
+    for i in range(count):
+        sf.write(folder / f"tone{i}.wav", 0.2 * np.sin(np.arange(20000) * (0.04 + 0.02 * i)).astype(np.float32), 16000)
+    return folder
+
+
+def test_compress_heals_on_more_voices_than_it_calibrates_on(random_whisper_dir, noise_clips, tmp_path, monkeypatch):
+    """--heal-data clips join the calibration clips for healing only, never twice, drawn by --seed."""
     from liteasr import pipeline
 
-    more = tmp_path / "more"
-    more.mkdir()
-    for i in range(4):
-        sf.write(more / f"tone{i}.wav", 0.2 * np.sin(np.arange(20000) * (0.04 + 0.02 * i)).astype(np.float32), 16000)
+    more = tones(tmp_path / "more", 4)
     seen = []
     real = pipeline.heal
     monkeypatch.setattr(pipeline, "heal", lambda loaded, lite, clips, *a: seen.append(clips) or real(loaded, lite, clips, *a))
@@ -159,15 +164,9 @@ def test_compress_heals_on_more_voices_than_it_calibrates_on(random_whisper_dir,
 def test_healing_for_the_window_heals_on_more_voices_too(random_whisper_dir, noise_clips, tmp_path, monkeypatch):
     """Without factor healing, --heal-data is still healing audio when the model is healed for its window; the
     factor-healing options still are not."""
-    import numpy as np
-    import soundfile as sf
-
     from liteasr import pipeline
 
-    more = tmp_path / "more"
-    more.mkdir()
-    for i in range(3):
-        sf.write(more / f"tone{i}.wav", 0.2 * np.sin(np.arange(20000) * (0.04 + 0.02 * i)).astype(np.float32), 16000)
+    more = tones(tmp_path / "more", 3)
     seen = []
     real = pipeline.adapt_window
     monkeypatch.setattr(pipeline, "adapt_window", lambda loaded, lite, clips, *a: seen.append(clips) or
