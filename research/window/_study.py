@@ -1,9 +1,16 @@
 """What research/window's development studies share: their options and their development draws."""
 
 import argparse
+import dataclasses
+import json
+import shutil
+import time
 from pathlib import Path
 
 from liteasr.evaluation.report import load_eval_sets
+from liteasr.models import whisper
+from liteasr.refine import WINDOW_HEAL
+from liteasr.refine.window import heal_window
 
 
 def add_study_args(p: argparse.ArgumentParser, json_default: str) -> None:
@@ -17,3 +24,25 @@ def development_sets(speech: Path, split: dict, samples: int) -> list:
     """research/window/steps.py's development draws: seed 0 of librispeech_other and speechocean's other
     speakers (benchmarks/window.py reports on seed 1)."""
     return load_eval_sets([str(speech / "librispeech_other"), str(split["speechocean_heldout"])], samples, seed=0)
+
+
+def heal_lite_for_window(lite: Path, teacher: str | None, clips: list, policy, out: Path) -> dict:
+    """The lite checkpoint `lite` healed for `policy`'s windows with refine.WINDOW_HEAL against `teacher` (a
+    model spec; None: `lite` itself on its padded window), every step (no time budget: on a slow machine the
+    budget would end runs early and make them differ in more than what a study varies), saved to `out` with
+    its window_heal.json; an existing `out` is reused. Returns that JSON's contents."""
+    if not (out / "config.json").is_file():
+        t0 = time.time()
+        student = whisper.load(str(lite))  # the teacher's targets are computed before the student moves
+        report = heal_window(whisper.load(teacher) if teacher else student, student.model, clips, policy,
+                             dataclasses.replace(WINDOW_HEAL, minutes=None))
+        student.model.config.liteasr_window = policy.to_dict()
+        tmp = out.with_name(out.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(lite, tmp)  # a lite checkpoint: keep its model code and card
+        student.model.save_pretrained(tmp)
+        student.processor.save_pretrained(tmp)
+        heal = {"loss": report.e2e_loss, "steps": report.steps, "minutes": (time.time() - t0) / 60}
+        (tmp / "window_heal.json").write_text(json.dumps(heal))
+        tmp.rename(out)
+    return json.loads((out / "window_heal.json").read_text())

@@ -17,9 +17,7 @@ bootstrap), runaways, and the new against the old model clip by clip.
 """
 
 import argparse
-import dataclasses
 import json
-import shutil
 import sys
 import time
 from dataclasses import asdict
@@ -28,15 +26,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from _common import multilingual_splits, speech_or_exit  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _study import add_study_args, development_sets  # noqa: E402
+from _study import add_study_args, development_sets, heal_lite_for_window  # noqa: E402
 
 from liteasr import runtime  # noqa: E402
 from liteasr.data.audio import draw, read_sources  # noqa: E402
 from liteasr.decoding.transcribe import DecodingOptions  # noqa: E402
 from liteasr.evaluation.evaluate import evaluate_dataset, paired_bootstrap  # noqa: E402
 from liteasr.models import whisper  # noqa: E402
-from liteasr.refine import WINDOW_HEAL  # noqa: E402
-from liteasr.refine.window import heal_window  # noqa: E402
 
 SINGLE_SPEAKERS = {"vctk_p239": 60, "dc_tts": 60, "cathy_arctic": 60, "ljspeech": 32}
 
@@ -64,22 +60,7 @@ def main() -> int:
             sys.exit(f"{path} is missing: run benchmarks/window.py first")
 
     new = args.work / f"tiny.en-0.7-window-{args.floor:g}-{len(clips)}-clips"
-    heal = None
-    if not (new / "config.json").is_file():
-        t0 = time.time()
-        teacher = whisper.load("tiny.en")
-        student = whisper.load(str(lite))
-        report = heal_window(teacher, student.model, clips, policy, dataclasses.replace(WINDOW_HEAL, minutes=None))
-        student.model.config.liteasr_window = policy.to_dict()
-        tmp = new.with_name(new.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(lite, tmp)  # a lite checkpoint: keep its model code and card
-        student.model.save_pretrained(tmp)
-        student.processor.save_pretrained(tmp)
-        heal = {"loss": report.e2e_loss, "steps": report.steps, "minutes": (time.time() - t0) / 60}
-        (tmp / "window_heal.json").write_text(json.dumps(heal))
-        tmp.rename(new)
-    heal = heal or json.loads((new / "window_heal.json").read_text())
+    heal = heal_lite_for_window(lite, "tiny.en", clips, policy, new)
 
     sets = development_sets(speech, split, args.samples)
     labels = ["0.7, padded 30 s", "0.7 healed for the window on 256 clips", f"0.7 healed for the window on {len(clips)} clips"]

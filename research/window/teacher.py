@@ -14,9 +14,7 @@ greedy: WER, ΔWER against the 0.7 model padded (paired bootstrap), runaways.
 """
 
 import argparse
-import dataclasses
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -24,14 +22,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from _common import multilingual_splits, speech_or_exit  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _study import add_study_args, development_sets  # noqa: E402
+from _study import add_study_args, development_sets, heal_lite_for_window  # noqa: E402
 
 from liteasr.data.audio import draw, read_sources  # noqa: E402
 from liteasr.decoding.transcribe import DecodingOptions  # noqa: E402
 from liteasr.evaluation.report import evaluate_models  # noqa: E402
 from liteasr.models import whisper  # noqa: E402
-from liteasr.refine import WINDOW_HEAL  # noqa: E402
-from liteasr.refine.window import heal_window  # noqa: E402
 
 
 def main() -> int:
@@ -52,24 +48,7 @@ def main() -> int:
         sys.exit(f"{dense_teacher} is missing: run benchmarks/window.py first")
 
     self_teacher = args.work / f"tiny.en-0.7-window-{args.floor:g}-self-teacher"
-    heal = None
-    if not (self_teacher / "config.json").is_file():
-        t0 = time.time()
-        loaded = whisper.load(str(lite))  # the teacher's targets are computed before the student moves
-        # every one of the 1000 steps, as for the dense-teacher model (made with a 90-minute budget, all 1000 steps in 33 min): on a
-        # slower machine the 30-minute budget would end the run early and the two would differ in more than
-        # their teacher
-        report = heal_window(loaded, loaded.model, clips, policy, dataclasses.replace(WINDOW_HEAL, minutes=None))
-        loaded.model.config.liteasr_window = policy.to_dict()
-        tmp = self_teacher.with_name(self_teacher.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(lite, tmp)  # a lite checkpoint: keep its model code and card
-        loaded.model.save_pretrained(tmp)
-        loaded.processor.save_pretrained(tmp)
-        heal = {"loss": report.e2e_loss, "steps": report.steps, "minutes": (time.time() - t0) / 60}
-        (tmp / "window_heal.json").write_text(json.dumps(heal))
-        tmp.rename(self_teacher)
-    heal = heal or json.loads((self_teacher / "window_heal.json").read_text())
+    heal = heal_lite_for_window(lite, None, clips, policy, self_teacher)
 
     sets = development_sets(speech, split, args.samples)
     labels = ["0.7, padded 30 s", "0.7 healed for the window, dense teacher", "0.7 healed for the window, itself as teacher"]
