@@ -11,6 +11,9 @@ is healed both ways with refine.WINDOW_HEAL on the same audio (librispeech_calib
 speakers, 256 clips, seed 0) for windows of the audio + 1 s, floor 5 s, and evaluated on the development draws
 of research/window/steps.py (seed 0, --samples clips per set; benchmarks/window.py reports on seed-1 draws),
 greedy: WER, ΔWER against the 0.7 model padded (paired bootstrap), runaways.
+
+Needs runs/window/tiny.en-0.7 and its dense-teacher window model as benchmarks/window.py builds them; the
+self-teacher model is built here (about 27 min on 2 cores) and reused when present. Result: research/window/margin.md.
 """
 
 import argparse
