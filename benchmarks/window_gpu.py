@@ -68,7 +68,7 @@ def run(packed: Path, device: str, repeats: int, batches: list[int]) -> dict:
     table = {}
     for batch in batches:
         for seconds in SECONDS:
-            for dname in dtypes:  # one interleaved run per dtype: encoder_latency feeds one dtype
+            for dname in dtypes:  # one interleaved run per dtype: rows compare within a dtype
                 group = [r for r in rows if r[0] == dname]
                 if not group:
                     continue

@@ -222,3 +222,15 @@ def test_real_int8_fallback_chosen_on_noise_cuts_the_error_on_speech(low_rank_ti
     everything, fallback = error([]), error(least_accurate(noise_errors))
     print(f"int8 encoder relative squared error: all MatMuls {everything:.4f}, with the fallback {fallback:.4f}")
     assert everything < 0.02 and fallback < 0.7 * everything
+
+
+def test_encoder_latency_feeds_each_model_its_own_dtype(random_lite_dir, lite_onnx):
+    """One interleaved timing run over models of different dtypes and runtimes (as benchmarks/window_gpu.py
+    times fp16 beside fp32): each encoder gets the features in its own dtype."""
+    from liteasr.evaluation.bench import encoder_latency
+
+    fp32 = whisper.load(str(random_lite_dir))
+    bf16 = whisper.load(str(random_lite_dir), dtype=torch.bfloat16)
+    timings = encoder_latency([bf16, fp32, runtime.load(str(lite_onnx))], repeats=2, warmup=1, frames=[600, 600, 600])
+    assert [t.runs for t in timings] == [2, 2, 2]
+    assert all(t.median_ms > 0 for t in timings)

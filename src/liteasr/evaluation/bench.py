@@ -27,6 +27,13 @@ def _sync(device: torch.device):
         torch.cuda.synchronize(device)
 
 
+def _placement(structure: torch.nn.Module) -> tuple[torch.device, torch.dtype]:
+    """Where a model's encoder takes its features: its weights' device and dtype; CPU float32 for runtimes
+    whose structure holds no weights (ONNX Runtime, CTranslate2)."""
+    param = next((p for p in structure.parameters() if not p.is_meta), None)
+    return (param.device, param.dtype) if param is not None else (torch.device("cpu"), torch.float32)
+
+
 def _encoder(model):
     """(run one encoder forward on features, the model's structure): PyTorch models, loaded models of
     any runtime (runtime.load)."""
@@ -45,17 +52,18 @@ def encoder_latency(models: list, batch_size: int = 1, repeats: int = 10,
     whisper.encode)."""
     encoders = [_encoder(m) for m in models]
     first = encoders[0][1]
-    param = next((p for _, s in encoders for p in s.parameters() if not p.is_meta), None)
-    device, dtype = (param.device, param.dtype) if param is not None else (torch.device("cpu"), torch.float32)
+    placements = [_placement(s) for _, s in encoders]
     n_mels = first.config.num_mel_bins
     frames = frames or [2 * first.config.max_source_positions] * len(models)
     gen = torch.Generator().manual_seed(seed)
-    full = torch.randn(batch_size, n_mels, max(frames), generator=gen).to(device, dtype)
-    feats = [full[..., :f].contiguous() for f in frames]
+    full = torch.randn(batch_size, n_mels, max(frames), generator=gen)
+    # the same features for every model, each in its own device and dtype (models may differ in both)
+    feats = [full[..., :f].to(*placement).contiguous() for f, placement in zip(frames, placements)]
     samples: list[list[float]] = [[] for _ in models]
     with torch.inference_mode():
         for it in range(warmup + repeats):
             for i, (encode, _) in enumerate(encoders):
+                device = placements[i][0]
                 _sync(device)
                 t0 = time.perf_counter()
                 encode(feats[i])
