@@ -1,0 +1,108 @@
+"""Where a model healed for the short window loses words against its padded window, by clip length.
+
+    python research/window/lengths.py [--samples 80] [--work runs/window] [--json research/window/lengths.json]
+
+benchmarks/window.py's 0.7 model and its model healed for the window (runs/window/tiny.en-0.7 and
+tiny.en-0.7-window-5; dense tiny.en and tiny.en-window-5 too when that is present), on the development draws
+of research/window/steps.py (seed 0, --samples clips of librispeech_other and of speechocean's other speakers),
+greedy. Each clip's errors on the padded 30 s window and on the healed window (the audio + 1 s, at least
+--floor s), grouped by the clip's duration: under 4 s (the floor's 5 s window, at least 1 s of silence more
+than the margin), 4-8 s, 8-12 s, 12 s and over. Per band: clips, reference words, WER padded and windowed,
+ΔWER with its paired-bootstrap interval, substitutions / deletions / insertions on each window; and the clips
+with at least 3 errors more on the window, with both transcripts.
+"""
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from _common import multilingual_splits, speech_or_exit  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _study import add_study_args, development_sets  # noqa: E402
+
+from liteasr import runtime  # noqa: E402
+from liteasr.data.audio import SAMPLE_RATE, load_audio  # noqa: E402
+from liteasr.decoding.transcribe import DecodingOptions  # noqa: E402
+from liteasr.evaluation.evaluate import corpus_wer, evaluate_dataset, paired_bootstrap  # noqa: E402
+
+BANDS = ((0.0, 4.0), (4.0, 8.0), (8.0, 12.0), (12.0, 30.0))
+
+
+def band_of(seconds: float) -> str:
+    low, high = next(b for b in BANDS if b[0] <= seconds < b[1] or b == BANDS[-1])
+    return f"{low:g}-{high:g} s"
+
+
+def compare(durations: list[float], padded: list[dict], windowed: list[dict]) -> dict:
+    """Per duration band (and all clips): the two windows' WER, ΔWER with its interval, error kinds."""
+    out = {}
+    for band in [band_of(d) for d in (0.0, 5.0, 9.0, 13.0)] + ["all"]:
+        idx = [i for i, d in enumerate(durations) if band == "all" or band_of(d) == band]
+        if not idx:
+            continue
+        a = [(padded[i]["errors"], padded[i]["words"]) for i in idx]
+        b = [(windowed[i]["errors"], windowed[i]["words"]) for i in idx]
+        refs = [padded[i]["reference"] for i in idx]
+        kinds = {name: asdict(corpus_wer(refs, [t[i]["hypothesis"] for i in idx]))
+                 for name, t in (("padded", padded), ("window", windowed))}
+        out[band] = {"clips": len(idx), "words": sum(w for _, w in a), "seconds": sum(durations[i] for i in idx),
+                     "wer_padded": kinds["padded"]["wer"], "wer_window": kinds["window"]["wer"],
+                     "delta_wer": asdict(paired_bootstrap(a, b)),
+                     "clips_worse": sum(y[0] > x[0] for x, y in zip(a, b)),
+                     "clips_better": sum(y[0] < x[0] for x, y in zip(a, b)),
+                     "padded": {k: kinds["padded"][k] for k in ("substitutions", "deletions", "insertions")},
+                     "window": {k: kinds["window"][k] for k in ("substitutions", "deletions", "insertions")}}
+    out["worse_clips"] = [{"audio": padded[i]["audio"], "seconds": durations[i], "reference": padded[i]["reference"],
+                           "padded": padded[i]["hypothesis"], "window": windowed[i]["hypothesis"],
+                           "errors": [padded[i]["errors"], windowed[i]["errors"]]}
+                          for i in range(len(durations)) if windowed[i]["errors"] >= padded[i]["errors"] + 3]
+    return out
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_study_args(p, "research/window/lengths.json")
+    args = p.parse_args()
+    speech, started = speech_or_exit(), time.time()
+    split = multilingual_splits(speech, args.work)
+    sets = development_sets(speech, split, args.samples)
+    models = {"0.7 (default compression)": (str(args.work / "tiny.en-0.7"), args.work / f"tiny.en-0.7-window-{args.floor:g}"),
+              "dense tiny.en": ("tiny.en", args.work / f"tiny.en-window-{args.floor:g}")}
+    durations = {ds.name: [len(load_audio(c)) / SAMPLE_RATE for c in ds.clips] for ds in sets}
+    rows = {}
+    for name, (padded_spec, healed_dir) in models.items():
+        if not (healed_dir / "config.json").is_file():
+            print(f"{name}: skipped, {healed_dir} is missing (benchmarks/window.py makes it)", flush=True)
+            continue
+        padded_model, healed_model = runtime.load(padded_spec), runtime.load(str(healed_dir))
+        rows[name] = {}
+        for ds in sets:
+            pad = evaluate_dataset(padded_model, ds, options=DecodingOptions(window=30)).transcripts
+            win = evaluate_dataset(healed_model, ds).transcripts  # the window its checkpoint records
+            rows[name][ds.name] = compare(durations[ds.name], pad, win)
+    payload = {"date": time.strftime("%Y-%m-%d"), "command": "python " + " ".join(sys.argv),
+               "evaluation": [ds.name for ds in sets], "samples": args.samples, "seed": 0, "floor": args.floor,
+               "rows": rows, "minutes": (time.time() - started) / 60}
+    args.json.write_text(json.dumps(payload, indent=1))
+    print("| model | set | clip length | clips | words | padded | window | ΔWER [95%] | worse / better clips |"
+          " deletions padded -> window |")
+    print("|---|---|---|---:|---:|---:|---:|---|---|---|")
+    for name, by_set in rows.items():
+        for set_name, bands in by_set.items():
+            for band, r in bands.items():
+                if band == "worse_clips":
+                    continue
+                d = r["delta_wer"]
+                print(f"| {name} | {set_name} | {band} | {r['clips']} | {r['words']} | {r['wer_padded']:.2f} | "
+                      f"{r['wer_window']:.2f} | {d['delta']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}] | "
+                      f"{r['clips_worse']} / {r['clips_better']} | {r['padded']['deletions']} -> "
+                      f"{r['window']['deletions']} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
