@@ -26,6 +26,20 @@ def development_sets(speech: Path, split: dict, samples: int) -> list:
     return load_eval_sets([str(speech / "librispeech_other"), str(split["speechocean_heldout"])], samples, seed=0)
 
 
+def healed_window_models(work: Path, floor: float) -> dict[str, tuple[str, Path]]:
+    """benchmarks/window.py's models healed for the window that `work` holds: name -> (the model each was healed
+    from, as a spec; its directory). A missing one is reported and left out."""
+    models = {"dense tiny.en": ("tiny.en", work / f"tiny.en-window-{floor:g}"),
+              "0.7 (default compression)": (str(work / "tiny.en-0.7"), work / f"tiny.en-0.7-window-{floor:g}")}
+    present = {}
+    for name, (padded, healed) in models.items():
+        if (healed / "config.json").is_file():
+            present[name] = (padded, healed)
+        else:
+            print(f"{name}: skipped, {healed} is missing (benchmarks/window.py makes it)", flush=True)
+    return present
+
+
 def heal_lite_for_window(lite: Path, teacher: str | None, clips: list, policy, out: Path) -> dict:
     """The lite checkpoint `lite` healed for `policy`'s windows with refine.WINDOW_HEAL against `teacher` (a
     model spec; None: `lite` itself on its padded window), every step (no time budget: on a slow machine the

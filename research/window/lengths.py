@@ -2,8 +2,8 @@
 
     python research/window/lengths.py [--samples 80] [--work runs/window] [--json research/window/lengths.json]
 
-benchmarks/window.py's 0.7 model and its model healed for the window (runs/window/tiny.en-0.7 and
-tiny.en-0.7-window-5; dense tiny.en and tiny.en-window-5 too when that is present), on the development draws
+benchmarks/window.py's models healed for the window that --work holds (dense tiny.en's tiny.en-window-5, the
+0.7 model's tiny.en-0.7-window-5), each against the model it was healed from, on the development draws
 of research/window/steps.py (seed 0, --samples clips of librispeech_other and of speechocean's other speakers),
 greedy. Each clip's errors on the padded 30 s window and on the healed window (the audio + 1 s, at least
 --floor s), grouped by the clip's duration: under 4 s (the floor's 5 s window, at least 1 s of silence more
@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from _common import multilingual_splits, speech_or_exit  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _study import add_study_args, development_sets  # noqa: E402
+from _study import add_study_args, development_sets, healed_window_models  # noqa: E402
 
 from liteasr import runtime  # noqa: E402
 from liteasr.data.audio import SAMPLE_RATE, load_audio  # noqa: E402
@@ -70,14 +70,9 @@ def main() -> int:
     speech, started = speech_or_exit(), time.time()
     split = multilingual_splits(speech, args.work)
     sets = development_sets(speech, split, args.samples)
-    models = {"0.7 (default compression)": (str(args.work / "tiny.en-0.7"), args.work / f"tiny.en-0.7-window-{args.floor:g}"),
-              "dense tiny.en": ("tiny.en", args.work / f"tiny.en-window-{args.floor:g}")}
     durations = {ds.name: [len(load_audio(c)) / SAMPLE_RATE for c in ds.clips] for ds in sets}
     rows = {}
-    for name, (padded_spec, healed_dir) in models.items():
-        if not (healed_dir / "config.json").is_file():
-            print(f"{name}: skipped, {healed_dir} is missing (benchmarks/window.py makes it)", flush=True)
-            continue
+    for name, (padded_spec, healed_dir) in healed_window_models(args.work, args.floor).items():
         padded_model, healed_model = runtime.load(padded_spec), runtime.load(str(healed_dir))
         rows[name] = {}
         for ds in sets:

@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from _common import multilingual_splits, speech_or_exit  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _study import add_study_args, development_sets  # noqa: E402
+from _study import add_study_args, development_sets, healed_window_models  # noqa: E402
 
 from liteasr import runtime  # noqa: E402
 from liteasr.decoding.transcribe import DecodingOptions  # noqa: E402
@@ -45,13 +45,8 @@ def main() -> int:
     speech, started = speech_or_exit(), time.time()
     split = multilingual_splits(speech, args.work)
     sets = development_sets(speech, split, args.samples)
-    models = {"dense tiny.en": ("tiny.en", args.work / f"tiny.en-window-{args.floor:g}"),
-              "0.7 (default compression)": (str(args.work / "tiny.en-0.7"), args.work / f"tiny.en-0.7-window-{args.floor:g}")}
     rows = {}
-    for name, (padded_spec, healed_dir) in models.items():
-        if not (healed_dir / "config.json").is_file():
-            print(f"{name}: skipped, {healed_dir} is missing (benchmarks/window.py makes it)", flush=True)
-            continue
+    for name, (padded_spec, healed_dir) in healed_window_models(args.work, args.floor).items():
         padded_model, healed_model = runtime.load(padded_spec), runtime.load(str(healed_dir))
         rows[name] = {}
         base = {ds.name: evaluate_dataset(padded_model, ds, options=DecodingOptions(window=30)) for ds in sets}
