@@ -7,6 +7,7 @@ import shutil
 import time
 from pathlib import Path
 
+from _common import multilingual_splits, speech_or_exit  # benchmarks/: each study puts it on sys.path first
 from liteasr.evaluation.report import load_eval_sets
 from liteasr.models import whisper
 from liteasr.refine import WINDOW_HEAL
@@ -18,6 +19,15 @@ def add_study_args(p: argparse.ArgumentParser, json_default: str) -> None:
     p.add_argument("--samples", type=int, default=80, help="development clips per set (seed 0)")
     p.add_argument("--work", type=Path, default=Path("runs/window"), help="benchmarks/window.py's --work")
     p.add_argument("--json", type=Path, default=Path(json_default))
+
+
+def start_study(p: argparse.ArgumentParser, json_default: str) -> tuple[argparse.Namespace, Path, dict, float]:
+    """The study's options (with add_study_args) parsed, the shared speech folder (or a clear exit), the
+    speechocean / nemo speaker splits in --work, and the start time."""
+    add_study_args(p, json_default)
+    args = p.parse_args()
+    speech, started = speech_or_exit(), time.time()
+    return args, speech, multilingual_splits(speech, args.work), started
 
 
 def development_sets(speech: Path, split: dict, samples: int) -> list:

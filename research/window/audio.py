@@ -24,9 +24,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from _common import multilingual_splits, speech_or_exit  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _study import add_study_args, development_sets, heal_lite_for_window  # noqa: E402
+from _study import start_study, development_sets, heal_lite_for_window  # noqa: E402
 
 from liteasr import runtime  # noqa: E402
 from liteasr.data.audio import draw, read_sources  # noqa: E402
@@ -46,10 +45,7 @@ def healing_audio(speech: Path, split: dict) -> list:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_study_args(p, "research/window/audio.json")
-    args = p.parse_args()
-    speech, started = speech_or_exit(), time.time()
-    split = multilingual_splits(speech, args.work)
+    args, speech, split, started = start_study(p, "research/window/audio.json")
     clips = healing_audio(speech, split)
     policy = whisper.WindowPolicy(floor=args.floor, margin=whisper.AUTO_WINDOW.margin,
                                   multiple=whisper.AUTO_WINDOW.multiple)

@@ -20,9 +20,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from _common import multilingual_splits, speech_or_exit  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _study import add_study_args, development_sets, healed_window_models  # noqa: E402
+from _study import start_study, development_sets, healed_window_models  # noqa: E402
 
 from liteasr import runtime  # noqa: E402
 from liteasr.data.audio import SAMPLE_RATE, load_audio  # noqa: E402
@@ -65,10 +64,7 @@ def compare(durations: list[float], padded: list[dict], windowed: list[dict]) ->
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_study_args(p, "research/window/lengths.json")
-    args = p.parse_args()
-    speech, started = speech_or_exit(), time.time()
-    split = multilingual_splits(speech, args.work)
+    args, speech, split, started = start_study(p, "research/window/lengths.json")
     sets = development_sets(speech, split, args.samples)
     durations = {ds.name: [len(load_audio(c)) / SAMPLE_RATE for c in ds.clips] for ds in sets}
     rows = {}

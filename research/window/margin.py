@@ -21,9 +21,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from _common import multilingual_splits, speech_or_exit  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _study import add_study_args, development_sets, healed_window_models  # noqa: E402
+from _study import start_study, development_sets, healed_window_models  # noqa: E402
 
 from liteasr import runtime  # noqa: E402
 from liteasr.decoding.transcribe import DecodingOptions  # noqa: E402
@@ -40,10 +39,7 @@ def last_word_lost(reference: str, padded: str, short: str) -> bool:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--margins", type=float, nargs="+", default=[1.0, 2.0, 3.0])
-    add_study_args(p, "research/window/margin.json")
-    args = p.parse_args()
-    speech, started = speech_or_exit(), time.time()
-    split = multilingual_splits(speech, args.work)
+    args, speech, split, started = start_study(p, "research/window/margin.json")
     sets = development_sets(speech, split, args.samples)
     rows = {}
     for name, (padded_spec, healed_dir) in healed_window_models(args.work, args.floor).items():

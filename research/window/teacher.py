@@ -23,9 +23,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from _common import multilingual_splits, speech_or_exit  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _study import add_study_args, development_sets, heal_lite_for_window  # noqa: E402
+from _study import start_study, development_sets, heal_lite_for_window  # noqa: E402
 
 from liteasr.data.audio import draw, read_sources  # noqa: E402
 from liteasr.decoding.transcribe import DecodingOptions  # noqa: E402
@@ -36,10 +35,7 @@ from liteasr.models import whisper  # noqa: E402
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--clips", type=int, default=256)
-    add_study_args(p, "research/window/teacher.json")
-    args = p.parse_args()
-    speech, started = speech_or_exit(), time.time()
-    split = multilingual_splits(speech, args.work)
+    args, speech, split, started = start_study(p, "research/window/teacher.json")
     clips = draw(read_sources([str(speech / "librispeech_calib"), str(split["speechocean_calib"])]), args.clips, seed=0)
     policy = whisper.WindowPolicy(floor=args.floor, margin=whisper.AUTO_WINDOW.margin,
                                   multiple=whisper.AUTO_WINDOW.multiple)
