@@ -1,6 +1,6 @@
 """Issue 37's encoder table on a GPU: ms per clip at 2, 5, 10 and 20 s of audio, dense tiny.en and the default
 0.7 compression, each on its padded 30 s window and on the adaptive window, PyTorch fp16 and fp32, one clip and
-batches of 16, interleaved (bench.encoder_latency, as transcription runs the encoder: whisper.encode).
+batches of 16 and 128, interleaved (bench.encoder_latency, as transcription runs the encoder: whisper.encode).
 
     python benchmarks/window_gpu.py pack runs/window/tiny.en-0.7 .gpu       # here: the models' config.json
     python benchmarks/window_gpu.py run .gpu [--json OUT] [--device cuda]   # on the GPU machine
@@ -75,7 +75,7 @@ def run(packed: Path, device: str, repeats: int, batches: list[int]) -> dict:
                 frames = [policy.frames(seconds * 16000) for *_, policy in group]
                 timings = encoder_latency([m for _, _, m, _ in group], batch_size=batch, repeats=repeats, warmup=5,
                                           frames=frames)
-                for (dname, label, _, _), t, f in zip(group, timings, frames):
+                for (_, label, _, _), t, f in zip(group, timings, frames):
                     table.setdefault(str(batch), {}).setdefault(f"{dname} / {label}", {})[str(seconds)] = {
                         "ms_per_clip": t.median_ms, "spread": t.spread_ms, "window_s": f / 100}
     name = torch.cuda.get_device_name() if device.startswith("cuda") else platform.processor() or "cpu"
@@ -112,8 +112,8 @@ def main() -> int:
     r = sub.add_parser("run")
     r.add_argument("packed", type=Path)
     r.add_argument("--device", default="cuda")
-    r.add_argument("--repeats", type=int, default=50)
-    r.add_argument("--batches", default="1,16")
+    r.add_argument("--repeats", type=int, default=100)
+    r.add_argument("--batches", default="1,16,128", help="batch sizes, comma-separated")
     r.add_argument("--json", type=Path)
     t = sub.add_parser("table")
     t.add_argument("json", type=Path)
