@@ -1,11 +1,12 @@
 """Where a model healed for the short window loses words against its padded window, by clip length.
 
     python research/window/lengths.py [--samples 80] [--work runs/window] [--json research/window/lengths.json]
+    python research/window/lengths.py --defaults --json research/window/lengths_defaults.json
 
 benchmarks/window.py's models healed for the window that --work holds (dense tiny.en's tiny.en-window-5, the
 0.7 model's tiny.en-0.7-window-5), each against the model it was healed from, on the development draws
 of research/window/steps.py (seed 0, --samples clips of librispeech_other and of speechocean's other speakers),
-greedy. Each clip's errors on the padded 30 s window and on the healed window (the audio + 1 s, at least
+greedy (--defaults: transcribe's defaults, beam 5 + temperature fallback). Each clip's errors on the padded 30 s window and on the healed window (the audio + 1 s, at least
 --floor s), grouped by the clip's duration: under 4 s (the floor's 5 s window, at least 1 s of silence more
 than the margin), 4-8 s, 8-12 s, 12 s and over. Per band: clips, reference words, WER padded and windowed,
 ΔWER with its paired-bootstrap interval, substitutions / deletions / insertions on each window; and the clips
@@ -13,6 +14,7 @@ with at least 3 errors more on the window, with both transcripts.
 """
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -64,7 +66,11 @@ def compare(durations: list[float], padded: list[dict], windowed: list[dict]) ->
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--defaults", action="store_true",
+                   help="decode with transcribe's defaults (beam 5 + temperature fallback) instead of greedy")
     args, speech, split, started = start_study(p, "research/window/lengths.json")
+    # greedy as benchmarks/window.py measures; --defaults as users decode
+    decoding = DecodingOptions.like_faster_whisper() if args.defaults else DecodingOptions()
     sets = development_sets(speech, split, args.samples)
     durations = {ds.name: [len(load_audio(c)) / SAMPLE_RATE for c in ds.clips] for ds in sets}
     rows = {}
@@ -72,12 +78,12 @@ def main() -> int:
         padded_model, healed_model = runtime.load(padded_spec), runtime.load(str(healed_dir))
         rows[name] = {}
         for ds in sets:
-            pad = evaluate_dataset(padded_model, ds, options=DecodingOptions(window=30)).transcripts
-            win = evaluate_dataset(healed_model, ds).transcripts  # the window its checkpoint records
+            pad = evaluate_dataset(padded_model, ds, options=dataclasses.replace(decoding, window=30)).transcripts
+            win = evaluate_dataset(healed_model, ds, options=decoding).transcripts  # the window it records
             rows[name][ds.name] = compare(durations[ds.name], pad, win)
     payload = {"date": time.strftime("%Y-%m-%d"), "command": "python " + " ".join(sys.argv),
                "evaluation": [ds.name for ds in sets], "samples": args.samples, "seed": 0, "floor": args.floor,
-               "rows": rows, "minutes": (time.time() - started) / 60}
+               "decoding": "beam 5 + fallback (transcribe's defaults)" if args.defaults else "greedy", "rows": rows, "minutes": (time.time() - started) / 60}
     args.json.write_text(json.dumps(payload, indent=1))
     print("| model | set | clip length | clips | words | padded | window | ΔWER [95%] | worse / better clips |"
           " deletions padded -> window |")
