@@ -6,19 +6,18 @@
 benchmarks/window.py's models healed for the window that --work holds (dense tiny.en's tiny.en-window-5, the
 0.7 model's tiny.en-0.7-window-5), each against the model it was healed from, on the development draws
 of research/window/steps.py (seed 0, --samples clips of librispeech_other and of speechocean's other speakers),
-greedy (--defaults: transcribe's defaults, beam 5 + temperature fallback). Each clip's errors on the padded 30 s window and on the healed window (the audio + 1 s, at least
---floor s), grouped by the clip's duration: under 4 s (the floor's 5 s window, at least 1 s of silence more
+greedy (--defaults: transcribe's defaults, beam 5 + temperature fallback). Each clip's errors on the padded
+30 s window and on the healed window (the audio + 1 s, at least --floor s), grouped by the clip's duration: under 4 s (the floor's 5 s window, at least 1 s of silence more
 than the margin), 4-8 s, 8-12 s, 12 s and over. Per band: clips, reference words, WER padded and windowed,
 ΔWER with its paired-bootstrap interval, substitutions / deletions / insertions on each window; and the clips
 with at least 3 errors more on the window, with both transcripts.
 """
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
@@ -33,15 +32,19 @@ from liteasr.evaluation.evaluate import corpus_wer, evaluate_dataset, paired_boo
 BANDS = ((0.0, 4.0), (4.0, 8.0), (8.0, 12.0), (12.0, 30.0))
 
 
-def band_of(seconds: float) -> str:
-    low, high = next(b for b in BANDS if b[0] <= seconds < b[1] or b == BANDS[-1])
+def band_name(low: float, high: float) -> str:
     return f"{low:g}-{high:g} s"
+
+
+def band_of(seconds: float) -> str:
+    """The band a clip of `seconds` falls in (the last one for anything longer)."""
+    return band_name(*next((b for b in BANDS if seconds < b[1]), BANDS[-1]))
 
 
 def compare(durations: list[float], padded: list[dict], windowed: list[dict]) -> dict:
     """Per duration band (and all clips): the two windows' WER, ΔWER with its interval, error kinds."""
     out = {}
-    for band in [band_of(d) for d in (0.0, 5.0, 9.0, 13.0)] + ["all"]:
+    for band in [band_name(*b) for b in BANDS] + ["all"]:
         idx = [i for i, d in enumerate(durations) if band == "all" or band_of(d) == band]
         if not idx:
             continue
@@ -78,12 +81,13 @@ def main() -> int:
         padded_model, healed_model = runtime.load(padded_spec), runtime.load(str(healed_dir))
         rows[name] = {}
         for ds in sets:
-            pad = evaluate_dataset(padded_model, ds, options=dataclasses.replace(decoding, window=30)).transcripts
+            pad = evaluate_dataset(padded_model, ds, options=replace(decoding, window=30)).transcripts
             win = evaluate_dataset(healed_model, ds, options=decoding).transcripts  # the window it records
             rows[name][ds.name] = compare(durations[ds.name], pad, win)
     payload = {"date": time.strftime("%Y-%m-%d"), "command": "python " + " ".join(sys.argv),
                "evaluation": [ds.name for ds in sets], "samples": args.samples, "seed": 0, "floor": args.floor,
-               "decoding": "beam 5 + fallback (transcribe's defaults)" if args.defaults else "greedy", "rows": rows, "minutes": (time.time() - started) / 60}
+               "decoding": "beam 5 + fallback (transcribe's defaults)" if args.defaults else "greedy",
+               "rows": rows, "minutes": (time.time() - started) / 60}
     args.json.write_text(json.dumps(payload, indent=1))
     print("| model | set | clip length | clips | words | padded | window | ΔWER [95%] | worse / better clips |"
           " deletions padded -> window |")
