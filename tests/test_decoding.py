@@ -50,6 +50,19 @@ def test_beam_search_is_deterministic_and_each_clip_decodes_as_alone(tiny_en, cl
                for h in batch.hypotheses)
 
 
+def test_each_hypothesis_knows_how_likely_its_end_was(tiny_en, clips):
+    for options in (DecodingOptions(), DecodingOptions.like_faster_whisper()):
+        result = transcribe(tiny_en, clips, progress=False, warmup=False, options=options)
+        assert all(h.end_logprob is not None and h.sum_logprob <= h.end_logprob <= 0 for h in result.hypotheses)
+    cut = run(tiny_en, clips[:1])  # the budget runs out before the end: no end-of-text
+    encoded = tiny_en.encode(tiny_en.features(clips[:1]))
+    stepper = tiny_en.start_decoder(encoded, generation.build_prompt(tiny_en.generation_config, [None]), 0)
+    from liteasr.decoding.transcribe import search_tokens
+
+    [[short]] = search.sample(stepper, search_tokens(tiny_en), 3, 1, 0.0)
+    assert short.tokens == cut.hypotheses[0].tokens[:3] and short.end_logprob is None
+
+
 def test_sampling_is_seeded_and_independent_of_batch_mates(tiny_en, clips):
     options = dict(temperature=(0.8,), best_of=2, seed=3)
     batch = run(tiny_en, clips[:3], **options)
@@ -62,9 +75,10 @@ def test_sampling_is_seeded_and_independent_of_batch_mates(tiny_en, clips):
 def test_a_loop_is_caught_and_decoded_again(tiny_en, speech):
     audios = [load_audio(speech / "librispeech_other" / "audio" / f"{name}.flac") for name in LOOPING]
     words = {c.path.stem: len(c.text.split()) for c in read_dataset(speech / "librispeech_other").clips}
-    looping = run(tiny_en, audios, window=2)
+    # the short window's own guard off: this is about the temperature fallback's
+    looping = run(tiny_en, audios, window=2, window_end_threshold=None)
     assert all(h.compression_ratio > 2.4 for h in looping.hypotheses)  # greedy loops on every one
-    guarded = run(tiny_en, audios, window=2, temperature=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
+    guarded = run(tiny_en, audios, window=2, temperature=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0), window_end_threshold=None,
                   compression_ratio_threshold=2.4, log_prob_threshold=-1.0)  # the defaults, greedy at 0
     assert all(a > 1 for a in guarded.attempts)
     for name, text, h in zip(LOOPING, guarded.texts, guarded.hypotheses):
@@ -126,8 +140,13 @@ def test_default_decoding_matches_faster_whisper(tiny_en, clips):
     ({"compression_ratio_threshold": 0}, "compression ratio threshold must be above 0"),
     ({"log_prob_threshold": 0.5}, "log-prob threshold must be at most 0"),
     ({"no_speech_threshold": 1.5}, "no-speech threshold must be from 0 to 1"),
+    ({"window_end_threshold": -0.1}, "window end threshold must be from 0 to 1"),
 ])
 def test_bad_options_are_user_errors(tiny_en, changes, message):
+    from liteasr.cli import common
+    from liteasr.decoding.transcribe import WINDOW_END_THRESHOLD
+
+    assert common.WINDOW_END_THRESHOLD == WINDOW_END_THRESHOLD  # the command line's default is the library's
     with pytest.raises(UserError, match=message):
         transcribe(tiny_en, [np.zeros(16000, np.float32)], progress=False, warmup=False,
                    options=DecodingOptions(**changes))

@@ -10,7 +10,7 @@ import torch
 from cli_helpers import assert_user_error, liteasr
 from liteasr import runtime
 from liteasr.data.audio import load_audio, read_dataset, sample
-from liteasr.decoding.transcribe import DecodingOptions, transcribe
+from liteasr.decoding.transcribe import WINDOW_END_THRESHOLD, DecodingOptions, transcribe
 from liteasr.errors import UserError
 from liteasr.models import whisper
 from liteasr.models.whisper import PADDED, WindowPolicy
@@ -75,6 +75,31 @@ def test_mixed_lengths_in_one_batch_get_the_text_each_gets_alone(tiny_en, speech
     padded = transcribe(tiny_en, audios, batch_size=5, progress=False, warmup=False).texts
     assert transcribe(tiny_en, audios, batch_size=5, progress=False, warmup=False,
                       options=DecodingOptions(window=30)).texts == padded
+
+
+@pytest.mark.slow
+def test_a_transcript_that_ends_unsurely_on_a_short_window_is_decoded_again_padded(tiny_en, speech):
+    from test_decoding import LOOPING  # clips dense tiny.en repeats to its token budget on a 2 s window
+
+    looping = [load_audio(speech / "librispeech_other" / "audio" / f"{name}.flac") for name in LOOPING]
+    normal = clips_of(speech, "librispeech_other", 4, seed=3)
+    audios = normal + looping
+    padded = transcribe(tiny_en, audios, batch_size=8, progress=False, warmup=False, options=DecodingOptions(window=30))
+    unguarded = transcribe(tiny_en, audios, batch_size=8, progress=False, warmup=False,
+                           options=DecodingOptions(window=2, window_end_threshold=None))
+    assert not any(unguarded.padded_again)
+    loops = unguarded.hypotheses[len(normal):]
+    assert all(h.compression_ratio > 2.4 for h in loops) and any(h.end_logprob is None for h in loops)
+    guarded = transcribe(tiny_en, audios, batch_size=8, progress=False, warmup=False, options=DecodingOptions(window=2))
+    for i, (h, again) in enumerate(zip(unguarded.hypotheses, guarded.padded_again)):
+        assert again == (h.end_logprob is None or h.end_logprob < np.log(WINDOW_END_THRESHOLD)
+                         or h.compression_ratio > 2.4)
+        # a clip decoded again gets its padded text; the others keep the short window's
+        assert guarded.texts[i] == (padded.texts[i] if again else unguarded.texts[i])
+    assert all(guarded.padded_again[len(normal):]) and not all(guarded.padded_again)
+    # a threshold of 1 sends every clip back: the padded window's text throughout
+    assert transcribe(tiny_en, normal, progress=False, warmup=False,
+                      options=DecodingOptions(window=2, window_end_threshold=1.0)).texts == padded.texts[:len(normal)]
 
 
 def test_batches_hold_clips_of_one_window_length():

@@ -11,6 +11,7 @@ from liteasr.errors import UserError
 # damage.DAMAGE_MODELS / DEFAULT_DAMAGE, spelled out so that parsing arguments does not import torch
 DAMAGE_MODELS = ("encoder", "decoder", "sensitivity", "normalized", "variance")
 DEFAULT_DAMAGE = "encoder"
+WINDOW_END_THRESHOLD = 0.3  # decoding.transcribe.WINDOW_END_THRESHOLD, for the same reason
 
 
 def device(name: str) -> str:
@@ -163,6 +164,9 @@ def search_args(p, greedy: bool = False):
     g.add_argument("--no-speech-threshold", default=off or 0.6, metavar="P",
                    help=f"a clip whose no-speech probability is above P and whose tokens are unlikely is silence "
                         f"(default {off or 0.6}; off disables)")
+    g.add_argument("--window-end-threshold", default=WINDOW_END_THRESHOLD, metavar="P",
+                   help="short windows: a clip whose end-of-text is less likely than P (or missing: a loop) is "
+                        f"decoded again on the padded 30 s window (default {WINDOW_END_THRESHOLD}; off disables)")
     g.add_argument("--condition-on-previous-text", action=argparse.BooleanOptionalAction, default=not greedy,
                    help=f"long-form: each 30 s window continues the previous one's text (default {not greedy})")
 
@@ -187,7 +191,8 @@ def search_options(args) -> dict:
     return {"beam_size": number("beam-size", args.beam_size, int), "best_of": number("best-of", args.best_of, int),
             "temperature": temperature, "condition_on_previous_text": args.condition_on_previous_text,
             **{name.replace("-", "_"): number(name, getattr(args, name.replace("-", "_")), off=True)
-               for name in ("compression-ratio-threshold", "log-prob-threshold", "no-speech-threshold")}}
+               for name in ("compression-ratio-threshold", "log-prob-threshold", "no-speech-threshold",
+                            "window-end-threshold")}}
 
 
 def window_option(value: str | None):

@@ -27,6 +27,7 @@ class Hypothesis:
     no_speech_prob: float  # probability of <|nospeech|> at <|startoftranscript|>
     temperature: float = 0.0
     compression_ratio: float = 0.0  # filled in from the text (compression_ratio)
+    end_logprob: float | None = None  # log-probability of its end-of-text; None when the budget ran out first
 
     @property
     def avg_logprob(self) -> float:
@@ -108,6 +109,7 @@ def sample(stepper, tokens: Tokens, budget: int, candidates: int, temperature: f
     no_speech = _no_speech(stepper.sot_logits, tokens.no_speech)
     out: list[list[int]] = [[] for _ in range(n)]
     sums = torch.zeros(n, dtype=torch.float64)
+    ends: list[float | None] = [None] * n
     rows = torch.arange(n)  # original row of each live row
     logits = as_tensor(stepper.logits)
     for step in range(budget):
@@ -119,11 +121,14 @@ def sample(stepper, tokens: Tokens, budget: int, candidates: int, temperature: f
                                for k, r in enumerate(rows.tolist())])
         else:
             token = scores.argmax(-1)
-        sums[rows] += logprobs.gather(1, token[:, None]).view(-1).double()
+        chosen = logprobs.gather(1, token[:, None]).view(-1).double()
+        sums[rows] += chosen
         going = token != tokens.eot
-        for r, t, g in zip(rows.tolist(), token.tolist(), going.tolist()):
+        for r, t, g, lp in zip(rows.tolist(), token.tolist(), going.tolist(), chosen.tolist()):
             if g:
                 out[r].append(t)
+            else:
+                ends[r] = lp
         keep = going.nonzero().view(-1)
         if len(keep) == 0 or step == budget - 1:
             break
@@ -131,7 +136,8 @@ def sample(stepper, tokens: Tokens, budget: int, candidates: int, temperature: f
         stepper.select(keep)
         stepper.feed(token)
         logits = as_tensor(stepper.logits)
-    hyps = [Hypothesis(out[r], float(sums[r]), float(no_speech[r]), temperature) for r in range(n)]
+    hyps = [Hypothesis(out[r], float(sums[r]), float(no_speech[r]), temperature, end_logprob=ends[r])
+            for r in range(n)]
     return [hyps[c * candidates : (c + 1) * candidates] for c in range(n // candidates)]
 
 
@@ -144,7 +150,8 @@ def beam_search(stepper, tokens: Tokens, budget: int, beam_size: int) -> list[li
     no_speech = _no_speech(stepper.sot_logits, tokens.no_speech).tolist()
     # live beams, row by row of the stepper: (clip, tokens, sum of log-probabilities)
     live: list[tuple[int, list[int], float]] = [(c, [], 0.0) for c in range(clips)]
-    finished: list[list[tuple[list[int], float]]] = [[] for _ in range(clips)]
+    # per clip, ended beams: (tokens, sum of log-probabilities, log-probability of the end-of-text)
+    finished: list[list[tuple[list[int], float, float | None]]] = [[] for _ in range(clips)]
     logits = as_tensor(stepper.logits)
     for step in range(budget):
         logprobs = _filtered(logits, tokens, [seq for _, seq, _ in live]).log_softmax(-1)
@@ -157,14 +164,14 @@ def beam_search(stepper, tokens: Tokens, budget: int, beam_size: int) -> list[li
         for clip, candidates in by_clip.items():
             candidates.sort(key=lambda c: -c[0])
             kept, seen = 0, set()
-            for total, row, tok, _ in candidates:
+            for total, row, tok, lp in candidates:
                 seq = live[row][1] + [tok]
                 if tuple(seq) in seen:
                     continue
                 seen.add(tuple(seq))
                 if tok == tokens.eot:
                     if len(finished[clip]) < beam_size:
-                        finished[clip].append((live[row][1], total))
+                        finished[clip].append((live[row][1], total, lp))
                 else:
                     new_live.append((clip, seq, total))
                     parents.append(row)
@@ -177,13 +184,14 @@ def beam_search(stepper, tokens: Tokens, budget: int, beam_size: int) -> list[li
         if not keep or step == budget - 1:
             for i in keep:  # out of budget: live beams count as ended
                 clip, seq, total = new_live[i]
-                finished[clip].append((seq, total))
+                finished[clip].append((seq, total, None))
             break
         live = [new_live[i] for i in keep]
         stepper.select(torch.tensor([parents[i] for i in keep]))
         stepper.feed(torch.tensor([next_tokens[i] for i in keep]))
         logits = as_tensor(stepper.logits)
-    return [[Hypothesis(seq, total, no_speech[c]) for seq, total in finished[c]] or [Hypothesis([], 0.0, no_speech[c])]
+    return [[Hypothesis(seq, total, no_speech[c], end_logprob=end) for seq, total, end in finished[c]]
+            or [Hypothesis([], 0.0, no_speech[c])]
             for c in range(clips)]
 
 

@@ -27,6 +27,8 @@ WINDOW = whisper.WINDOW_SECONDS * SAMPLE_RATE
 
 
 FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+WINDOW_END_THRESHOLD = 0.3  # of 0.3, 0.5, 0.7, 0.9 the best on development draws: research/window/ending.md
+LOOP_COMPRESSION_RATIO = 2.4  # openai/whisper's: text that compresses better than this repeats itself
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,11 @@ class DecodingOptions:
     # (not healed for short windows, it loops on them); a number, a floor in seconds with the model's (or
     # the default) margin (30: Whisper's padded window); or a whisper.WindowPolicy.
     window: float | str | whisper.WindowPolicy | None = None
+    # On a short window a model can stop after its first sentence, or loop: a clip whose transcript there
+    # ends unsurely (an end-of-text less likely than this, or none within the token budget) or loops (its
+    # text compresses better than LOOP_COMPRESSION_RATIO) is decoded again on the padded 30 s window.
+    # None: keep the short window's text.
+    window_end_threshold: float | None = WINDOW_END_THRESHOLD
     beam_size: int = 1
     best_of: int = 5  # samples per clip at a temperature above 0
     temperature: tuple[float, ...] = (0.0,)  # tried in order while a guard trips
@@ -78,6 +85,7 @@ class Transcription:
     # temperature) and how many temperatures it took; None for long-form clips.
     hypotheses: list[search.Hypothesis | None] | None = None
     attempts: list[int] | None = None
+    padded_again: list[bool] | None = None  # decoded again on the padded window (window_end_threshold)
 
 
 def check_options(loaded, options: DecodingOptions | None) -> DecodingOptions:
@@ -105,6 +113,8 @@ def check_search(options: DecodingOptions) -> None:
         raise UserError(f"log-prob threshold must be at most 0, got {options.log_prob_threshold}")
     if options.no_speech_threshold is not None and not 0 <= options.no_speech_threshold <= 1:
         raise UserError(f"no-speech threshold must be from 0 to 1, got {options.no_speech_threshold}")
+    if options.window_end_threshold is not None and not 0 <= options.window_end_threshold <= 1:
+        raise UserError(f"window end threshold must be from 0 to 1, got {options.window_end_threshold}")
 
 
 def window_policy(loaded, window) -> whisper.WindowPolicy:
@@ -146,13 +156,15 @@ class Decoded:
     detected: list[tuple[str, float] | None]
     hypotheses: list[search.Hypothesis | None]
     attempts: list[int]  # temperatures tried per clip
+    padded_again: list[bool]  # decoded again on the padded window (ends_unsurely)
 
 
 def decode_windows(loaded, audios: list[np.ndarray], options: DecodingOptions,
                    languages: list[str | None] | None = None) -> Decoded:
     """Tokens for clips of at most 30 s, one batch, searched as `options` say. A clip's language:
     `languages[i]`, else `options.language`, else the detected one. Under a short-window policy the clips
-    are grouped by window length (bucketed): each clip decodes as it would alone."""
+    are grouped by window length (bucketed): each clip decodes as it would alone, and a clip whose
+    transcript ends unsurely there is decoded again on the padded window (DecodingOptions.window_end_threshold)."""
     policy = options.window if isinstance(options.window, whisper.WindowPolicy) else whisper.PADDED
     if policy.padded:
         return _decode_group(loaded, audios, options, languages, None)
@@ -161,13 +173,33 @@ def decode_windows(loaded, audios: list[np.ndarray], options: DecodingOptions,
     for i, audio in enumerate(audios):
         buckets.setdefault(policy.frames(len(audio)), []).append(i)
     n = len(audios)
-    out = Decoded([[]] * n, [""] * n, [None] * n, [None] * n, [0] * n)
+    out = Decoded([[]] * n, [""] * n, [None] * n, [None] * n, [0] * n, [False] * n)
+    unsure: list[int] = []
     for frames, idx in sorted(buckets.items()):
-        part = _decode_group(loaded, [audios[i] for i in idx], options, [given[i] for i in idx], frames)
-        for k, i in enumerate(idx):
-            out.ids[i], out.languages[i], out.detected[i] = part.ids[k], part.languages[k], part.detected[k]
-            out.hypotheses[i], out.attempts[i] = part.hypotheses[k], part.attempts[k]
+        _fill(out, idx, _decode_group(loaded, [audios[i] for i in idx], options, [given[i] for i in idx], frames))
+        if frames < whisper.PADDED.frames(0):
+            unsure += [i for i in idx if ends_unsurely(out.hypotheses[i], options)]
+    if unsure:  # together, on the padded window
+        _fill(out, unsure, _decode_group(loaded, [audios[i] for i in unsure], options, [given[i] for i in unsure], None))
+        for i in unsure:
+            out.padded_again[i] = True
     return out
+
+
+def _fill(out: Decoded, idx: list[int], part: Decoded) -> None:
+    for k, i in enumerate(idx):
+        out.ids[i], out.languages[i], out.detected[i] = part.ids[k], part.languages[k], part.detected[k]
+        out.hypotheses[i], out.attempts[i] = part.hypotheses[k], part.attempts[k]
+
+
+def ends_unsurely(h: search.Hypothesis, options: DecodingOptions) -> bool:
+    """A short window's transcript that may have stopped early or looped: no end-of-text within the token
+    budget, one less likely than `window_end_threshold`, or text that compresses like a loop."""
+    if options.window_end_threshold is None:
+        return False
+    if h.end_logprob is None or h.compression_ratio > LOOP_COMPRESSION_RATIO:
+        return True
+    return h.end_logprob < float(np.log(max(options.window_end_threshold, 1e-30)))
 
 
 def _decode_group(loaded, audios: list[np.ndarray], options: DecodingOptions, languages: list[str | None] | None,
@@ -185,7 +217,8 @@ def _decode_group(loaded, audios: list[np.ndarray], options: DecodingOptions, la
     budget = generation.token_budget(max(len(a) for a in audios), config.max_length, len(previous))
     hypotheses, attempts = decode_with_fallback(loaded, encoded, prompt, len(previous), budget, options)
     silent = [is_silence(h, options) for h in hypotheses]
-    return Decoded([[] if q else h.tokens for h, q in zip(hypotheses, silent)], used, detected, hypotheses, attempts)
+    return Decoded([[] if q else h.tokens for h, q in zip(hypotheses, silent)], used, detected, hypotheses, attempts,
+                   [False] * len(audios))
 
 
 def search_tokens(loaded, timestamps: bool = False) -> search.Tokens:
@@ -429,6 +462,7 @@ def transcribe(loaded, audios: list[np.ndarray], batch_size: int = 8, progress: 
     detected: list = [None] * len(audios)
     hypotheses: list = [None] * len(audios)
     attempts: list = [0] * len(audios)
+    padded_again = [False] * len(audios)
     elapsed = 0.0
     with tqdm(total=len(audios), desc="transcribing", unit="clip", disable=not progress) as bar:
         for idx in batches_by_window([len(a) for a in audios], options, batch_size, short):
@@ -438,7 +472,7 @@ def transcribe(loaded, audios: list[np.ndarray], batch_size: int = 8, progress: 
             elapsed += time.perf_counter() - t0
             for k, i in enumerate(idx):
                 texts[i], used[i], detected[i] = batch_texts[k].strip(), out.languages[k], out.detected[k]
-                hypotheses[i], attempts[i] = out.hypotheses[k], out.attempts[k]
+                hypotheses[i], attempts[i], padded_again[i] = out.hypotheses[k], out.attempts[k], out.padded_again[k]
             bar.update(len(idx))
         for i in long:
             t0 = time.perf_counter()
@@ -446,7 +480,7 @@ def transcribe(loaded, audios: list[np.ndarray], batch_size: int = 8, progress: 
             texts[i], _ = _seek(loaded, audios[i], options, used[i])
             elapsed += time.perf_counter() - t0
             bar.update(1)
-    return Transcription(texts, elapsed, used, detected, hypotheses, attempts)
+    return Transcription(texts, elapsed, used, detected, hypotheses, attempts, padded_again)
 
 
 def language_options(language: str | None, task: str | None, prompt: str | None = None,

@@ -160,6 +160,9 @@ class DatasetResult:
     # Temperature fallback (DecodingOptions.temperature with more than one value): clips decoded again
     # because a guard tripped (a loop or unlikely tokens).
     fallbacks: int = 0
+    # Short windows (DecodingOptions.window_end_threshold): clips decoded again on the padded window because
+    # their transcript ended unsurely on the short one.
+    padded_again: int = 0
     transcripts: list[dict] = field(default_factory=list)
 
     def summary(self) -> dict:
@@ -222,7 +225,7 @@ def evaluate_dataset(loaded, dataset: Dataset, batch_size: int = 8, progress: bo
     force = force_language or bool(options is not None and options.language)
     forced = [language if force else None] * len(clips)
     decoding = replace(options or DecodingOptions(), language=None)
-    texts, detected, attempts, samples, elapsed = {}, {}, {}, 0, 0.0
+    texts, detected, attempts, again, samples, elapsed = {}, {}, {}, {}, 0, 0.0
     # a short-window policy batches clips of one window length together (their lengths from the headers)
     lengths = [0] * len(clips) if resolved.window.padded else [audio_samples(c) for c in clips]
     batches = batches_by_window(lengths, resolved, batch_size)
@@ -236,11 +239,12 @@ def evaluate_dataset(loaded, dataset: Dataset, batch_size: int = 8, progress: bo
             texts.update(zip(batch, result.texts))
             detected.update(zip(batch, result.detected))
             attempts.update(zip(batch, result.attempts or [1] * len(batch)))
+            again.update(zip(batch, result.padded_again or [False] * len(batch)))
             samples += sum(len(a) for a in audios)
             elapsed += result.seconds
             bar.update(len(batch))
     texts, detected = gather_by_index(group, texts), gather_by_index(group, detected)
-    attempts = gather_by_index(group, attempts)
+    attempts, again = gather_by_index(group, attempts), gather_by_index(group, again)
     parts = group.all_gather_object((samples, elapsed))
     hypotheses = [texts[i] for i in range(len(clips))]
     references = [c.text for c in clips]
@@ -257,6 +261,7 @@ def evaluate_dataset(loaded, dataset: Dataset, batch_size: int = 8, progress: bo
                          sum(d[0] != language for d in checked) if checked else None,
                          len(checked) if checked else None, max(ratios, default=0.0),
                          sum(r > RUNAWAY for r in ratios), sum(attempts[i] > 1 for i in range(len(clips))),
+                         sum(again[i] for i in range(len(clips))),
                          [{"audio": str(c.path), "reference": c.text, "hypothesis": h, "errors": e, "words": w,
                            **({"detected_language": d[0], "language_probability": round(d[1], 4)} if d else {})}
                           for c, h, (e, w), d in zip(clips, hypotheses, per_utterance, lid)])
