@@ -165,8 +165,9 @@ def search_args(p, greedy: bool = False):
                    help=f"a clip whose no-speech probability is above P and whose tokens are unlikely is silence "
                         f"(default {off or 0.6}; off disables)")
     g.add_argument("--window-end-threshold", default=WINDOW_END_THRESHOLD, metavar="P",
-                   help="short windows: a clip whose end-of-text is less likely than P (or missing: a loop) is "
-                        f"decoded again on the padded 30 s window (default {WINDOW_END_THRESHOLD}; off disables)")
+                   help="short windows: a clip whose end-of-text is less likely than P, missing (the token budget "
+                        "ran out) or after looping text is decoded again on the padded 30 s window (default "
+                        f"{WINDOW_END_THRESHOLD}; off disables)")
     g.add_argument("--condition-on-previous-text", action=argparse.BooleanOptionalAction, default=not greedy,
                    help=f"long-form: each 30 s window continues the previous one's text (default {not greedy})")
 
