@@ -79,7 +79,7 @@ def test_mixed_lengths_in_one_batch_get_the_text_each_gets_alone(tiny_en, speech
 
 @pytest.mark.slow
 def test_a_transcript_that_ends_unsurely_on_a_short_window_is_decoded_again_padded(tiny_en, speech):
-    from test_decoding import LOOPING  # clips dense tiny.en repeats to its token budget on a 2 s window
+    from test_decoding import LOOPING  # clips dense tiny.en loops on, on a 2 s window it was never healed for
 
     looping = [load_audio(speech / "librispeech_other" / "audio" / f"{name}.flac") for name in LOOPING]
     normal = clips_of(speech, "librispeech_other", 4, seed=3)

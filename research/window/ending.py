@@ -18,7 +18,6 @@ exactly what `DecodingOptions(window_end_threshold=P)` gives (tests/test_window.
 
 import argparse
 import json
-import math
 import sys
 import time
 from dataclasses import asdict
@@ -30,9 +29,9 @@ from _study import start_study, development_sets, healed_window_models  # noqa: 
 
 from liteasr import runtime  # noqa: E402
 from liteasr.data.audio import SAMPLE_RATE, load_audio  # noqa: E402
-from liteasr.decoding.search import compression_ratio  # noqa: E402
-from liteasr.decoding.transcribe import (LOOP_COMPRESSION_RATIO, DecodingOptions, batches_by_window,  # noqa: E402
-                                         check_options, transcribe)
+from liteasr.decoding.search import Hypothesis, compression_ratio  # noqa: E402
+from liteasr.decoding.transcribe import (DecodingOptions, batches_by_window, check_options,  # noqa: E402
+                                         ends_unsurely, transcribe)
 from liteasr.evaluation.evaluate import corpus_wer, paired_bootstrap, utterance_errors  # noqa: E402
 
 WAYS = {"padded": "the model it was healed from, padded", "window": "healed, short window, guard off",
@@ -53,9 +52,9 @@ def decode(model, audios: list, references: list[str], options: DecodingOptions)
 
 def guarded(clips: list[dict], threshold: float) -> tuple[list[dict], int]:
     """Each clip's outcome under the guard at `threshold` and how many clips it decodes again."""
-    floor = math.log(threshold)
-    again = [c["window"]["end_logprob"] is None or c["window"]["end_logprob"] < floor
-             or compression_ratio(c["window"]["text"]) > LOOP_COMPRESSION_RATIO for c in clips]
+    options = DecodingOptions(window_end_threshold=threshold)
+    again = [ends_unsurely(Hypothesis([], 0.0, 0.0, compression_ratio=compression_ratio(c["window"]["text"]),
+                                      end_logprob=c["window"]["end_logprob"]), options) for c in clips]
     return [c["healed_padded"] if a else c["window"] for c, a in zip(clips, again)], sum(again)
 
 
