@@ -225,6 +225,21 @@ def test_compress_help_states_the_healing_defaults():
     assert f"default {AUTO_WINDOW.margin:g}" in helps["window_margin"]
 
 
+def test_window_heal_seeds_make_a_soup_with_a_budget_per_run():
+    from liteasr.cli import build_parser
+    from liteasr.cli.compress import config
+    from liteasr.refine import WINDOW_HEAL
+
+    def window_heal(*extra):
+        return config(build_parser().parse_args(["compress", "tiny.en", "--calibration", "x", "--target-params", "0.7",
+                                                 "--window", "auto", *extra])).window_heal
+
+    assert (window_heal().seeds, window_heal().minutes) == (1, WINDOW_HEAL.minutes)
+    soup = window_heal("--window-heal-seeds", "3")
+    assert (soup.seeds, soup.minutes, soup.steps) == (3, 3 * WINDOW_HEAL.minutes, WINDOW_HEAL.steps)
+    assert window_heal("--window-heal-seeds", "3", "--window-heal-minutes", "20").minutes == 20
+
+
 def test_compress_options_that_cannot_apply_are_errors(random_whisper_dir, noise_clips, tmp_path):
     base = ["compress", random_whisper_dir, "--calibration", noise_clips, "-o", tmp_path / "o"]
     for extra, message in [
@@ -234,6 +249,7 @@ def test_compress_options_that_cannot_apply_are_errors(random_whisper_dir, noise
         (["--threshold", "0.9", "--heal-steps", "5"], "--heal-steps applies to healing only"),
         (["--target-params", "0.7", "--refine", "refit", "--heal-seeds", "3"], "--heal-seeds applies to healing"),
         (["--target-params", "0.7", "--window-margin", "2"], "--window-margin applies with --window only"),
+        (["--target-params", "0.7", "--window-heal-seeds", "3"], "--window-heal-seeds applies with --window only"),
         (["--target-params", "0.7", "--window", "5", "--window-floor", "3"], "--window S is the floor itself"),
         (["--target-params", "0.7", "--window", "later"], "--window must be auto or a number"),
     ]:

@@ -1,6 +1,7 @@
 """The adaptive encoder window: windows sized to the audio on every runtime, healing for them, the policy
 in checkpoints and exports (issue 37)."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -153,13 +154,36 @@ def test_healing_for_the_window_never_ends_above_its_start(tiny_en, speech):
     assert not all(torch.equal(a, b) for a, b in zip(student.parameters(), teacher))
 
 
+def test_healing_for_the_window_with_seeds_is_the_mean_of_its_runs(tiny_en, speech):
+    import copy
+
+    clips = sample(read_dataset(speech / "librispeech_calib").clips, 8, 0)
+    config = HealConfig(steps=2, eval_every=2, batch_size=2, minutes=None)
+    runs = []
+    for seed in (0, 1):
+        student = copy.deepcopy(tiny_en.model)
+        heal_window(tiny_en, student, clips, WindowPolicy(floor=3.0), dataclasses.replace(config, seed=seed),
+                    progress=False)
+        runs.append(student)
+    soup = copy.deepcopy(tiny_en.model)
+    report = heal_window(tiny_en, soup, clips, WindowPolicy(floor=3.0), dataclasses.replace(config, seeds=2),
+                         progress=False)
+    assert len(report.members) == 2
+    moved = 0
+    for (name, p), a, b in zip(soup.named_parameters(), runs[0].parameters(), runs[1].parameters()):
+        torch.testing.assert_close(p, (a + b) / 2, rtol=1e-5, atol=1e-6, msg=name)
+        moved += not torch.equal(a, b)
+    assert moved  # the two seeds healed differently, so the mean is not either run
+
+
 def test_compress_records_the_window_and_every_runtime_honours_it(speech, tmp_path):
     out = tmp_path / "lite"
     r = liteasr("compress", "tiny.en", "--calibration", speech / "librispeech_calib", "--calibration-samples", 8,
                 "--target-params", 0.8, "--allocation", "normalized", "--heal-steps", 2, "--window", "auto",
-                "--window-floor", 3, "--window-heal-steps", 2, "--output", out)
+                "--window-floor", 3, "--window-heal-steps", 2, "--window-heal-seeds", 2, "--output", out)
     assert r.returncode == 0, r.stderr
-    assert "healed for windows of the audio + 1 s, at least 3 s" in (out / "README.md").read_text()
+    card = (out / "README.md").read_text()
+    assert "healed for windows of the audio + 1 s, at least 3 s" in card and "in a soup of 2 runs" in card
     loaded = whisper.load(str(out))
     assert loaded.window == WindowPolicy(floor=3.0, margin=1.0, multiple=1.0)
     audios = clips_of(speech, "ljspeech", 2)

@@ -285,7 +285,8 @@ def build(planned: Planned, config: CompressConfig, refine: str, heal_data: list
     if window:
         window_report = adapt_window(loaded, lite, None if clips is None else list(clips) + list(heal_data),
                                      config.window, config.window_heal, warn)
-        plan.method += f", healed for windows of {describe_window(config.window)} ({window_report.steps} steps, " \
+        soup = f" in a soup of {len(window_report.members)} runs" if window_report.members else ""
+        plan.method += f", healed for windows of {describe_window(config.window)} ({window_report.steps} steps{soup}, " \
                        f"{window_report.seconds / 60:.1f} min)"
     return CompressedModel(lite, loaded.processor, plan, loaded.name, base, planned.description,
                            planned.stats.meta.get("clip_hashes", []), report, window_report)

@@ -75,7 +75,11 @@ def register(sub) -> None:
                         help="steps of healing for the window, the learning rate decaying to 0 by the last one "
                              "(default 1000)")
     window.add_argument("--window-heal-minutes", type=common.positive(float), metavar="M",
-                        help="wall-clock budget for healing for the window (default 30)")
+                        help="wall-clock budget for healing for the window (default 30, times --window-heal-seeds)")
+    window.add_argument("--window-heal-seeds", type=common.positive(int), metavar="K",
+                        help="heal for the window K times with seeds SEED..SEED+K-1 and average the weights (default "
+                             "1; K times the cost; 3 measured better for the 0.7 compression of tiny.en, whose single "
+                             "runs varied by over a WER point: research/window/seeds.md)")
     output = p.add_argument_group("output")
     output.add_argument("--output", "-o", metavar="DIR", help="the checkpoint directory (written atomically)")
     output.add_argument("--overwrite", action="store_true", help="replace an existing output (default: an error)")
@@ -91,7 +95,8 @@ HEAL_OPTIONS = {"heal_minutes": "minutes", "heal_steps": "steps", "heal_lr": "lr
                 "heal_patience": "patience", "heal_seeds": "seeds"}
 
 
-WINDOW_HEAL_OPTIONS = {"window_heal_steps": "steps", "window_heal_minutes": "minutes"}
+WINDOW_HEAL_OPTIONS = {"window_heal_steps": "steps", "window_heal_minutes": "minutes",
+                       "window_heal_seeds": "seeds"}
 
 
 def heal_config(args, options: dict = HEAL_OPTIONS, defaults=None):
@@ -163,7 +168,6 @@ def config(args):
     """CompressConfig from the command line."""
     from liteasr.pipeline import CompressConfig
     from liteasr.planning.plan import RankPlan
-    from liteasr.refine import WINDOW_HEAL
 
     defaults = CompressConfig()
     return CompressConfig(target_params=args.target_params, target_flops=args.target_flops,
@@ -173,7 +177,18 @@ def config(args):
                           refine=args.refine, heal=heal_config(args), packing=args.packing,
                           calibration_samples=args.calibration_samples, seed=args.seed, batch_size=args.batch_size,
                           shard_windows=args.shard_windows, plan=RankPlan.load(args.plan) if args.plan else None,
-                          window=window_policy(args), window_heal=heal_config(args, WINDOW_HEAL_OPTIONS, WINDOW_HEAL))
+                          window=window_policy(args), window_heal=window_heal_config(args))
+
+
+def window_heal_config(args):
+    """HealConfig for healing for the window. A soup's runs share the budget (as healing's do), so with
+    --window-heal-seeds K the default budget is K times one run's: each run keeps the time it was measured with."""
+    from liteasr.refine import WINDOW_HEAL
+
+    config = heal_config(args, WINDOW_HEAL_OPTIONS, WINDOW_HEAL)
+    if args.window_heal_minutes is None and config.minutes is not None:
+        config = dataclasses.replace(config, minutes=config.minutes * config.seeds)
+    return config
 
 
 def run(args) -> None:

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from liteasr.data.audio import Clip, load_audio
 from liteasr.models import generation, whisper
-from liteasr.refine.heal import Budget, HealConfig, HealReport, fit, relative_error, trainable
+from liteasr.refine.heal import Budget, HealConfig, HealReport, fit, relative_error, soup, trainable
 from liteasr.refine.lockstep import split_clips
 
 
@@ -95,6 +95,11 @@ def heal_window(loaded: whisper.LoadedModel, student: torch.nn.Module, clips: li
     `on_check(step, held-out loss)` as in heal.fit."""
     if policy.padded:
         raise ValueError("healing for the window needs a window policy shorter than 30 s")
+    if config.seeds > 1:  # a soup, as heal.heal makes one: every run from the same start, then their mean
+        # (the teacher's targets of each run are computed after the start is restored, so from the start)
+        params = trainable(student, modules or list(whisper.encoder_linears(student).values()))
+        return soup(student, params, config, lambda run: heal_window(loaded, student, clips, policy, run, decoder_weight,
+                                                                     progress, modules, on_check))
     torch.manual_seed(config.seed)
     start = time.monotonic()
     train_clips, held_clips = split_clips(clips, config.held_out, config.seed)
