@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from _common import multilingual_splits, speech_or_exit  # benchmarks/: each study puts it on sys.path first
+from liteasr.atomic import atomic_dir
 from liteasr.evaluation.report import load_eval_sets
 from liteasr.models import whisper
 from liteasr.refine import WINDOW_HEAL
@@ -61,12 +62,16 @@ def heal_lite_for_window(lite: Path, teacher: str | None, clips: list, policy, o
         report = heal_window(whisper.load(teacher) if teacher else student, student.model, clips, policy,
                              dataclasses.replace(WINDOW_HEAL, minutes=None, seed=seed))
         student.model.config.liteasr_window = policy.to_dict()
-        tmp = out.with_name(out.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(lite, tmp)  # a lite checkpoint: keep its model code and card
+        save_healed(student, lite, out, {"loss": report.e2e_loss, "steps": report.steps,
+                                         "minutes": (time.time() - t0) / 60, "seed": seed})
+    return json.loads((out / "window_heal.json").read_text())
+
+
+def save_healed(student, lite: Path, out: Path, meta: dict) -> None:
+    """`student` (a loaded model healed from the lite checkpoint `lite`) saved to `out` as a copy of `lite` (its
+    model code and card) with the student's weights and config, and `meta` as window_heal.json; atomically."""
+    with atomic_dir(out) as tmp:
+        shutil.copytree(lite, tmp, dirs_exist_ok=True)
         student.model.save_pretrained(tmp)
         student.processor.save_pretrained(tmp)
-        heal = {"loss": report.e2e_loss, "steps": report.steps, "minutes": (time.time() - t0) / 60, "seed": seed}
-        (tmp / "window_heal.json").write_text(json.dumps(heal))
-        tmp.rename(out)
-    return json.loads((out / "window_heal.json").read_text())
+        (tmp / "window_heal.json").write_text(json.dumps(meta))

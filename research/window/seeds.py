@@ -21,7 +21,6 @@ takes about 28 min on 2 cores and is reused when present. Result: research/windo
 import argparse
 import itertools
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _study import start_study, development_sets, heal_lite_for_window  # noqa: E402
+from _study import start_study, development_sets, heal_lite_for_window, save_healed  # noqa: E402
 
 from liteasr.data.audio import draw, read_sources  # noqa: E402
 from liteasr.decoding.transcribe import DecodingOptions  # noqa: E402
@@ -48,13 +47,7 @@ def soup_of(members: list[Path], out: Path) -> Path:
         for name, tensor in states[0].items():
             if tensor.is_floating_point():
                 tensor.copy_((sum(s[name].double() for s in states) / len(states)).to(tensor.dtype))
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(members[0], tmp)
-    loaded[0].model.save_pretrained(tmp)
-    loaded[0].processor.save_pretrained(tmp)
-    (tmp / "window_heal.json").write_text(json.dumps({"soup_of": [str(m) for m in members]}))
-    tmp.rename(out)
+    save_healed(loaded[0], members[0], out, {"soup_of": [str(m) for m in members]})
     return out
 
 
