@@ -51,19 +51,21 @@ def healed_window_models(work: Path, floor: float) -> dict[str, tuple[str, Path]
     return present
 
 
-def heal_lite_for_window(lite: Path, teacher: str | None, clips: list, policy, out: Path, seed: int = 0) -> dict:
+def heal_lite_for_window(lite: Path, teacher: str | None, clips: list, policy, out: Path, seed: int = 0,
+                         steps: int = WINDOW_HEAL.steps) -> dict:
     """The lite checkpoint `lite` healed for `policy`'s windows with refine.WINDOW_HEAL (with `seed`: its
-    held-out split and window order) against `teacher` (a model spec; None: `lite` itself on its padded window), every step (no time budget: on a slow machine the
+    held-out split and window order; `steps`: its length, the cosine ending there) against `teacher` (a model spec; None: `lite` itself on its padded window), every step (no time budget: on a slow machine the
     budget would end runs early and make them differ in more than what a study varies), saved to `out` with
     its window_heal.json; an existing `out` is reused. Returns that JSON's contents."""
     if not (out / "config.json").is_file():
         t0 = time.time()
         student = whisper.load(str(lite))  # the teacher's targets are computed before the student moves
         report = heal_window(whisper.load(teacher) if teacher else student, student.model, clips, policy,
-                             dataclasses.replace(WINDOW_HEAL, minutes=None, seed=seed))
+                             dataclasses.replace(WINDOW_HEAL, minutes=None, seed=seed, steps=steps))
         student.model.config.liteasr_window = policy.to_dict()
         save_healed(student, lite, out, {"loss": report.e2e_loss, "steps": report.steps,
-                                         "minutes": (time.time() - t0) / 60, "seed": seed})
+                                         "minutes": (time.time() - t0) / 60, "seed": seed,
+                                         "schedule_steps": steps})
     return json.loads((out / "window_heal.json").read_text())
 
 

@@ -1,6 +1,6 @@
 """How much of the 0.7 window's gap is the healing's seed: the same recipe with three seeds, and their soup.
 
-    python research/window/seeds.py [--seeds 3] [--pairs] [--samples 80] [--work runs/window] [--json research/window/seeds.json]
+    python research/window/seeds.py [--seeds 3] [--pairs] [--steps 1000] [--samples 80] [--work runs/window] [--json research/window/seeds.json]
 
 benchmarks/window.py measured the default 0.7 compression on its healed window at +0.84 [-0.55, +2.28] WER on
 librispeech_other's test draws (seed 1) against the same model padded, with the end-of-text guard; issue 37's goal
@@ -10,7 +10,8 @@ run cannot say where the recipe stands. Here benchmarks/window.py's 0.7 model (r
 for the window again with seeds 1 .. --seeds - 1 (refine.WINDOW_HEAL, dense tiny.en as teacher, the same 256 clips,
 windows of the audio + 1 s with a 5 s floor; a seed changes the held-out split and the window order), beside
 benchmarks/window.py's own run (seed 0); their soup (the mean of the runs' weights, as HealConfig.seeds does for
-the factors) is one more model, and with --pairs so is every soup of two runs. Each is evaluated greedily with the guard on, on the development draws (seed 0,
+the factors) is one more model, and with --pairs so is every soup of two runs. With --steps below the recipe's
+1000, every seed (0 too) is healed that many steps, the cosine ending there: a soup at about one run's cost. Each is evaluated greedily with the guard on, on the development draws (seed 0,
 where the recipe was chosen) and on benchmarks/window.py's test draws (seed 1): WER and ΔWER against the 0.7 model
 padded (paired bootstrap), runaways, clips decoded again.
 
@@ -35,6 +36,7 @@ from liteasr.data.audio import draw, read_sources  # noqa: E402
 from liteasr.decoding.transcribe import DecodingOptions  # noqa: E402
 from liteasr.evaluation.report import evaluate_models, load_eval_sets  # noqa: E402
 from liteasr.models import whisper  # noqa: E402
+from liteasr.refine import WINDOW_HEAL  # noqa: E402
 
 
 def soup_of(members: list[Path], out: Path) -> Path:
@@ -56,6 +58,8 @@ def main() -> int:
     p.add_argument("--clips", type=int, default=256)
     p.add_argument("--seeds", type=int, default=3, help="healing runs, seed 0 being benchmarks/window.py's")
     p.add_argument("--pairs", action="store_true", help="also every soup of two runs")
+    p.add_argument("--steps", type=int, default=WINDOW_HEAL.steps,
+                   help="steps per run (default: the recipe's; fewer: a soup of shorter runs, every seed rebuilt)")
     args, speech, split, started = start_study(p, "research/window/seeds.json")
     clips = draw(read_sources([str(speech / "librispeech_calib"), str(split["speechocean_calib"])]), args.clips, seed=0)
     policy = whisper.WindowPolicy(floor=args.floor, margin=whisper.AUTO_WINDOW.margin,
@@ -66,13 +70,14 @@ def main() -> int:
         if not (needed / "config.json").is_file():
             sys.exit(f"{needed} is missing: run benchmarks/window.py first")
 
-    runs = {0: first}
-    heals = {0: json.loads((first / "window_heal.json").read_text())}
-    for seed in range(1, args.seeds):
-        runs[seed] = args.work / f"tiny.en-0.7-window-{args.floor:g}-seed{seed}"
+    # --steps below the recipe's: a soup at about one run's cost, every run rebuilt (seed 0 too) that short
+    short = f"-steps{args.steps}" if args.steps != WINDOW_HEAL.steps else ""
+    runs, heals = ({}, {}) if short else ({0: first}, {0: json.loads((first / "window_heal.json").read_text())})
+    for seed in range(0 if short else 1, args.seeds):
+        runs[seed] = args.work / f"tiny.en-0.7-window-{args.floor:g}{short}-seed{seed}"
         print(f"healing for the window, seed {seed}", flush=True)
-        heals[seed] = heal_lite_for_window(lite, "tiny.en", clips, policy, runs[seed], seed=seed)
-    soup = soup_of(list(runs.values()), args.work / f"tiny.en-0.7-window-{args.floor:g}-soup{args.seeds}")
+        heals[seed] = heal_lite_for_window(lite, "tiny.en", clips, policy, runs[seed], seed=seed, steps=args.steps)
+    soup = soup_of(list(runs.values()), args.work / f"tiny.en-0.7-window-{args.floor:g}{short}-soup{args.seeds}")
     # soups of two: whether averaging helps whichever runs it averages, not only these three
     pairs = {f"soup of seeds {a} and {b}": soup_of([runs[a], runs[b]], args.work / f"tiny.en-0.7-window-{args.floor:g}-soup{a}{b}")
              for a, b in itertools.combinations(runs, 2)} if args.pairs else {}
@@ -89,7 +94,7 @@ def main() -> int:
         rows[name] = dict(zip(labels, evaluate_models(models, sets, latency=False, options=options)))
 
     payload = {"date": time.strftime("%Y-%m-%d"), "command": "python " + " ".join(sys.argv),
-               "samples": args.samples, "policy": policy.to_dict(), "clips": args.clips,
+               "samples": args.samples, "policy": policy.to_dict(), "clips": args.clips, "steps": args.steps,
                "heals": {str(s): h for s, h in heals.items()}, "rows": rows,
                "minutes": (time.time() - started) / 60}
     args.json.write_text(json.dumps(payload, indent=1))
