@@ -37,6 +37,11 @@ def development_sets(speech: Path, split: dict, samples: int) -> list:
     return load_eval_sets([str(speech / "librispeech_other"), str(split["speechocean_heldout"])], samples, seed=0)
 
 
+def benchmark_sets(speech: Path, split: dict, samples: int) -> list:
+    """benchmarks/window.py's test draws: seed 1 of the same two sets (a study that reports on them too)."""
+    return load_eval_sets([str(speech / "librispeech_other"), str(split["speechocean_heldout"])], samples, seed=1)
+
+
 def healed_window_models(work: Path, floor: float) -> dict[str, tuple[str, Path]]:
     """benchmarks/window.py's models healed for the window that `work` holds: name -> (the model each was healed
     from, as a spec; its directory). A missing one is reported and left out."""
@@ -54,7 +59,8 @@ def healed_window_models(work: Path, floor: float) -> dict[str, tuple[str, Path]
 def heal_lite_for_window(lite: Path, teacher: str | None, clips: list, policy, out: Path, seed: int = 0,
                          steps: int = WINDOW_HEAL.steps) -> dict:
     """The lite checkpoint `lite` healed for `policy`'s windows with refine.WINDOW_HEAL (with `seed`: its
-    held-out split and window order; `steps`: its length, the cosine ending there) against `teacher` (a model spec; None: `lite` itself on its padded window), every step (no time budget: on a slow machine the
+    held-out split and window order; `steps`: its length, the cosine ending there) against `teacher` (a model
+    spec; None: `lite` itself on its padded window), every step (no time budget: on a slow machine the
     budget would end runs early and make them differ in more than what a study varies), saved to `out` with
     its window_heal.json; an existing `out` is reused. Returns that JSON's contents."""
     if not (out / "config.json").is_file():

@@ -11,9 +11,10 @@ for the window again with seeds 1 .. --seeds - 1 (refine.WINDOW_HEAL, dense tiny
 windows of the audio + 1 s with a 5 s floor; a seed changes the held-out split and the window order), beside
 benchmarks/window.py's own run (seed 0); their soup (the mean of the runs' weights, as HealConfig.seeds does for
 the factors) is one more model, and with --pairs so is every soup of two runs. With --steps below the recipe's
-1000, every seed (0 too) is healed that many steps, the cosine ending there: a soup at about one run's cost. Each is evaluated greedily with the guard on, on the development draws (seed 0,
-where the recipe was chosen) and on benchmarks/window.py's test draws (seed 1): WER and ΔWER against the 0.7 model
-padded (paired bootstrap), runaways, clips decoded again.
+1000, every seed (0 too) is healed that many steps, the cosine ending there: a soup at about one run's
+cost. Each is evaluated greedily with the guard on, on the development draws (seed 0, where the recipe was
+chosen) and on benchmarks/window.py's test draws (seed 1): WER and ΔWER against the 0.7 model padded (paired
+bootstrap), runaways, clips decoded again.
 
 Needs runs/window/tiny.en-0.7 and tiny.en-0.7-window-5 as benchmarks/window.py builds them; each further seed
 takes about 28 min on 2 cores and is reused when present. Result: research/window/seeds.md.
@@ -30,11 +31,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _study import start_study, development_sets, heal_lite_for_window, save_healed  # noqa: E402
+from _study import start_study, development_sets, heal_lite_for_window, save_healed, benchmark_sets  # noqa: E402
 
 from liteasr.data.audio import draw, read_sources  # noqa: E402
 from liteasr.decoding.transcribe import DecodingOptions  # noqa: E402
-from liteasr.evaluation.report import evaluate_models, load_eval_sets  # noqa: E402
+from liteasr.evaluation.report import evaluate_models  # noqa: E402
 from liteasr.models import whisper  # noqa: E402
 from liteasr.refine import WINDOW_HEAL  # noqa: E402
 
@@ -79,7 +80,7 @@ def main() -> int:
         heals[seed] = heal_lite_for_window(lite, "tiny.en", clips, policy, runs[seed], seed=seed, steps=args.steps)
     soup = soup_of(list(runs.values()), args.work / f"tiny.en-0.7-window-{args.floor:g}{short}-soup{args.seeds}")
     # soups of two: whether averaging helps whichever runs it averages, not only these three
-    pairs = {f"soup of seeds {a} and {b}": soup_of([runs[a], runs[b]], args.work / f"tiny.en-0.7-window-{args.floor:g}-soup{a}{b}")
+    pairs = {f"soup of seeds {a} and {b}": soup_of([runs[a], runs[b]], args.work / f"tiny.en-0.7-window-{args.floor:g}{short}-soup{a}{b}")
              for a, b in itertools.combinations(runs, 2)} if args.pairs else {}
 
     labels = (["0.7, padded 30 s"] + [f"healed for the window, seed {s}" for s in runs] + [f"soup of the {args.seeds} runs"]
@@ -87,8 +88,7 @@ def main() -> int:
     models = [str(lite)] + [str(r) for r in runs.values()] + [str(soup)] + [str(d) for d in pairs.values()]
     options = [DecodingOptions(window=30)] + [None] * (len(models) - 1)  # None: the checkpoint's window, guard on
     draws = {"development (seed 0)": development_sets(speech, split, args.samples),
-             "test (seed 1)": load_eval_sets([str(speech / "librispeech_other"), str(split["speechocean_heldout"])],
-                                             args.samples, seed=1)}
+             "test (seed 1)": benchmark_sets(speech, split, args.samples)}
     rows = {}
     for name, sets in draws.items():
         rows[name] = dict(zip(labels, evaluate_models(models, sets, latency=False, options=options)))
