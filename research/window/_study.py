@@ -56,9 +56,9 @@ def healed_window_models(work: Path, floor: float) -> dict[str, tuple[str, Path]
     return present
 
 
-def heal_lite_for_window(lite: Path, teacher: str | None, clips: list, policy, out: Path, seed: int = 0,
+def heal_lite_for_window(lite: Path | str, teacher: str | None, clips: list, policy, out: Path, seed: int = 0,
                          steps: int = WINDOW_HEAL.steps) -> dict:
-    """The lite checkpoint `lite` healed for `policy`'s windows with refine.WINDOW_HEAL (with `seed`: its
+    """The lite checkpoint `lite` (or a dense model's spec, such as "tiny.en") healed for `policy`'s windows with refine.WINDOW_HEAL (with `seed`: its
     held-out split and window order; `steps`: its length, the cosine ending there) against `teacher` (a model
     spec; None: `lite` itself on its padded window), every step (no time budget: on a slow machine the
     budget would end runs early and make them differ in more than what a study varies), saved to `out` with
@@ -75,11 +75,13 @@ def heal_lite_for_window(lite: Path, teacher: str | None, clips: list, policy, o
     return json.loads((out / "window_heal.json").read_text())
 
 
-def save_healed(student, lite: Path, out: Path, meta: dict) -> None:
-    """`student` (a loaded model healed from the lite checkpoint `lite`) saved to `out` as a copy of `lite` (its
-    model code and card) with the student's weights and config, and `meta` as window_heal.json; atomically."""
+def save_healed(student, lite: Path | str, out: Path, meta: dict) -> None:
+    """`student` (a loaded model healed from the checkpoint `lite`) saved to `out` as a copy of `lite` (a lite
+    checkpoint's model code and card; a dense spec such as "tiny.en" has none to copy) with the student's weights
+    and config, and `meta` as window_heal.json; atomically."""
     with atomic_dir(out) as tmp:
-        shutil.copytree(lite, tmp, dirs_exist_ok=True)
+        if Path(lite).is_dir():
+            shutil.copytree(lite, tmp, dirs_exist_ok=True)
         student.model.save_pretrained(tmp)
         student.processor.save_pretrained(tmp)
         (tmp / "window_heal.json").write_text(json.dumps(meta))

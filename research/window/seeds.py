@@ -1,6 +1,7 @@
 """How much of the 0.7 window's gap is the healing's seed: the same recipe with three seeds, and their soup.
 
-    python research/window/seeds.py [--seeds 3] [--pairs] [--steps 1000] [--samples 80] [--work runs/window] [--json research/window/seeds.json]
+    python research/window/seeds.py [--model 0.7|dense] [--seeds 3] [--pairs] [--steps 1000] [--samples 80]
+        [--work runs/window] [--json research/window/seeds.json]
 
 benchmarks/window.py measured the default 0.7 compression on its healed window at +0.84 [-0.55, +2.28] WER on
 librispeech_other's test draws (seed 1) against the same model padded, with the end-of-text guard; issue 37's goal
@@ -16,8 +17,13 @@ cost. Each is evaluated greedily with the guard on, on the development draws (se
 chosen) and on benchmarks/window.py's test draws (seed 1): WER and ΔWER against the 0.7 model padded (paired
 bootstrap), runaways, clips decoded again.
 
-Needs runs/window/tiny.en-0.7 and tiny.en-0.7-window-5 as benchmarks/window.py builds them; each further seed
-takes about 28 min on 2 cores and is reused when present. Result: research/window/seeds.md.
+With --model dense, the same for dense tiny.en (healed against itself on its padded window, as benchmarks/window.py
+heals it; seed 0 is benchmarks/window.py's runs/window/tiny.en-window-5), against dense tiny.en padded: whether a
+soup, if it became the default, keeps dense tiny.en's window within issue 37's +0.3.
+
+Needs runs/window/tiny.en-0.7 (for 0.7) and tiny.en[-0.7]-window-5 as benchmarks/window.py builds them; each
+further seed takes about 28 min (0.7) or 45 min (dense) on 2 cores and is reused when present. Result:
+research/window/seeds.md.
 """
 
 import argparse
@@ -56,6 +62,8 @@ def soup_of(members: list[Path], out: Path) -> Path:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", choices=("0.7", "dense"), default="0.7",
+                   help="the 0.7 compression (runs/window/tiny.en-0.7) or dense tiny.en")
     p.add_argument("--clips", type=int, default=256)
     p.add_argument("--seeds", type=int, default=3, help="healing runs, seed 0 being benchmarks/window.py's")
     p.add_argument("--pairs", action="store_true", help="also every soup of two runs")
@@ -65,9 +73,10 @@ def main() -> int:
     clips = draw(read_sources([str(speech / "librispeech_calib"), str(split["speechocean_calib"])]), args.clips, seed=0)
     policy = whisper.WindowPolicy(floor=args.floor, margin=whisper.AUTO_WINDOW.margin,
                                   multiple=whisper.AUTO_WINDOW.multiple)
-    lite = args.work / "tiny.en-0.7"
-    first = args.work / f"tiny.en-0.7-window-{args.floor:g}"  # benchmarks/window.py's run: seed 0
-    for needed in (lite, first):
+    lite = args.work / "tiny.en-0.7" if args.model == "0.7" else "tiny.en"
+    stem = "tiny.en-0.7" if args.model == "0.7" else "tiny.en"
+    first = args.work / f"{stem}-window-{args.floor:g}"  # benchmarks/window.py's run: seed 0
+    for needed in (first,) if args.model == "dense" else (lite, first):
         if not (needed / "config.json").is_file():
             sys.exit(f"{needed} is missing: run benchmarks/window.py first")
 
@@ -75,15 +84,15 @@ def main() -> int:
     short = f"-steps{args.steps}" if args.steps != WINDOW_HEAL.steps else ""
     runs, heals = ({}, {}) if short else ({0: first}, {0: json.loads((first / "window_heal.json").read_text())})
     for seed in range(0 if short else 1, args.seeds):
-        runs[seed] = args.work / f"tiny.en-0.7-window-{args.floor:g}{short}-seed{seed}"
+        runs[seed] = args.work / f"{stem}-window-{args.floor:g}{short}-seed{seed}"
         print(f"healing for the window, seed {seed}", flush=True)
         heals[seed] = heal_lite_for_window(lite, "tiny.en", clips, policy, runs[seed], seed=seed, steps=args.steps)
-    soup = soup_of(list(runs.values()), args.work / f"tiny.en-0.7-window-{args.floor:g}{short}-soup{args.seeds}")
+    soup = soup_of(list(runs.values()), args.work / f"{stem}-window-{args.floor:g}{short}-soup{args.seeds}")
     # soups of two: whether averaging helps whichever runs it averages, not only these three
-    pairs = {f"soup of seeds {a} and {b}": soup_of([runs[a], runs[b]], args.work / f"tiny.en-0.7-window-{args.floor:g}{short}-soup{a}{b}")
+    pairs = {f"soup of seeds {a} and {b}": soup_of([runs[a], runs[b]], args.work / f"{stem}-window-{args.floor:g}{short}-soup{a}{b}")
              for a, b in itertools.combinations(runs, 2)} if args.pairs else {}
 
-    labels = (["0.7, padded 30 s"] + [f"healed for the window, seed {s}" for s in runs] + [f"soup of the {args.seeds} runs"]
+    labels = ([f"{args.model}, padded 30 s"] + [f"healed for the window, seed {s}" for s in runs] + [f"soup of the {args.seeds} runs"]
               + list(pairs))
     models = [str(lite)] + [str(r) for r in runs.values()] + [str(soup)] + [str(d) for d in pairs.values()]
     options = [DecodingOptions(window=30)] + [None] * (len(models) - 1)  # None: the checkpoint's window, guard on
@@ -94,7 +103,7 @@ def main() -> int:
         rows[name] = dict(zip(labels, evaluate_models(models, sets, latency=False, options=options)))
 
     payload = {"date": time.strftime("%Y-%m-%d"), "command": "python " + " ".join(sys.argv),
-               "samples": args.samples, "policy": policy.to_dict(), "clips": args.clips, "steps": args.steps,
+               "model": args.model, "samples": args.samples, "policy": policy.to_dict(), "clips": args.clips, "steps": args.steps,
                "heals": {str(s): h for s, h in heals.items()}, "rows": rows,
                "minutes": (time.time() - started) / 60}
     args.json.write_text(json.dumps(payload, indent=1))
