@@ -1,7 +1,7 @@
 """The adaptive encoder window on tiny.en: padded vs short window without healing vs short window healed for
 it, for dense tiny.en and the default 0.7 compression (issue 37's table).
 
-    python benchmarks/window.py [--floor 5] [--clips 256] [--samples 80] [--work runs/window]
+    python benchmarks/window.py [--floor 5] [--clips 256] [--samples 80] [--window-heal-seeds 3] [--work runs/window]
         [--json benchmarks/window.json] [--markdown FILE]
 
 Calibration (and healing) audio: librispeech_calib and half of speechocean_train's speakers (seed 0);
@@ -9,8 +9,9 @@ evaluation on unseen speakers: librispeech_other and speechocean's other speaker
 drawn with seed 1 (the window recipe was chosen on seed-0 draws). The 0.7 model is `compress`'s default
 recipe (`liteasr compress tiny.en --calibration ... --target-params 0.7`); each model healed for the window
 is the model before it, healed with refine.heal_window (pipeline.adapt_window; refine.WINDOW_HEAL, 1000
-steps, the rate decaying by a cosine) for a window of the audio + 1 s with a --floor s floor, as `compress ... --window auto --window-floor F`
-does. Short windows decode with the end-of-text guard on (DecodingOptions.window_end_threshold, the default: a
+steps, the rate decaying by a cosine, a soup of --window-heal-seeds runs) for a window of the audio + 1 s with a
+--floor s floor, as `compress ... --window auto --window-floor F` does. A soup's directory is named as
+research/window/seeds.py names the soups it makes (the mean of the same runs), so either script reuses the other's. Short windows decode with the end-of-text guard on (DecodingOptions.window_end_threshold, the default: a
 clip whose end-of-text there is unsure is decoded again on the padded window); the healed models also with it off.
 WER with paired-bootstrap 95% intervals against the same model on padded windows, the runaway count (transcripts
 over 3x their reference), the clips the guard decoded again, encoder ms per window for clips of 2, 5, 10 and 20 s (PyTorch fp32 and ONNX
@@ -35,7 +36,7 @@ from liteasr.evaluation.bench import encoder_latency, transcription_latency
 from liteasr.evaluation.report import evaluate_models, load_eval_sets
 from liteasr.models import whisper
 from liteasr.pipeline import CompressConfig, adapt_window, compress
-from liteasr.refine import WINDOW_HEAL, HealConfig
+from liteasr.refine import WINDOW_HEAL, HealConfig, with_runs
 from liteasr.runtime.export import export
 from liteasr.runtime.layout import is_onnx_dir
 
@@ -65,8 +66,10 @@ def main() -> int:
     p.add_argument("--clips", type=int, default=256, help="calibration clips (seed 0)")
     p.add_argument("--samples", type=int, default=80, help="evaluation clips per set (seed 1)")
     p.add_argument("--heal-minutes", type=float, default=HealConfig().minutes, help="healing the 0.7 factors")
-    p.add_argument("--window-heal-minutes", type=float, default=WINDOW_HEAL.minutes, help="healing for the window")
+    p.add_argument("--window-heal-minutes", type=float,
+                   help="healing for the window, all runs together (default: 30 min a run)")
     p.add_argument("--window-heal-steps", type=int, default=WINDOW_HEAL.steps)
+    p.add_argument("--window-heal-seeds", type=int, default=WINDOW_HEAL.seeds, help="runs averaged (a soup)")
     p.add_argument("--work", type=Path, default=Path("runs/window"))
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--json", default="benchmarks/window.json")
@@ -79,12 +82,14 @@ def main() -> int:
     policy = whisper.WindowPolicy(floor=args.floor, margin=whisper.AUTO_WINDOW.margin,
                                   multiple=whisper.AUTO_WINDOW.multiple)
     heal = HealConfig(minutes=args.heal_minutes)
-    window_heal = dataclasses.replace(WINDOW_HEAL, minutes=args.window_heal_minutes, steps=args.window_heal_steps)
+    window_heal = with_runs(dataclasses.replace(WINDOW_HEAL, steps=args.window_heal_steps), args.window_heal_seeds)
+    if args.window_heal_minutes is not None:
+        window_heal = dataclasses.replace(window_heal, minutes=args.window_heal_minutes)
 
     lite = args.work / "tiny.en-0.7"
     if not (lite / "config.json").is_file():
         compress("tiny.en", clips, CompressConfig(target_params=0.7, heal=heal)).save(lite, overwrite=True)
-    suffix = f"window-{args.floor:g}"
+    suffix = f"window-{args.floor:g}" + (f"-soup{window_heal.seeds}" if window_heal.seeds > 1 else "")
     dense_w = healed_for_window("tiny.en", "tiny.en", clips, policy, args.work / f"tiny.en-{suffix}", window_heal)
     lite_w = healed_for_window("tiny.en", str(lite), clips, policy, args.work / f"tiny.en-0.7-{suffix}", window_heal)
 

@@ -234,10 +234,13 @@ def test_window_heal_seeds_make_a_soup_with_a_budget_per_run():
         return config(build_parser().parse_args(["compress", "tiny.en", "--calibration", "x", "--target-params", "0.7",
                                                  "--window", "auto", *extra])).window_heal
 
-    assert (window_heal().seeds, window_heal().minutes) == (1, WINDOW_HEAL.minutes)
-    soup = window_heal("--window-heal-seeds", "3")
-    assert (soup.seeds, soup.minutes, soup.steps) == (3, 3 * WINDOW_HEAL.minutes, WINDOW_HEAL.steps)
-    assert window_heal("--window-heal-seeds", "3", "--window-heal-minutes", "20").minutes == 20
+    run = WINDOW_HEAL.minutes / WINDOW_HEAL.seeds  # one run's budget
+    assert (window_heal().seeds, window_heal().minutes) == (WINDOW_HEAL.seeds, WINDOW_HEAL.minutes) == (3, 3 * run)
+    one = window_heal("--window-heal-seeds", "1")
+    assert (one.seeds, one.minutes, one.steps) == (1, run, WINDOW_HEAL.steps)
+    assert (window_heal("--window-heal-seeds", "5").minutes, window_heal("--window-heal-seeds", "5").seeds) == (5 * run, 5)
+    assert window_heal("--window-heal-seeds", "1", "--window-heal-minutes", "20").minutes == 20
+    assert window_heal("--window-heal-minutes", "20").seeds == WINDOW_HEAL.seeds
 
 
 def test_compress_options_that_cannot_apply_are_errors(random_whisper_dir, noise_clips, tmp_path):

@@ -75,11 +75,12 @@ def register(sub) -> None:
                         help="steps of healing for the window, the learning rate decaying to 0 by the last one "
                              "(default 1000)")
     window.add_argument("--window-heal-minutes", type=common.positive(float), metavar="M",
-                        help="wall-clock budget for healing for the window (default 30, times --window-heal-seeds)")
+                        help="wall-clock budget for healing for the window, all runs together (default 90: 30 a run, "
+                             "times --window-heal-seeds)")
     window.add_argument("--window-heal-seeds", type=common.positive(int), metavar="K",
                         help="heal for the window K times with seeds SEED..SEED+K-1 and average the weights (default "
-                             "1; K times the cost; 3 measured better for the 0.7 compression of tiny.en, whose single "
-                             "runs varied by over a WER point: research/window/seeds.md)")
+                             "3; the cost is K runs; 1 is a third of the time, but single runs of tiny.en's 0.7 "
+                             "compression varied by over a WER point: research/window/seeds.md)")
     output = p.add_argument_group("output")
     output.add_argument("--output", "-o", metavar="DIR", help="the checkpoint directory (written atomically)")
     output.add_argument("--overwrite", action="store_true", help="replace an existing output (default: an error)")
@@ -182,12 +183,12 @@ def config(args):
 
 def window_heal_config(args):
     """HealConfig for healing for the window. A soup's runs share the budget (as healing's do), so with
-    --window-heal-seeds K the default budget is K times one run's: each run keeps the time it was measured with."""
-    from liteasr.refine import WINDOW_HEAL
+    --window-heal-seeds K the default budget is K runs': each run keeps the time it was measured with."""
+    from liteasr.refine import WINDOW_HEAL, with_runs
 
     config = heal_config(args, WINDOW_HEAL_OPTIONS, WINDOW_HEAL)
-    if args.window_heal_minutes is None and config.minutes is not None:
-        config = dataclasses.replace(config, minutes=config.minutes * config.seeds)
+    if args.window_heal_minutes is None:
+        config = dataclasses.replace(config, minutes=with_runs(WINDOW_HEAL, config.seeds).minutes)
     return config
 
 

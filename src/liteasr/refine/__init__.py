@@ -3,7 +3,7 @@
 
 from liteasr.refine.heal import HealConfig, HealReport, heal
 from liteasr.refine.refit import refit
-from liteasr.refine.window import WINDOW_HEAL, heal_window
+from liteasr.refine.window import WINDOW_HEAL, heal_window, with_runs
 
 # What `compress --refine auto` does with a --target-*: chosen on research/healing/refine.md. Healed with the
 # HealConfig defaults on calibration audio drawn from both evaluation domains, speakers disjoint, tiny.en
@@ -13,4 +13,4 @@ from liteasr.refine.window import WINDOW_HEAL, heal_window
 # calibrations of 1 and 4 speakers it still beat the plain factors on new voices (research/few_speakers).
 DEFAULT_FOR_TARGETS = "heal"
 
-__all__ = ["DEFAULT_FOR_TARGETS", "HealConfig", "HealReport", "WINDOW_HEAL", "heal", "heal_window", "refit"]
+__all__ = ["DEFAULT_FOR_TARGETS", "HealConfig", "HealReport", "WINDOW_HEAL", "heal", "heal_window", "refit", "with_runs"]

@@ -14,7 +14,7 @@ dense one); shapes never change.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from tqdm.auto import tqdm
@@ -35,7 +35,19 @@ from liteasr.refine.lockstep import split_clips
 # patience of 6 checks (150 steps) the 0.7 model healed on 547 clips stopped at step 200 at its step-50 loss
 # (0.2592; on 256 clips, all 1000 steps: 0.1524), so early stopping here waits 20 checks, half the run
 # (research/window/audio.md); the best weights are kept either way.
-WINDOW_HEAL = HealConfig(steps=1000, minutes=30.0, schedule="cosine", patience=20)
+# Three runs with seeds 0, 1, 2, averaged (a soup, heal.soup): the seed alone moved tiny.en 0.7's cost on
+# librispeech_other's test draws from +0.84 to +2.00 WER against its padded window, and the soup of three cost
+# +0.26 [-1.05, +1.55]; dense tiny.en's runs +0.06 / -0.19 / +0.32, their soup -0.06 [-1.37, +1.19]
+# (research/window/seeds.md). A soup is three times one run's time; the budget is 30 min a run.
+WINDOW_HEAL_RUN_MINUTES = 30.0
+WINDOW_HEAL = HealConfig(steps=1000, minutes=3 * WINDOW_HEAL_RUN_MINUTES, schedule="cosine", patience=20, seeds=3)
+
+
+def with_runs(config: HealConfig, seeds: int) -> HealConfig:
+    """`config` (WINDOW_HEAL or a change of it) as a soup of `seeds` runs, each run keeping the time a run of
+    `config` has (a soup's runs share its budget)."""
+    minutes = None if config.minutes is None else config.minutes / config.seeds * seeds
+    return replace(config, seeds=seeds, minutes=minutes)
 
 
 @dataclass
