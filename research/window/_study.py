@@ -60,14 +60,15 @@ def heal_lite_for_window(lite: Path | str, teacher: str | None, clips: list, pol
                          steps: int = WINDOW_HEAL.steps) -> dict:
     """The lite checkpoint `lite` (or a dense model's spec, such as "tiny.en") healed for `policy`'s windows with refine.WINDOW_HEAL (with `seed`: its
     held-out split and window order; `steps`: its length, the cosine ending there) against `teacher` (a model
-    spec; None: `lite` itself on its padded window), every step (no time budget: on a slow machine the
+    spec; None: `lite` itself on its padded window), one run (a study's seeds are its runs; seeds.py makes the
+    soups), every step (no time budget: on a slow machine the
     budget would end runs early and make them differ in more than what a study varies), saved to `out` with
     its window_heal.json; an existing `out` is reused. Returns that JSON's contents."""
     if not (out / "config.json").is_file():
         t0 = time.time()
         student = whisper.load(str(lite))  # the teacher's targets are computed before the student moves
         report = heal_window(whisper.load(teacher) if teacher else student, student.model, clips, policy,
-                             dataclasses.replace(WINDOW_HEAL, minutes=None, seed=seed, steps=steps))
+                             dataclasses.replace(WINDOW_HEAL, minutes=None, seed=seed, steps=steps, seeds=1))
         student.model.config.liteasr_window = policy.to_dict()
         save_healed(student, lite, out, {"loss": report.e2e_loss, "steps": report.steps,
                                          "minutes": (time.time() - t0) / 60, "seed": seed,

@@ -25,7 +25,7 @@ from liteasr.data.audio import draw, read_sources  # noqa: E402
 from liteasr.decoding.transcribe import DecodingOptions  # noqa: E402
 from liteasr.evaluation.report import evaluate_models, load_eval_sets  # noqa: E402
 from liteasr.models import whisper  # noqa: E402
-from liteasr.refine import WINDOW_HEAL  # noqa: E402
+from liteasr.refine import WINDOW_HEAL, with_runs  # noqa: E402
 
 
 def main() -> int:
@@ -38,7 +38,7 @@ def main() -> int:
     split = multilingual_splits(speech, args.work)
     calibration = base_calibration(speech, split)
     clips = draw(read_sources(calibration), args.clips, seed=0)
-    healed = healed_for_window("base", "base", clips, whisper.AUTO_WINDOW, args.out, WINDOW_HEAL)
+    healed = healed_for_window("base", "base", clips, whisper.AUTO_WINDOW, args.out, with_runs(WINDOW_HEAL, 1))  # one run, as measured
     sets = base_eval_sets(speech, split)
     results = evaluate_models(["base", healed], load_eval_sets(sets, args.samples, seed=0), latency=False,
                               options=[DecodingOptions(window=30), None])
