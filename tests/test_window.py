@@ -184,6 +184,7 @@ def test_compress_records_the_window_and_every_runtime_honours_it(speech, tmp_pa
     assert r.returncode == 0, r.stderr
     card = (out / "README.md").read_text()
     assert "healed for windows of the audio + 1 s, at least 3 s" in card and "in a soup of 2 runs" in card
+    assert "2 runs averaged (--window-heal-seeds), within 60 min" in r.stdout + r.stderr  # 30 min a run
     loaded = whisper.load(str(out))
     assert loaded.window == WindowPolicy(floor=3.0, margin=1.0, multiple=1.0)
     audios = clips_of(speech, "ljspeech", 2)

@@ -303,7 +303,9 @@ def adapt_window(loaded: whisper.LoadedModel, student, clips: list[Clip], policy
     carries it; inference honours it by default)."""
     if clips is None:
         raise UserError("--window heals the model for its window on audio: it needs --calibration audio")
-    warn(f"healing for short windows ({describe_window(policy)}) on the calibration audio")
+    runs = f"; {config.seeds} runs averaged (--window-heal-seeds)" if config.seeds > 1 else ""
+    budget = f", within {config.minutes:g} min" if config.minutes is not None else ""
+    warn(f"healing for short windows ({describe_window(policy)}) on the calibration audio{runs}{budget}")
     report = heal_window(loaded, student, clips, policy, config)
     warn("window " + report.summary())
     student.config.liteasr_window = policy.to_dict()
