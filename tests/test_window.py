@@ -184,7 +184,9 @@ def test_compress_records_the_window_and_every_runtime_honours_it(speech, tmp_pa
     assert r.returncode == 0, r.stderr
     card = (out / "README.md").read_text()
     assert "healed for windows of the audio + 1 s, at least 3 s" in card and "in a soup of 2 runs" in card
-    assert "2 runs averaged (--window-heal-seeds), within 60 min" in r.stdout + r.stderr  # 30 min a run
+    said = r.stdout + r.stderr
+    assert "2 runs averaged (--window-heal-seeds), within 60 min" in said  # 30 min a run
+    assert said.index("run 1 of 2 (seed 0)") < said.index("run 2 of 2 (seed 1)")
     loaded = whisper.load(str(out))
     assert loaded.window == WindowPolicy(floor=3.0, margin=1.0, multiple=1.0)
     audios = clips_of(speech, "ljspeech", 2)

@@ -144,7 +144,8 @@ def heal(loaded: whisper.LoadedModel, lite: torch.nn.Module, clips: list[Clip], 
          packing: str = DEFAULT_PACKING, progress: bool = True) -> HealReport:
     """Heal `lite` (a compressed copy of `loaded.model`) in place."""
     if config.seeds > 1:
-        return soup(lite, trainable(lite), config, lambda run: heal(loaded, lite, clips, run, packing, progress))
+        return soup(lite, trainable(lite), config, lambda run: heal(loaded, lite, clips, run, packing, progress),
+                    progress)
     torch.manual_seed(config.seed)
     start = time.monotonic()
     train_clips, held_clips = split_clips(clips, config.held_out, config.seed)
@@ -172,8 +173,8 @@ def dense_targets(teacher: torch.nn.Module, batches: list[torch.Tensor], progres
     return [whisper.encoder_output(teacher, f).clone() for f in bar]
 
 
-def soup(lite: torch.nn.Module, params: list[torch.nn.Parameter], config, run: Callable[[object], HealReport]
-         ) -> HealReport:
+def soup(lite: torch.nn.Module, params: list[torch.nn.Parameter], config, run: Callable[[object], HealReport],
+         progress: bool = False) -> HealReport:
     """`config.seeds` runs (`run(config for one seed)`) from the same start, one after another on the same
     weights (no model copies), then their mean. Runs from one start at a small learning rate stay close
     enough to average; every run holds out different clips, so the soup has learned from all of them."""
@@ -183,6 +184,8 @@ def soup(lite: torch.nn.Module, params: list[torch.nn.Parameter], config, run: C
     for k in range(config.seeds):
         _restore(params, start)
         minutes = None if budget.end is None else (budget.end - time.monotonic()) / 60 / (config.seeds - k)
+        if progress:  # the runs' bars look alike: say which one is next
+            tqdm.write(f"run {k + 1} of {config.seeds} (seed {config.seed + k})")
         members.append(run(replace(config, seed=config.seed + k, seeds=1, minutes=minutes)))
         for t, p in zip(total, params):
             t.add_(p.detach())

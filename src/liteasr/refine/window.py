@@ -111,7 +111,7 @@ def heal_window(loaded: whisper.LoadedModel, student: torch.nn.Module, clips: li
         # (the teacher's targets of each run are computed after the start is restored, so from the start)
         params = trainable(student, modules or list(whisper.encoder_linears(student).values()))
         return soup(student, params, config, lambda run: heal_window(loaded, student, clips, policy, run, decoder_weight,
-                                                                     progress, modules, on_check))
+                                                                     progress, modules, on_check), progress)
     torch.manual_seed(config.seed)
     start = time.monotonic()
     train_clips, held_clips = split_clips(clips, config.held_out, config.seed)
