@@ -11,8 +11,10 @@ recipe (`liteasr compress tiny.en --calibration ... --target-params 0.7`); each 
 is the model before it, healed with refine.heal_window (pipeline.adapt_window; refine.WINDOW_HEAL, 1000
 steps, the rate decaying by a cosine, a soup of --window-heal-seeds runs) for a window of the audio + 1 s with a
 --floor s floor, as `compress ... --window auto --window-floor F` does. A soup's directory is named as
-research/window/seeds.py names the soups it makes (the mean of the same runs), so either script reuses the other's. Short windows decode with the end-of-text guard on (DecodingOptions.window_end_threshold, the default: a
-clip whose end-of-text there is unsure is decoded again on the padded window); the healed models also with it off.
+research/window/seeds.py names the soups it makes (the mean of the same runs), so either script reuses the
+other's. Short windows decode with the end-of-text guard on (DecodingOptions.window_end_threshold, the default:
+a clip whose end-of-text there is unsure is decoded again on the padded window); the healed models also with it
+off.
 WER with paired-bootstrap 95% intervals against the same model on padded windows, the runaway count (transcripts
 over 3x their reference), the clips the guard decoded again, encoder ms per window for clips of 2, 5, 10 and 20 s (PyTorch fp32 and ONNX
 Runtime int8, interleaved, beside CTranslate2 int8 tiny.en = faster-whisper's engine on its padded window),

@@ -22,7 +22,7 @@ heals it; seed 0 is benchmarks/window.py's runs/window/tiny.en-window-5), agains
 soup, if it became the default, keeps dense tiny.en's window within issue 37's +0.3.
 
 Needs runs/window/tiny.en-0.7 (for 0.7) and tiny.en[-0.7]-window-5 as benchmarks/window.py builds them; each
-further seed takes about 28 min (0.7) or 45 min (dense) on 2 cores and is reused when present. Result:
+further seed takes 23-28 min (0.7) or 24 min (dense) on 2 cores and is reused when present. Result:
 research/window/seeds.md.
 """
 
@@ -73,8 +73,8 @@ def main() -> int:
     clips = draw(read_sources([str(speech / "librispeech_calib"), str(split["speechocean_calib"])]), args.clips, seed=0)
     policy = whisper.WindowPolicy(floor=args.floor, margin=whisper.AUTO_WINDOW.margin,
                                   multiple=whisper.AUTO_WINDOW.multiple)
-    lite = args.work / "tiny.en-0.7" if args.model == "0.7" else "tiny.en"
     stem = "tiny.en-0.7" if args.model == "0.7" else "tiny.en"
+    lite = args.work / stem if args.model == "0.7" else stem  # a lite checkpoint, or dense tiny.en's spec
     first = args.work / f"{stem}-window-{args.floor:g}"  # benchmarks/window.py's run: seed 0
     for needed in (first,) if args.model == "dense" else (lite, first):
         if not (needed / "config.json").is_file():
