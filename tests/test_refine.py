@@ -113,6 +113,22 @@ def test_healing_reaches_every_factor_and_never_ends_worse(random_lite):
     assert factored and not any(p.requires_grad for p in lite.parameters())
 
 
+def test_healing_that_never_beats_its_start_keeps_it_and_says_so(random_lite):
+    """A rate so high that every held-out check is worse than the start: the start's weights come back
+    exactly, and the report says the unhealed weights were kept (a user asked for healing)."""
+    loaded, clips, lite = random_lite
+    lite = copy.deepcopy(lite)
+    before = {k: v.clone() for k, v in lite.state_dict().items()}
+    report = heal(loaded, lite, clips, HealConfig(steps=4, eval_every=1, patience=2, lr=10.0, minutes=None),
+                  progress=False)
+    assert report.e2e_loss[1] == report.e2e_loss[0] and 0 < report.steps < 4, report.summary()
+    assert all(torch.equal(v, before[k]) for k, v in lite.state_dict().items())
+    assert "unhealed weights are kept" in report.summary()
+    healed = heal(loaded, copy.deepcopy(lite), clips, HealConfig(steps=6, eval_every=2, lr=1e-3, minutes=None),
+                  progress=False)
+    assert healed.e2e_loss[1] < healed.e2e_loss[0] and "unhealed" not in healed.summary()
+
+
 def test_healing_is_deterministic_for_a_seed(random_lite):
     loaded, clips, lite = random_lite
     config = HealConfig(steps=3, eval_every=3, lr=1e-3, minutes=None, seed=5)

@@ -84,8 +84,13 @@ class HealReport:
             runs = "; ".join(f"{m.e2e_loss[0]:.4f} -> {m.e2e_loss[1]:.4f} in {m.steps} steps" for m in self.members)
             return (f"healing: soup of {len(self.members)} runs (held-out loss: {runs}); "
                     f"{self.seconds / 60:.1f} min")
+        kept = ""
+        if self.steps and self.e2e_loss[1] >= self.e2e_loss[0]:  # best-of-checks restored the start
+            # e.g. base at 1e-4: its held-out loss rises for about 150 steps first (research/healing/base_voices.md)
+            kept = "; no held-out check beat the start, so the unhealed weights are kept (a longer patience lets " \
+                   "a run through an early rise)"
         return (f"healing: held-out loss {self.e2e_loss[0]:.4f} -> {self.e2e_loss[1]:.4f} in {self.steps} steps; "
-                f"{self.seconds / 60:.1f} min")
+                f"{self.seconds / 60:.1f} min{kept}")
 
 
 def trainable(model: torch.nn.Module, modules: list[torch.nn.Module] | None = None) -> list[torch.nn.Parameter]:
