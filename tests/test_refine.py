@@ -123,10 +123,13 @@ def test_healing_that_never_beats_its_start_keeps_it_and_says_so(random_lite):
                   progress=False)
     assert report.e2e_loss[1] == report.e2e_loss[0] and 0 < report.steps < 4, report.summary()
     assert all(torch.equal(v, before[k]) for k, v in lite.state_dict().items())
-    assert "unhealed weights are kept" in report.summary()
+    assert report.kept_start and "unhealed weights are kept" in report.summary()
+    soup = heal(loaded, copy.deepcopy(lite), clips, HealConfig(steps=4, eval_every=1, patience=2, lr=10.0,
+                                                               minutes=None, seeds=2), progress=False)
+    assert "runs 1, 2 kept the unhealed weights" in soup.summary()
     healed = heal(loaded, copy.deepcopy(lite), clips, HealConfig(steps=6, eval_every=2, lr=1e-3, minutes=None),
                   progress=False)
-    assert healed.e2e_loss[1] < healed.e2e_loss[0] and "unhealed" not in healed.summary()
+    assert healed.e2e_loss[1] < healed.e2e_loss[0] and not healed.kept_start and "unhealed" not in healed.summary()
 
 
 def test_healing_is_deterministic_for_a_seed(random_lite):

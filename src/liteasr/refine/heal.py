@@ -79,16 +79,22 @@ class HealReport:
     seconds: float
     members: list["HealReport"] = field(default_factory=list)  # a soup's runs (HealConfig.seeds > 1)
 
+    @property
+    def kept_start(self) -> bool:
+        """No held-out check beat the start, so best-of-checks restored the unhealed weights (e.g. base at
+        1e-4: its held-out loss rises for about 150 steps first, research/healing/base_voices.md)."""
+        return bool(self.steps) and not self.members and self.e2e_loss[1] >= self.e2e_loss[0]
+
     def summary(self) -> str:
+        advice = " (a longer patience lets a run through an early rise)"
         if self.members:  # each run has its own held-out clips, so each reports its own losses
             runs = "; ".join(f"{m.e2e_loss[0]:.4f} -> {m.e2e_loss[1]:.4f} in {m.steps} steps" for m in self.members)
+            kept = [str(k + 1) for k, m in enumerate(self.members) if m.kept_start]
+            kept = f"; {'run' if len(kept) == 1 else 'runs'} {', '.join(kept)} kept the unhealed weights{advice}" \
+                if kept else ""
             return (f"healing: soup of {len(self.members)} runs (held-out loss: {runs}); "
-                    f"{self.seconds / 60:.1f} min")
-        kept = ""
-        if self.steps and self.e2e_loss[1] >= self.e2e_loss[0]:  # best-of-checks restored the start
-            # e.g. base at 1e-4: its held-out loss rises for about 150 steps first (research/healing/base_voices.md)
-            kept = "; no held-out check beat the start, so the unhealed weights are kept (a longer patience lets " \
-                   "a run through an early rise)"
+                    f"{self.seconds / 60:.1f} min{kept}")
+        kept = f"; no held-out check beat the start, so the unhealed weights are kept{advice}" if self.kept_start else ""
         return (f"healing: held-out loss {self.e2e_loss[0]:.4f} -> {self.e2e_loss[1]:.4f} in {self.steps} steps; "
                 f"{self.seconds / 60:.1f} min{kept}")
 
