@@ -51,7 +51,10 @@ def rows(folder: Path) -> list[dict]:
 def multilingual_splits(speech: Path, work: Path) -> dict[str, Path]:
     """Calibration and evaluation manifests with disjoint speakers (written under `work`, never into
     ../shared): English, half of speechocean_train's speakers (seed 0) each way; Polish, nemo_pl_calib of
-    two speakers to calibrate on, nemo_pl of the other two to evaluate on."""
+    two speakers to calibrate on, nemo_pl of the other two to evaluate on. The English evaluation manifests
+    (speechocean's other half, and librispeech_other's copy) state `language: en`, as ../shared's
+    non-English sets state theirs: a multilingual model is then scored in English, with its language-ID
+    mistakes counted apart instead of as word errors (research/multilingual/multilingual.md, "Decoding")."""
     so = rows(speech / "speechocean_train")
     speakers = sorted({r["speaker"] for r in so})
     random.Random(0).shuffle(speakers)
@@ -61,8 +64,10 @@ def multilingual_splits(speech: Path, work: Path) -> dict[str, Path]:
     return {
         "speechocean_calib": write_manifest([r for r in so if r["speaker"] in calib], work / "speechocean_calib",
                                             speech / "speechocean_train"),
-        "speechocean_heldout": write_manifest([r for r in so if r["speaker"] not in calib],
+        "speechocean_heldout": write_manifest([{**r, "language": "en"} for r in so if r["speaker"] not in calib],
                                               work / "speechocean_heldout", speech / "speechocean_train"),
+        "librispeech_other": write_manifest([{**r, "language": "en"} for r in rows(speech / "librispeech_other")],
+                                            work / "librispeech_other", speech / "librispeech_other"),
         "nemo_pl_calib_half": write_manifest(pl_calib, work / "nemo_pl_calib_half", speech / "nemo_pl_calib"),
         "nemo_pl_heldout": write_manifest(pl_eval, work / "nemo_pl_heldout", speech / "nemo_pl"),
     }
@@ -76,7 +81,7 @@ def base_calibration(speech: Path, split: dict[str, Path]) -> list[str]:
 def base_eval_sets(speech: Path, split: dict[str, Path]) -> list[str]:
     """benchmarks/base.py's evaluation sets: English on unseen speakers, Polish on its other two speakers (both
     languages calibrated on), Italian, German and Spanish (never calibrated on)."""
-    return [str(speech / "librispeech_other"), str(split["speechocean_heldout"]), str(split["nemo_pl_heldout"]),
+    return [str(split["librispeech_other"]), str(split["speechocean_heldout"]), str(split["nemo_pl_heldout"]),
             str(speech / "emovo_it"), str(speech / "emodb_de"), str(speech / "css10_es")]
 
 

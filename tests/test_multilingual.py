@@ -152,6 +152,25 @@ def test_eval_forces_each_sets_language_and_counts_language_id_apart(base, speec
     assert "all_sets" not in results[0]  # languages are never pooled
 
 
+def test_a_set_without_a_language_reports_the_languages_its_clips_were_decoded_in(base, speech, clips, tmp_path,
+                                                                                   capsys):
+    """A manifest that states no language: each clip is decoded in its detected language, so language-ID
+    mistakes are word errors; eval says which languages it decoded in and how to force one."""
+    mixed = tmp_path / "unstated"
+    mixed.mkdir()
+    chosen = [c for c, lang in zip(clips[0], clips[2]) if lang in ("en", "de")]
+    (mixed / "manifest.jsonl").write_text("".join(json.dumps({"audio": str(c.path), "text": c.text}) + "\n"
+                                                  for c in chosen))
+    de = read_dataset(speech / "emodb_de")
+    de.clips = de.clips[:1]
+    [result] = evaluate_models(["base"], [read_dataset(mixed), de], latency=False, progress=False)
+    assert result["datasets"]["unstated"]["decoded_languages"] == {"en": 1, "de": 1}
+    assert result["datasets"]["emodb_de"]["decoded_languages"] is None  # forced: nothing detected decides
+    print_table([result])
+    out = capsys.readouterr().out
+    assert "unstated states no language" in out and "base: en 1, de 1" in out and "emodb_de states" not in out
+
+
 def test_eval_cli_prints_languages_and_writes_them(base, speech, tmp_path, capsys):
     out = tmp_path / "eval.json"
     r = liteasr("eval", "base", "--data", speech / "nemo_pl", "--samples", "3", "--no-latency", "--json", out)

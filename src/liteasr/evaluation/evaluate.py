@@ -3,6 +3,7 @@ without spaces), per language, and per-dataset evaluation."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 
@@ -163,6 +164,9 @@ class DatasetResult:
     # Short windows (DecodingOptions.window_end_threshold): clips decoded again on the padded window because
     # their transcript ended unsurely on the short one.
     padded_again: int = 0
+    # A set that states no language, on a multilingual model: how many clips were decoded in each detected
+    # language. A clip detected wrong is transcribed in that language, and its errors count as word errors.
+    decoded_languages: dict[str, int] | None = None
     transcripts: list[dict] = field(default_factory=list)
 
     def summary(self) -> dict:
@@ -252,6 +256,8 @@ def evaluate_dataset(loaded, dataset: Dataset, batch_size: int = 8, progress: bo
     per_utterance = utterance_errors(references, hypotheses, language)
     lid = [detected[i] for i in range(len(clips))]
     checked = [d for d in lid if d is not None] if language else []
+    # no language forced: each clip was transcribed in the language detected for it
+    decoded_in = dict(Counter(d[0] for d in lid if d).most_common()) if not (language and force) and any(lid) else None
     audio_s = sum(s for s, _ in parts) / SAMPLE_RATE
     seconds = max(e for _, e in parts)  # processes run side by side: the slowest sets the pace
     ratios = length_ratios(references, hypotheses, language)
@@ -262,6 +268,7 @@ def evaluate_dataset(loaded, dataset: Dataset, batch_size: int = 8, progress: bo
                          len(checked) if checked else None, max(ratios, default=0.0),
                          sum(r > RUNAWAY for r in ratios), sum(attempts[i] > 1 for i in range(len(clips))),
                          sum(again[i] for i in range(len(clips))),
+                         decoded_in,
                          [{"audio": str(c.path), "reference": c.text, "hypothesis": h, "errors": e, "words": w,
                            **({"detected_language": d[0], "language_probability": round(d[1], 4)} if d else {})}
                           for c, h, (e, w), d in zip(clips, hypotheses, per_utterance, lid)])

@@ -132,6 +132,14 @@ def print_table(results: list[dict]) -> None:
     if any(languages.values()):
         print("languages (forced from the data; LID err: clips whose detected language differs): "
               + ", ".join(f"{n} {lang or 'detected'}" for n, lang in languages.items()))
+    for n in names:  # a set decoded in several detected languages: language-ID mistakes are in its WER
+        mixed = [(r["model"], r["datasets"][n].get("decoded_languages") or {}) for r in results]
+        if any(len(counts) > 1 for _, counts in mixed):
+            print(f"{n} states no language, so each clip was decoded in the language detected for it ("
+                  + "; ".join(f"{model}: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+                              for model, counts in mixed if counts)
+                  + "): language-ID mistakes count as word errors there; give its manifest a `language`, or "
+                    "pass --language, to force it and count them apart")
 
 
 def _delta(d: dict | None) -> str:
