@@ -79,8 +79,9 @@ def base_calibration(speech: Path, split: dict[str, Path]) -> list[str]:
 
 
 def base_eval_sets(speech: Path, split: dict[str, Path]) -> list[str]:
-    """benchmarks/base.py's evaluation sets: English on unseen speakers, Polish on its other two speakers (both
-    languages calibrated on), Italian, German and Spanish (never calibrated on)."""
+    """benchmarks/base.py's evaluation sets: English on unseen speakers (manifests stating `en`, from `split`),
+    Polish on its other two speakers (both languages calibrated on), Italian, German and Spanish (never
+    calibrated on)."""
     return [str(split["librispeech_other"]), str(split["speechocean_heldout"]), str(split["nemo_pl_heldout"]),
             str(speech / "emovo_it"), str(speech / "emodb_de"), str(speech / "css10_es")]
 
