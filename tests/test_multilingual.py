@@ -168,7 +168,7 @@ def test_a_set_without_a_language_reports_the_languages_its_clips_were_decoded_i
     assert result["datasets"]["emodb_de"]["decoded_languages"] is None  # forced: nothing detected decides
     print_table([result])
     out = capsys.readouterr().out
-    assert "unstated states no language" in out and "base: en 1, de 1" in out and "emodb_de states" not in out
+    assert "unstated: no language forced" in out and "base: en 1, de 1" in out and "emodb_de:" not in out
 
 
 def test_eval_cli_prints_languages_and_writes_them(base, speech, tmp_path, capsys):

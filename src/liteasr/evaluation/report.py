@@ -135,10 +135,10 @@ def print_table(results: list[dict]) -> None:
     for n in names:  # a set decoded in several detected languages: language-ID mistakes are in its WER
         mixed = [(r["model"], r["datasets"][n].get("decoded_languages") or {}) for r in results]
         if any(len(counts) > 1 for _, counts in mixed):
-            print(f"{n} states no language, so each clip was decoded in the language detected for it ("
+            print(f"{n}: no language forced, so each clip was decoded in the language detected for it ("
                   + "; ".join(f"{model}: " + ", ".join(f"{k} {v}" for k, v in counts.items())
                               for model, counts in mixed if counts)
-                  + "): language-ID mistakes count as word errors there; give its manifest a `language`, or "
+                  + "): language-ID mistakes count as word errors there; state `language` in its manifest, or "
                     "pass --language, to force it and count them apart")
 
 
