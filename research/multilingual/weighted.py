@@ -21,7 +21,9 @@ the encoder output's relative error against dense base on the frames that hold a
 """
 
 import argparse
+import copy
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -36,10 +38,11 @@ from subspace import probe_sets  # noqa: E402
 from where import encoder_errors  # noqa: E402
 
 from liteasr import CompressConfig, compress  # noqa: E402
-from liteasr.calibration.calibrate import calibrate  # noqa: E402
-from liteasr.calibration.stats import CovarianceStats  # noqa: E402
+from liteasr.calibration.calibrate import calibrate, calibration_windows  # noqa: E402
+from liteasr.calibration.stats import CovarianceStats, LayerStats  # noqa: E402
 from liteasr.checkpoint import Provenance, save_checkpoint  # noqa: E402
 from liteasr.data.audio import draw, load_audio, read_sources  # noqa: E402
+from liteasr.distributed.shards import blocks  # noqa: E402
 from liteasr.factorize.compress import to_lite  # noqa: E402
 from liteasr.models import whisper  # noqa: E402
 from liteasr.models.hf.modeling_lite_whisper import LowRankLinear  # noqa: E402
@@ -65,35 +68,24 @@ def per_head(m: torch.Tensor, heads: int) -> torch.Tensor:
 
 def gelu_moments(dense: whisper.LoadedModel, clips, batch_size: int = 8) -> dict[int, torch.Tensor]:
     """Per encoder layer, E[a aᵀ] of a = GELU'(h), h the dense fc1 output (float64), over `clips` as calibrated."""
-    import math
-
-    from liteasr.calibration.calibrate import calibration_windows
-
-    sums, counts, handles = {}, {}, []
+    layers = whisper.encoder_layers(dense.model)
+    stats = {i: LayerStats.empty(layer.fc1.out_features) for i, layer in enumerate(layers)}
 
     def hook(index):
         def add(module, inputs, h):
-            h = h.detach().double().reshape(-1, h.shape[-1])
-            a = 0.5 * (1 + torch.erf(h / math.sqrt(2))) + h * torch.exp(-h * h / 2) / math.sqrt(2 * math.pi)
-            sums[index] = sums.get(index, 0) + a.T @ a
-            counts[index] = counts.get(index, 0) + a.shape[0]
+            h = h.detach().double()  # GELU'(h) = Φ(h) + h φ(h)
+            stats[index].add(0.5 * (1 + torch.erf(h / math.sqrt(2)))
+                             + h * torch.exp(-h * h / 2) / math.sqrt(2 * math.pi))
         return add
 
-    for i, layer in enumerate(whisper.encoder_layers(dense.model)):
-        handles.append(layer.fc1.register_forward_hook(hook(i)))
+    handles = [layer.fc1.register_forward_hook(hook(i)) for i, layer in enumerate(layers)]
     try:
-        batch = []
-        for window in calibration_windows(clips, progress=True):
-            batch.append(window)
-            if len(batch) == batch_size:
-                whisper.encoder_output(dense.model, dense.features(batch))
-                batch = []
-        if batch:
+        for batch in blocks(calibration_windows(clips, progress=True), batch_size):
             whisper.encoder_output(dense.model, dense.features(batch))
     finally:
         for h in handles:
             h.remove()
-    return {i: sums[i] / counts[i] for i in sums}
+    return {i: s.outer / s.count for i, s in stats.items()}
 
 
 def weight_for(key: str, variant: str, stats: CovarianceStats, dense_linears: dict, heads: int, gelu=None):
@@ -129,8 +121,6 @@ def weighted_factor(linear, mean: torch.Tensor, covariance: torch.Tensor, rank: 
 
 
 def weighted_model(dense: whisper.LoadedModel, stats: CovarianceStats, plan: RankPlan, variant: str, gelu=None):
-    import copy
-
     model = copy.deepcopy(dense.model)
     linears = whisper.encoder_linears(dense.model)
     heads = dense.model.config.encoder_attention_heads
