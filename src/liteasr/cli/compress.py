@@ -56,7 +56,7 @@ def register(sub) -> None:
                         help="held-out checks without improvement before healing stops (default 6)")
     refine.add_argument("--heal-seeds", type=common.positive(int), metavar="K",
                         help="heal K times with seeds SEED..SEED+K-1 and average the factors (default 1; K times the "
-                             "cost; 3 measured better at --target-params 0.6)")
+                             "cost; 3 measured better for tiny.en at --target-params 0.6, not for base at 0.7)")
     refine.add_argument("--heal-data", metavar="DATA", nargs="+",
                         help="more voices to heal on (not to calibrate on): clips drawn from these sources join the "
                              "calibration clips for healing only, the factors' and the window's (default none)")
