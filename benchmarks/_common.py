@@ -7,6 +7,7 @@ from pathlib import Path
 
 from transformers.utils import logging
 
+from liteasr.atomic import atomic_file
 from liteasr.demo import shared_speech
 
 
@@ -26,6 +27,12 @@ def emit(lines: list[str], markdown: str | None) -> None:
     if markdown:
         with open(markdown, "a") as f:
             f.write("\n" + text)
+
+
+def write_json(path: str | Path, payload: dict) -> None:
+    """Write a benchmark's JSON whole or not at all (a run cut off keeps the last complete result)."""
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=1))
 
 
 def wer_cell(d: dict) -> str:

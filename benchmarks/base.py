@@ -17,12 +17,12 @@ better English model at a given encoder cost? Split manifests and checkpoints go
 """
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
-from _common import base_calibration, base_eval_sets, emit, multilingual_splits, speech_or_exit, wer_cell
+from _common import (base_calibration, base_eval_sets, emit, multilingual_splits, speech_or_exit, wer_cell,
+                     write_json)
 
 from liteasr.evaluation.report import evaluate_models, load_eval_sets
 from liteasr.evaluation.sweep import run_sweep
@@ -82,7 +82,7 @@ def main() -> int:
                "calibration": calibration, "evaluation": sets, "minutes": None, "results": results,
                "tiny_en_vs_base": tiny}
     payload["minutes"] = (time.time() - started) / 60
-    Path(args.json).write_text(json.dumps(payload, indent=1))
+    write_json(args.json, payload)
 
     emit(table(payload), args.markdown)
     return 0

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import torch
-from _common import emit, multilingual_splits, speech_or_exit, wer_cell
+from _common import emit, multilingual_splits, speech_or_exit, wer_cell, write_json
 
 from liteasr import runtime
 from liteasr.data.audio import draw, load_audio, read_sources
@@ -90,7 +90,7 @@ def main() -> int:
         payload = json.loads(Path(args.json).read_text())
         payload["runaways_with_defaults"] = recount(models, single + multi)
         payload["runaways_command"] = "python " + " ".join(sys.argv)
-        Path(args.json).write_text(json.dumps(payload, indent=1))
+        write_json(args.json, payload)
         emit(tables(payload, [ds.name for ds in multi], len(multi[0].clips)), args.markdown)
         return 0
 
@@ -146,7 +146,7 @@ def main() -> int:
                "wer": {m: {mode: strip(r) for mode, r in by_mode.items()} for m, by_mode in rows.items()},
                "runaways_with_defaults": runaways, "faster_whisper": reference_fw, "speed": speed,
                "minutes": (time.time() - started) / 60}
-    Path(args.json).write_text(json.dumps(payload, indent=1))
+    write_json(args.json, payload)
 
     emit(tables(payload, [ds.name for ds in multi], len(audios)), args.markdown)
     return 0

@@ -21,7 +21,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from _common import emit, speech_or_exit
+from _common import emit, speech_or_exit, write_json
 
 HERE = Path(__file__).parent
 SRC = (HERE.parent / "src").resolve()
@@ -138,8 +138,8 @@ def main() -> int:
     est, c, eigh, probe, comm8 = estimate(data["estimate_large_v3"])
     command = "python benchmarks/distributed.py " + " ".join(sys.argv[1:])
     load = os.getloadavg()[0]
-    Path(args.json).write_text(json.dumps({"command": command.strip(), "date": time.strftime("%Y-%m-%d"),
-                                           "seconds": time.time() - t0, "load_average_at_end": load, **data}, indent=1))
+    write_json(args.json, {"command": command.strip(), "date": time.strftime("%Y-%m-%d"),
+                           "seconds": time.time() - t0, "load_average_at_end": load, **data})
     lines = [
         f"### torch.distributed: 1 vs 2 processes on this 2-core CPU ({time.strftime('%Y-%m-%d')}; JSON: {args.json})",
         "",

@@ -13,14 +13,13 @@ librispeech_other, models interleaved; WER from the same run.
 """
 
 import argparse
-import json
 import platform
 import sys
 import time
 from pathlib import Path
 
 import torch
-from _common import DEFAULT_WORK, default_compression, emit, speech_or_exit
+from _common import DEFAULT_WORK, default_compression, emit, speech_or_exit, write_json
 
 from liteasr import runtime
 from liteasr.data.audio import SAMPLE_RATE, load_audio, read_dataset, sample
@@ -83,12 +82,12 @@ def main() -> int:
             rows[label]["rtfx"] = audio_s / (t.median_ms / 1e3)
     command = "python benchmarks/runtimes.py " + " ".join(sys.argv[1:])
     if args.json:
-        Path(args.json).write_text(json.dumps({
+        write_json(args.json, {
             "command": command, "date": time.strftime("%Y-%m-%d"), "machine": platform.machine(),
             "threads": torch.get_num_threads(), "model": args.model, "lite": args.lite, "specs": specs,
             "rows": {label: {**{f"encoder_ms_{b}": {"median": r[b].median_ms, "spread": r[b].spread_ms}
                                 for b in ("b1", "b8")}, **{k: r[k] for k in ("rtfx", "wer") if k in r}}
-                     for label, r in rows.items()}}, indent=1))
+                     for label, r in rows.items()}})
     lines = [f"### Runtimes: {args.model}, {platform.machine()} CPU, {torch.get_num_threads()} threads "
              f"({time.strftime('%Y-%m-%d')}; JSON: {args.json})",
              "", f"Command: `{command.strip()}` ({time.time() - t0:.0f} s);"

@@ -15,17 +15,15 @@ The encoder's speedup and its share of transcription time are measured in this p
 """
 
 import argparse
-import json
 import os
 import platform
 import sys
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import openai
-from _common import default_compression, emit, speech_or_exit
+from _common import default_compression, emit, speech_or_exit, write_json
 
 from liteasr import runtime
 from liteasr.data.audio import SAMPLE_RATE, load_audio, read_dataset, sample
@@ -130,11 +128,11 @@ def main():
             table.append({"model": config[0], "spec": config[1], "max_batch": config[2], "clients": clients,
                           "throughput": throughput(config, clients), "failed": sum(r["failed"] for r in runs),
                           **({f"p{q}_s": percentile(lat, q) for q in (50, 95)} if lat else {})})
-    Path(args.json).write_text(json.dumps({
+    write_json(args.json, {
         "command": command.strip(), "date": time.strftime("%Y-%m-%d"), "machine": platform.machine(),
         "seconds": time.perf_counter() - started, "requests": args.requests, "audio_s": audio_s,
         "load_before": load_before, "load_after": os.getloadavg()[0], "encoder_speedup_b8": speedup,
-        "encoder_share_b8": share, "expected_gain": expected, "rows": table}, indent=1))
+        "encoder_share_b8": share, "expected_gain": expected, "rows": table})
     lines = [f"### liteasr serve under load: {args.base} vs {args.compressed.rstrip('/').split('/')[-1]} "
              f"({time.strftime('%Y-%m-%d')}; JSON: {args.json})",
              "",

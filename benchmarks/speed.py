@@ -11,15 +11,13 @@
 
 import argparse
 import copy
-import json
 import platform
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
-from _common import emit, speech_or_exit
+from _common import emit, speech_or_exit, write_json
 from transformers import WhisperConfig, WhisperForConditionalGeneration
 
 from liteasr.models import whisper
@@ -160,8 +158,8 @@ def main() -> int:
         lines += large_v3_section(3, rows["large_v3_shapes"])
     command = "python benchmarks/speed.py " + " ".join(sys.argv[1:])
     lines += ["", f"Command: `{command.strip()}` ({time.time() - t0:.0f} s)."]
-    Path(args.json).write_text(json.dumps({"command": command.strip(), "date": time.strftime("%Y-%m-%d"),
-                                           "machine": machine, "seconds": time.time() - t0, **rows}, indent=1))
+    write_json(args.json, {"command": command.strip(), "date": time.strftime("%Y-%m-%d"),
+                           "machine": machine, "seconds": time.time() - t0, **rows})
     emit(lines, args.markdown)
     return 0
 

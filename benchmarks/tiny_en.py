@@ -15,14 +15,13 @@ this process; RTFx of the whole evaluation. Each compression is `liteasr.compres
 """
 
 import argparse
-import json
 import platform
 import sys
 import time
 from pathlib import Path
 
 import torch
-from _common import DEFAULT_WORK, default_compression, emit, speech_or_exit
+from _common import DEFAULT_WORK, default_compression, emit, speech_or_exit, write_json
 
 import liteasr
 from liteasr.demo import CALIBRATION
@@ -61,10 +60,10 @@ def main() -> int:
     command = "python benchmarks/tiny_en.py " + " ".join(sys.argv[1:])
     machine = f"{platform.machine()} CPU, {torch.get_num_threads()} threads, torch {torch.__version__}"
     minutes = (time.time() - started) / 60
-    Path(args.json).write_text(json.dumps({"command": command.strip(), "date": time.strftime("%Y-%m-%d"),
-                                           "machine": machine, "minutes": minutes,
-                                           "calibration": f"{args.clips} clips of {' + '.join(CALIBRATION)}",
-                                           "results": results}, indent=1))
+    write_json(args.json, {"command": command.strip(), "date": time.strftime("%Y-%m-%d"),
+                           "machine": machine, "minutes": minutes,
+                           "calibration": f"{args.clips} clips of {' + '.join(CALIBRATION)}",
+                           "results": results})
     dense, faster = results[0], results[-1]
     lines = [f"### The default recipe on tiny.en ({time.strftime('%Y-%m-%d')}, {machine})", "",
              f"Command: `{command.strip()}` ({minutes:.0f} min; {args.json}). Calibration: "

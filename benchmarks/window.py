@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import emit, multilingual_splits, speech_or_exit, wer_cell
+from _common import emit, multilingual_splits, speech_or_exit, wer_cell, write_json
 
 from liteasr import runtime
 from liteasr.data.audio import draw, load_audio, read_sources
@@ -57,8 +57,8 @@ def healed_for_window(dense: str, start: str, clips, policy, out: Path, heal: He
         shutil.copytree(start, out)
     student.model.save_pretrained(out)
     student.processor.save_pretrained(out)
-    (out / "window_heal.json").write_text(json.dumps({"loss": report.e2e_loss, "steps": report.steps,
-                                                      "minutes": (time.time() - t0) / 60}))
+    write_json(out / "window_heal.json", {"loss": report.e2e_loss, "steps": report.steps,
+                                          "minutes": (time.time() - t0) / 60})
     return str(out)
 
 
@@ -141,7 +141,7 @@ def main() -> int:
                "window_heal": {n: json.loads((Path(d) / "window_heal.json").read_text()) for n, d in
                                (("dense", dense_w), ("0.7", lite_w))}}
     payload["minutes"] = (time.time() - started) / 60
-    Path(args.json).write_text(json.dumps(payload, indent=1))
+    write_json(args.json, payload)
 
     names = [ds.name for ds in sets]
     lines = [f"tiny.en, adaptive window (audio + {policy.margin:g} s, floor {policy.floor:g} s), "
