@@ -11,6 +11,29 @@ from liteasr.atomic import atomic_file
 from liteasr.demo import shared_speech
 
 
+# Ranks of layers 0-3 of the public efficient-speech/lite-whisper-large-v3 config (the part of it
+# we could read offline); large_v3_shapes repeats them over the 32 layers.
+LARGE_V3_RANKS = [
+    {"fc1": 368, "fc2": 368, "k_proj": 32, "out_proj": 32, "q_proj": 32, "v_proj": 48},
+    {"fc1": 272, "fc2": 352, "k_proj": 64, "out_proj": 112, "q_proj": 64, "v_proj": 128},
+    {"fc1": 224, "fc2": 224, "k_proj": 48, "out_proj": 160, "q_proj": 48, "v_proj": 160},
+    {"fc1": 288, "fc2": 208, "k_proj": 48, "out_proj": 160, "q_proj": 48, "v_proj": 192},
+]
+
+
+def large_v3_shapes():
+    """(WhisperConfig, LiteWhisperConfig) of large-v3's encoder shapes, the lite one at LARGE_V3_RANKS; a one-layer
+    decoder, since only the encoder is timed."""
+    from transformers import WhisperConfig
+
+    from liteasr.models.hf.configuration_lite_whisper import LiteWhisperConfig
+
+    common = dict(d_model=1280, encoder_layers=32, encoder_attention_heads=20, encoder_ffn_dim=5120, num_mel_bins=128,
+                  decoder_layers=1, decoder_attention_heads=20, decoder_ffn_dim=512, vocab_size=51866)
+    ranks = [LARGE_V3_RANKS[min(i, 3)] for i in range(32)]
+    return WhisperConfig(**common), LiteWhisperConfig(low_rank_config=ranks, **common)
+
+
 def speech_or_exit() -> Path:
     logging.set_verbosity_error()
     speech = shared_speech()

@@ -17,8 +17,8 @@ import time
 
 import numpy as np
 import torch
-from _common import emit, speech_or_exit, write_json
-from transformers import WhisperConfig, WhisperForConditionalGeneration
+from _common import emit, large_v3_shapes, speech_or_exit, write_json
+from transformers import WhisperForConditionalGeneration
 
 from liteasr.models import whisper
 from liteasr.data.audio import read_dataset, sample
@@ -26,21 +26,10 @@ from liteasr.evaluation.bench import encoder_latency
 from liteasr.calibration.calibrate import calibrate
 from liteasr.factorize.compress import compress_, spectra, threshold_plan
 from liteasr.planning.flops import encoder_cost
-from liteasr.models.hf.configuration_lite_whisper import LiteWhisperConfig
 from liteasr.models.hf.modeling_lite_whisper import LiteWhisperForConditionalGeneration, set_attention_modes
 from liteasr.planning.plan import LayerRank, RankPlan, ThresholdRule
 from liteasr.models.sources import offline_copy
 from liteasr.calibration.stats import CovarianceStats
-
-# Ranks of layers 0-3 of the public efficient-speech/lite-whisper-large-v3 config (the part of it
-# we could read offline); the benchmark repeats them over the 32 layers.
-LARGE_V3_RANKS = [
-    {"fc1": 368, "fc2": 368, "k_proj": 32, "out_proj": 32, "q_proj": 32, "v_proj": 48},
-    {"fc1": 272, "fc2": 352, "k_proj": 64, "out_proj": 112, "q_proj": 64, "v_proj": 128},
-    {"fc1": 224, "fc2": 224, "k_proj": 48, "out_proj": 160, "q_proj": 48, "v_proj": 160},
-    {"fc1": 288, "fc2": 208, "k_proj": 48, "out_proj": 160, "q_proj": 48, "v_proj": 192},
-]
-
 
 def row(label, t, base_ms, bound, rows: list):
     speedup = base_ms / t.median_ms
@@ -116,11 +105,9 @@ def ctranslate2_section(base, lite, repeats, rows: list):
 
 def large_v3_section(repeats, rows: list):
     torch.manual_seed(0)
-    common = dict(d_model=1280, encoder_layers=32, encoder_attention_heads=20, encoder_ffn_dim=5120, num_mel_bins=128,
-                  decoder_layers=1, decoder_attention_heads=20, decoder_ffn_dim=512, vocab_size=51866)
-    base = WhisperForConditionalGeneration(WhisperConfig(**common)).eval()
-    ranks = [LARGE_V3_RANKS[min(i, 3)] for i in range(32)]
-    lite = LiteWhisperForConditionalGeneration(LiteWhisperConfig(low_rank_config=ranks, **common)).eval()
+    dense_config, lite_config = large_v3_shapes()
+    base = WhisperForConditionalGeneration(dense_config).eval()
+    lite = LiteWhisperForConditionalGeneration(lite_config).eval()
     from liteasr.planning.flops import best_attention_modes
 
     set_attention_modes(lite.model.encoder.layers, best_attention_modes(lite))
