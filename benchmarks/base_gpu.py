@@ -69,13 +69,13 @@ def run(packed: Path, device: str, repeats: int, batches: list[int]) -> dict:
             if device == "cpu" and dtype == torch.float16:
                 continue  # a CPU smoke run: fp16 convolutions are not what a CPU runs
             models = [build(f, device, dtype) for f in folders]
-            for f, m in zip(folders, models):
-                rows[f.name]["gflops"] = encoder_cost(m).flops / 1e9
+            for f, model in zip(folders, models):
+                rows[f.name]["gflops"] = encoder_cost(model).flops / 1e9
             for batch in batches:
                 timings = encoder_latency(models, batch_size=batch, repeats=repeats, warmup=5)
                 for f, t in zip(folders, timings):
                     rows[f.name]["ms"].setdefault(dname, {})[str(batch)] = {"median": t.median_ms, "spread": t.spread_ms}
-            del models
+            del models, model  # the next dtype's copies need the memory
             if device.startswith("cuda"):
                 torch.cuda.empty_cache()
         families[family] = rows
