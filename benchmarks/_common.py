@@ -58,6 +58,44 @@ def write_json(path: str | Path, payload: dict) -> None:
         tmp.write_text(json.dumps(payload, indent=1))
 
 
+def gpu_bench_main(doc: str, script: str, pack_arg: tuple[str, str], pack, run, markdown, repeats: int,
+                   batches: str) -> int:
+    """The verbs of a benchmark whose models' configs are packed here and timed, with random weights of their
+    shapes, on a lent GPU: `pack SOURCE OUT`, `run PACKED [--json] [--markdown]`, `table JSON`. `pack(source,
+    out)`, `run(packed, device, repeats, batches) -> dict`, `markdown(result) -> list of lines`."""
+    import argparse
+
+    import torch
+
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="verb", required=True)
+    pk = sub.add_parser("pack")
+    pk.add_argument("source", metavar=pack_arg[0], type=Path, help=pack_arg[1])
+    pk.add_argument("out", type=Path)
+    r = sub.add_parser("run")
+    r.add_argument("packed", type=Path)
+    r.add_argument("--device", default="cuda")
+    r.add_argument("--repeats", type=int, default=repeats)
+    r.add_argument("--batches", default=batches, help="batch sizes, comma-separated")
+    r.add_argument("--json", type=Path)
+    r.add_argument("--markdown", help="also append the tables to this file")
+    t = sub.add_parser("table")
+    t.add_argument("json", type=Path)
+    args = p.parse_args()
+    if args.verb == "table":
+        print("\n".join(markdown(json.loads(args.json.read_text()))))
+    elif args.verb == "pack":
+        pack(args.source, args.out)
+    else:
+        if args.device.startswith("cuda") and not torch.cuda.is_available():
+            sys.exit(f"{script} run: no CUDA device (use --device cpu for a smoke run)")
+        result = run(args.packed, args.device, args.repeats, [int(b) for b in args.batches.split(",")])
+        if args.json:
+            write_json(args.json, result)
+        emit(markdown(result), args.markdown)
+    return 0
+
+
 def wer_cell(d: dict) -> str:
     """A dataset's WER with its ΔWER against the first model and 95% interval, when it has one."""
     delta = d.get("delta_wer")

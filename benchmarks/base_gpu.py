@@ -12,8 +12,6 @@ not on the weight values, so only config files travel and the weights are random
 interleaved (bench.encoder_latency, as transcription runs the encoder), so compare within a family and dtype.
 """
 
-import argparse
-import json
 import platform
 import shutil
 import sys
@@ -21,7 +19,7 @@ import time
 from pathlib import Path
 
 import torch
-from _common import emit, large_v3_shapes, write_json
+from _common import gpu_bench_main, large_v3_shapes
 from window_gpu import build
 
 from liteasr.evaluation.bench import encoder_latency
@@ -105,34 +103,8 @@ def markdown(result: dict) -> list[str]:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="verb", required=True)
-    pk = sub.add_parser("pack")
-    pk.add_argument("sweep", type=Path, help="benchmarks/base.py's sweep folder (runs/base/sweep)")
-    pk.add_argument("out", type=Path)
-    r = sub.add_parser("run")
-    r.add_argument("packed", type=Path)
-    r.add_argument("--device", default="cuda")
-    r.add_argument("--repeats", type=int, default=50)
-    r.add_argument("--batches", default="1,8", help="batch sizes, comma-separated")
-    r.add_argument("--json", type=Path)
-    r.add_argument("--markdown")
-    t = sub.add_parser("table")
-    t.add_argument("json", type=Path)
-    args = p.parse_args()
-    if args.verb == "table":
-        print("\n".join(markdown(json.loads(args.json.read_text()))))
-        return 0
-    if args.verb == "pack":
-        pack(args.sweep, args.out)
-        return 0
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        sys.exit("base_gpu.py run: no CUDA device (use --device cpu for a smoke run)")
-    result = run(args.packed, args.device, args.repeats, [int(b) for b in args.batches.split(",")])
-    if args.json:
-        write_json(args.json, result)
-    emit(markdown(result), args.markdown)
-    return 0
+    return gpu_bench_main(__doc__, "base_gpu.py", ("SWEEP", "benchmarks/base.py's sweep folder (runs/base/sweep)"),
+                          pack, run, markdown, repeats=50, batches="1,8")
 
 
 if __name__ == "__main__":

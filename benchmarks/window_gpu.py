@@ -13,7 +13,6 @@ modes. The window is the product's policy (whisper.AUTO_WINDOW: the audio + 1 s,
 healed for the window records; its healed weights have the shapes of the model it was healed from.
 """
 
-import argparse
 import json
 import platform
 import shutil
@@ -22,6 +21,7 @@ import time
 from pathlib import Path
 
 import torch
+from _common import gpu_bench_main
 
 from liteasr.evaluation.bench import encoder_latency
 from liteasr.models import whisper
@@ -30,7 +30,7 @@ from liteasr.models.sources import model_kind, resolve_model
 SECONDS = (2, 5, 10, 20)
 
 
-def pack(lite: str, out: Path) -> None:
+def pack(lite: Path, out: Path) -> None:
     """The config.json of dense tiny.en and of the lite checkpoint `lite`, as out/dense and out/lite."""
     for name, spec in (("dense", "tiny.en"), ("lite", lite)):
         (out / name).mkdir(parents=True, exist_ok=True)
@@ -89,7 +89,7 @@ def _ms(ms: float) -> str:
     return f"{ms:.2f}" if ms >= 1 else f"{ms:.3f}"
 
 
-def markdown(result: dict) -> str:
+def markdown(result: dict) -> list[str]:
     lines = []
     for batch, rows in result["ms_per_clip"].items():
         lines += [f"Batch {batch}, ms per clip (speedup over the same dtype's dense, padded):", "",
@@ -100,39 +100,12 @@ def markdown(result: dict) -> str:
                 f"{_ms(cells[str(s)]['ms_per_clip'])} ({base[str(s)]['ms_per_clip'] / cells[str(s)]['ms_per_clip']:.1f}x)"
                 for s in SECONDS) + " |")
         lines.append("")
-    return "\n".join(lines)
+    return lines
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="verb", required=True)
-    pk = sub.add_parser("pack")
-    pk.add_argument("lite", help="the 0.7 checkpoint (benchmarks/window.py's runs/window/tiny.en-0.7)")
-    pk.add_argument("out", type=Path)
-    r = sub.add_parser("run")
-    r.add_argument("packed", type=Path)
-    r.add_argument("--device", default="cuda")
-    r.add_argument("--repeats", type=int, default=100)
-    r.add_argument("--batches", default="1,16,128", help="batch sizes, comma-separated")
-    r.add_argument("--json", type=Path)
-    t = sub.add_parser("table")
-    t.add_argument("json", type=Path)
-    args = p.parse_args()
-    if args.verb == "table":
-        print(markdown(json.loads(args.json.read_text())))
-        return 0
-    if args.verb == "pack":
-        pack(args.lite, args.out)
-        return 0
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        sys.exit("window_gpu.py run: no CUDA device (use --device cpu for a smoke run)")
-    result = run(args.packed, args.device, args.repeats, [int(b) for b in args.batches.split(",")])
-    if args.json:
-        tmp = args.json.with_suffix(".tmp")
-        tmp.write_text(json.dumps(result, indent=1))
-        tmp.replace(args.json)
-    print(markdown(result))
-    return 0
+    return gpu_bench_main(__doc__, "window_gpu.py", ("LITE", "the 0.7 checkpoint (benchmarks/window.py's runs/window/tiny.en-0.7)"),
+                          pack, run, markdown, repeats=100, batches="1,16,128")
 
 
 if __name__ == "__main__":
