@@ -74,22 +74,18 @@ def table(payload: dict) -> list[str]:
     return lines
 
 
-def with_defaults(args, sets: list[str], english: list[str]) -> dict:
-    """The greedy run's models (args.greedy names them, in WORK/sweep) evaluated with transcribe's defaults."""
-    greedy = json.loads(Path(args.greedy).read_text())
+def reevaluated(greedy_json: str, sets: list[str], samples: int, options: DecodingOptions) -> list[dict]:
+    """The models a greedy run names (in WORK/sweep) evaluated again with `options`, labelled as there."""
+    greedy = json.loads(Path(greedy_json).read_text())
     models = [r["model"] for r in greedy["results"]]
     missing = [m for m in models[1:] if not (Path(m) / "config.json").is_file()]
     if missing:
         sys.exit(f"base.py --decoding defaults: {missing[0]} is missing; run benchmarks/base.py (greedy) first")
-    options = DecodingOptions.like_faster_whisper()
-    results = evaluate_models(models, load_eval_sets(sets, args.samples, seed=0), latency=False, progress=True,
+    results = evaluate_models(models, load_eval_sets(sets, samples, seed=0), latency=False, progress=True,
                               options=options)
     for r, g in zip(results, greedy["results"]):
         r["label"] = g["label"]
-        r.setdefault("encoder_gflops", g["encoder_gflops"])
-    tiny = evaluate_models(["base", "tiny.en"], load_eval_sets(english, args.samples, seed=0), latency=False,
-                           progress=True, options=options)
-    return {"results": results, "tiny_en_vs_base": tiny, "decoding": asdict(options), "greedy": args.greedy}
+    return results
 
 
 def main() -> int:
@@ -110,17 +106,20 @@ def main() -> int:
     calibration = base_calibration(speech, split)
     sets = base_eval_sets(speech, split)
     english = sets[:2]
+    options = DecodingOptions.like_faster_whisper() if args.decoding == "defaults" else None
     payload = {"date": time.strftime("%Y-%m-%d"), "command": "python " + " ".join(sys.argv),
-               "calibration": calibration, "evaluation": sets, "minutes": None, "decoding": None}
-    if args.decoding == "defaults":
-        payload |= with_defaults(args, sets, english)
+               "calibration": calibration, "evaluation": sets, "minutes": None,
+               "decoding": asdict(options) if options else None}
+    if options:
+        payload["greedy"] = args.greedy
+        payload["results"] = reevaluated(args.greedy, sets, args.samples, options)
     else:
         payload["results"] = run_sweep("base", calibration, sets, ["0.99:0.999"], args.work / "sweep",
                                        samples=args.clips, eval_samples=args.samples, targets=args.targets,
                                        refines=["heal"], heal_config=HealConfig(minutes=args.heal_minutes),
                                        overwrite=True)
-        payload["tiny_en_vs_base"] = evaluate_models(["base", "tiny.en"], load_eval_sets(english, args.samples, seed=0),
-                                                     latency=False, progress=True)
+    payload["tiny_en_vs_base"] = evaluate_models(["base", "tiny.en"], load_eval_sets(english, args.samples, seed=0),
+                                                 latency=False, progress=True, options=options)
     payload["minutes"] = (time.time() - started) / 60
     write_json(args.json or ("benchmarks/base_defaults.json" if args.decoding == "defaults" else "benchmarks/base.json"),
                payload)
