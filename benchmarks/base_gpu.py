@@ -4,7 +4,7 @@ efficient-speech/lite-whisper-large-v3 readable offline, benchmarks/_common.LARG
 FLOP bound; the paper reports 1.29-1.57x encoder speed-ups for its large-v3 checkpoints on a GPU.
 
     python benchmarks/base_gpu.py pack runs/base/sweep .gpu/base   # here: config.json of each model, ~100 kB
-    python benchmarks/base_gpu.py run .gpu/base [--json OUT] [--device cuda]   # on the GPU machine, ~3 min
+    python benchmarks/base_gpu.py run .gpu/base [--json OUT] [--device cuda]   # on the GPU machine, a few minutes
     python benchmarks/base_gpu.py table benchmarks/base_gpu_h100.json         # its table again, from the JSON
 
 As benchmarks/window_gpu.py: encoder time depends on the shapes (the ranks and attention modes in config.json),
