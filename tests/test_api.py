@@ -26,9 +26,27 @@ def test_compress_save_load_transcribe(random_whisper_dir, noise_clips, tmp_path
 def test_config_mistakes_are_errors_before_any_work(random_whisper_dir, noise_clips):
     for config, message in [(liteasr.CompressConfig(target_params=0.7, target_flops=0.7), "at most one of"),
                             (liteasr.CompressConfig(refine="polish"), "refine must be one of"),
-                            (liteasr.CompressConfig(allocation="guess"), "allocation must be one of")]:
+                            (liteasr.CompressConfig(allocation="guess"), "allocation must be one of"),
+                            (liteasr.CompressConfig(threshold="0.9", target_params=0.6), "cannot be combined")]:
         with pytest.raises(UserError, match=message):
             liteasr.compress(str(random_whisper_dir), [str(noise_clips)], config)
+
+
+def test_with_no_ranks_chosen_the_default_is_the_recipe_measured_best():
+    """No target, threshold or plan: a 0.7 target (measured damage, then healing) given audio; the paper's rule
+    from statistics alone, where neither measured damage nor healing can run. A threshold is the paper's rule."""
+    from liteasr.pipeline import DEFAULT_TARGET_PARAMS, PAPER_RULE
+    from liteasr.planning.allocate import Budget
+    from liteasr.planning.plan import ThresholdRule
+
+    default = liteasr.CompressConfig()
+    assert DEFAULT_TARGET_PARAMS == 0.7 and default.budget() == Budget("params", 0.7)
+    assert default.refinement(has_audio=True) == "heal"
+    assert default.budget(has_audio=False) is None and default.refinement(has_audio=False) == "none"
+    assert default.rule() == ThresholdRule.parse(PAPER_RULE, 16) == ThresholdRule(0.99, 0.999, 16)
+    paper = liteasr.CompressConfig(threshold="0.9:0.95")
+    assert paper.budget() is None and paper.refinement(has_audio=True) == "none"
+    assert paper.rule() == ThresholdRule(0.9, 0.95, 16)
 
 
 def test_import_is_light_and_documents_the_api():

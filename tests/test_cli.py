@@ -155,7 +155,7 @@ def test_compress_heals_on_more_voices_than_it_calibrates_on(random_whisper_dir,
     assert_user_error(liteasr(*args[:-3], "--heal-data", noise_clips, "--calibration-samples", "10", "-o", tmp_path / "bad"),
                       "every clip is already a calibration clip")
     assert_user_error(liteasr(*args, "--refine", "none", "-o", tmp_path / "bad"),
-                      "--heal-data applies to healing only (--refine heal, or auto with a --target-*; or --window), "
+                      "--heal-data applies to healing only (--refine heal, or auto with a target; or --window), "
                       "not to --refine none")
     assert_user_error(liteasr(*args[:-3], "--heal-samples", "2", "-o", tmp_path / "bad"), "--heal-samples needs --heal-data")
     assert not (tmp_path / "bad").exists()
@@ -179,7 +179,7 @@ def test_healing_for_the_window_heals_on_more_voices_too(random_whisper_dir, noi
     (clips,) = seen
     assert sorted(p.parent == more for p in (c.path for c in clips)) == [False] * 4 + [True] * 3
     assert_user_error(liteasr(*args, "--heal-steps", "2", "-o", tmp_path / "bad"),
-                      "--heal-steps applies to healing only (--refine heal, or auto with a --target-*), not to --refine none")
+                      "--heal-steps applies to healing only (--refine heal, or auto with a target), not to --refine none")
     assert not (tmp_path / "bad").exists()
 
 
@@ -247,8 +247,8 @@ def test_compress_options_that_cannot_apply_are_errors(random_whisper_dir, noise
     base = ["compress", random_whisper_dir, "--calibration", noise_clips, "-o", tmp_path / "o"]
     for extra, message in [
         (["--target-params", "0.7", "--threshold", "0.9"], "--threshold chooses ranks without a target"),
-        (["--allocation", "normalized"], "--allocation applies to --target-params / --target-flops only"),
-        (["--probe-clips", "3"], "--probe-clips applies to --target-params / --target-flops only"),
+        (["--threshold", "0.9", "--allocation", "normalized"], "--allocation applies to ranks allocated for a target"),
+        (["--threshold", "0.9", "--probe-clips", "3"], "--probe-clips applies to ranks allocated for a target"),
         (["--threshold", "0.9", "--heal-steps", "5"], "--heal-steps applies to healing only"),
         (["--target-params", "0.7", "--refine", "refit", "--heal-seeds", "3"], "--heal-seeds applies to healing"),
         (["--target-params", "0.7", "--window-margin", "2"], "--window-margin applies with --window only"),
@@ -258,6 +258,26 @@ def test_compress_options_that_cannot_apply_are_errors(random_whisper_dir, noise
     ]:
         assert_user_error(liteasr(*base, *extra), message)
     assert not (tmp_path / "o").exists()
+
+
+def test_compress_with_no_ranks_chosen_runs_the_default_recipe(random_whisper_dir, noise_clips, compressed, tmp_path):
+    """No --target-*, --threshold or --plan: the plan is exactly `--target-params 0.7`'s (measured damage); from
+    --stats alone it is exactly the paper's rule's, and the command says which it chose."""
+    def plan(*args):
+        out = tmp_path / f"plan{len(list(tmp_path.iterdir()))}.json"
+        r = liteasr("compress", random_whisper_dir, *args, "--rank-multiple", "8", "--dry-run", "--save-plan", out)
+        assert r.returncode == 0, r.stderr
+        return r.stdout, json.loads(out.read_text())
+
+    audio = ("--calibration", noise_clips, "--probe-clips", "2")
+    said, default = plan(*audio)
+    assert "ranks: the default, --target-params 0.7 (measured damage, then healing)" in said
+    assert "encoder" in default["method"] and default == plan(*audio, "--target-params", "0.7")[1]
+    stats = ("--stats", compressed.parent / "stats.safetensors")
+    said, from_stats = plan(*stats)
+    assert "ranks: the default from statistics alone, the paper's rule (--threshold 0.99:0.999)" in said
+    paper = plan(*stats, "--threshold", "0.99:0.999")
+    assert from_stats == paper[1] and "ranks: the default" not in paper[0] and from_stats != default
 
 
 def test_compress_help_is_grouped():

@@ -37,17 +37,28 @@ REFINE_CHOICES = ("auto", "none", "refit", "heal")
 # speaker about three times as much); healing never made them measurably worse than the plain factors.
 FEW_SPEAKERS = 8
 
+# What is kept when nothing chooses the ranks (no target, threshold or plan): the recipe measured best, not
+# the paper's rule, which keeps more encoder and lost more accuracy. tiny.en: 6.07M encoder params at +1.83 /
+# +5.50 WER against the paper's rule's 7.39M at +8.02 / +11.61 (benchmarks/RESULTS.md, "The default recipe");
+# base: 14.92M against 18.18M, less lost on read English (+1.75 vs +3.95), Polish, German and Spanish, more on
+# Italian and non-native English ("Multilingual base"; at 18.18M itself the allocation lost less in every set
+# but non-native English, research/multilingual/budget.json).
+DEFAULT_TARGET_PARAMS = 0.7
+PAPER_RULE = "0.99:0.999"  # explained variance kept, attention:MLP (Kamahori et al.)
+
 
 @dataclass(frozen=True)
 class CompressConfig:
     """How to compress. A target (`target_params` or `target_flops`, a fraction of the dense encoder's)
-    picks every layer's rank by measured damage (`allocation`); without one, `threshold` (explained
-    variance, attention:MLP: the paper's rule) does. `refine`: `auto` heals after a target (the measured
-    best, research/healing/refine.md) and leaves the paper's plain PCA factors after a threshold."""
+    picks every layer's rank by measured damage (`allocation`); `threshold` (explained variance,
+    attention:MLP) applies the paper's rule instead; `plan` fixes every rank. With none of them, the
+    default: `target_params` DEFAULT_TARGET_PARAMS given calibration audio, the paper's rule (PAPER_RULE)
+    from statistics alone (measured damage needs audio). `refine`: `auto` heals after a target (the
+    measured best, research/healing/refine.md) and leaves the paper's plain PCA factors after a threshold."""
 
     target_params: float | None = None
     target_flops: float | None = None
-    threshold: str = "0.99:0.999"
+    threshold: str | None = None
     allocation: str = DEFAULT_DAMAGE
     probe_clips: int = 8
     rank_multiple: int = 16
@@ -64,13 +75,25 @@ class CompressConfig:
     window: whisper.WindowPolicy | None = None
     window_heal: HealConfig = field(default_factory=lambda: replace(WINDOW_HEAL))  # healing for the window: longer
 
-    def budget(self) -> Budget | None:
+    def budget(self, has_audio: bool = True) -> Budget | None:
+        """The target ranks are allocated for (the default one when nothing chooses them and there is
+        audio to measure damage on); None when a plan or the threshold rule chooses them."""
         given = [(k, v) for k, v in (("params", self.target_params), ("flops", self.target_flops)) if v is not None]
         if len(given) > 1:
             raise UserError("give at most one of --target-params, --target-flops")
         if given and self.plan is not None:
             raise UserError("--plan fixes the ranks; it cannot be combined with a target")
-        return Budget(*given[0]) if given else None
+        if self.threshold is not None and (given or self.plan is not None):
+            raise UserError("--threshold chooses ranks without a target: it cannot be combined with --target-* or --plan")
+        if given:
+            return Budget(*given[0])
+        if self.plan is None and self.threshold is None and has_audio:
+            return Budget("params", DEFAULT_TARGET_PARAMS)
+        return None
+
+    def rule(self) -> ThresholdRule:
+        """The threshold rule, when no target or plan chooses the ranks."""
+        return ThresholdRule.parse(self.threshold or PAPER_RULE, self.rank_multiple)
 
     def refinement(self, has_audio: bool) -> str:
         if self.refine not in REFINE_CHOICES:
@@ -78,7 +101,7 @@ class CompressConfig:
         if self.allocation not in DAMAGE_MODELS:
             raise UserError(f"allocation must be one of {', '.join(DAMAGE_MODELS)}, got {self.allocation!r}")
         refine = self.refine if self.refine != "auto" else (
-            DEFAULT_FOR_TARGETS if self.budget() is not None and has_audio else "none")
+            DEFAULT_FOR_TARGETS if self.budget(has_audio) is not None and has_audio else "none")
         if refine != "none" and not has_audio:
             raise UserError(f"--refine {refine} needs --calibration audio (statistics alone cannot refit or heal)")
         return refine
@@ -178,11 +201,11 @@ def plan_ranks(loaded, stats: CovarianceStats, config: CompressConfig, clips: li
     eig = eig if eig is not None else spectra(stats)
     if config.plan is not None:
         return config.plan
-    target = config.budget()
+    target = config.budget(has_audio=clips is not None)
     if target is not None:
         return target_plan(loaded, stats, eig, target, config.allocation, clips, config.rank_multiple,
                            probe_clips=config.probe_clips)
-    return threshold_plan(loaded.model, stats, ThresholdRule.parse(config.threshold, config.rank_multiple), eig)
+    return threshold_plan(loaded.model, stats, config.rule(), eig)
 
 
 @dataclass
@@ -202,7 +225,7 @@ def calibrate_and_plan(model, calibration, config: CompressConfig = CompressConf
     """The first half of `compress`: calibrate (unless given statistics) and choose every rank."""
     loaded = model if isinstance(model, whisper.LoadedModel) else whisper.load(str(model))
     config.budget()  # a bad combination fails before any model runs
-    ThresholdRule.parse(config.threshold, config.rank_multiple)
+    config.rule()
     if isinstance(calibration, CovarianceStats):
         stats, clips = calibration, None
         description = describe or f"statistics ({stats.meta.get('clips', '?')} clips)"
@@ -242,7 +265,7 @@ def compress(model, calibration, config: CompressConfig = CompressConfig(), heal
     window = config.window is not None and not config.window.padded
     if heal_data and refine != "heal" and not window:
         raise UserError("--heal-data is audio for healing: it needs --calibration audio and healing "
-                        "(--refine heal, or auto with a --target-*; or --window)")
+                        "(--refine heal, or auto with a target; or --window)")
     planned = calibrate_and_plan(model, calibration, config, describe, warn)
     # a model the caller loaded stays dense (they may use it beside); one loaded here is factored in place
     return finish(planned, config, refine, heal_data, warn=warn, keep_dense=isinstance(model, whisper.LoadedModel))

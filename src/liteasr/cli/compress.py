@@ -18,17 +18,18 @@ def register(sub) -> None:
                    help="HF dir, CTranslate2 dir, Hub id or short name (tiny.en, base, large-v3, turbo, ...)")
     target = p.add_argument_group("target: what to keep")
     target.add_argument("--target-params", type=float, metavar="F",
-                        help="keep this fraction of encoder linear parameters (ranks chosen per layer)")
+                        help="keep this fraction of encoder linear parameters (ranks chosen per layer; default 0.7 "
+                             "when neither --threshold nor --plan is given, the paper's rule from --stats alone)")
     target.add_argument("--target-flops", type=float, metavar="F", help="keep this fraction of encoder FLOPs per window")
     target.add_argument("--allocation", choices=common.DAMAGE_MODELS, metavar="M",
-                        help="damage model for --target-*: encoder (default: measured encoder-output error), decoder "
+                        help="damage model for a target: encoder (default: measured encoder-output error), decoder "
                              "(measured change of the decoder's predictions on its own transcripts), sensitivity (one "
                              "probe per layer), normalized or variance (discarded variance, no audio needed)")
     target.add_argument("--probe-clips", type=common.positive(int), metavar="N",
                         help="calibration clips the measured damage models probe (default 8; cost grows linearly)")
     target.add_argument("--threshold", metavar="A:M",
-                        help="without a target: explained variance to keep, attention:MLP or one value (default "
-                             "0.99:0.999, the paper's rule)")
+                        help="the paper's rule instead of a target: explained variance to keep, attention:MLP or "
+                             "one value (0.99:0.999 is the paper's)")
     target.add_argument("--rank-multiple", type=int, default=16, metavar="N", help="ranks are multiples of N (default 16)")
     target.add_argument("--plan", metavar="JSON", help="apply this rank plan (from --save-plan, maybe edited)")
     calib = p.add_argument_group("calibration audio")
@@ -41,7 +42,8 @@ def register(sub) -> None:
     refine.add_argument("--refine", choices=["auto", "none", "refit", "heal"], default="auto",
                         help="none (plain PCA, the paper's setting), refit (anchored closed-form refit against the dense "
                              "model), heal (PCA factors, then healing on the calibration audio); auto (default): heal "
-                             "with a --target-*, none with --threshold (research/healing/refine.md)")
+                             "with a target (given or the default), none with --threshold, --plan or --stats "
+                             "(research/healing/refine.md)")
     # Healing options default to None: HealConfig's defaults apply (the recipe measured in
     # research/healing/refine.md); the help repeats them (a test keeps the two in step) because importing
     # the healing code here would load torch for every `liteasr --help`.
@@ -133,11 +135,10 @@ def note(message: str) -> None:
 
 def inapplicable(args, has_target: bool, refine: str) -> None:
     """An option that cannot apply is an error, not silently ignored."""
-    if args.threshold is not None and (has_target or args.plan):
-        raise UserError("--threshold chooses ranks without a target: it cannot be combined with --target-* or --plan")
     for option in ("allocation", "probe_clips"):
         if getattr(args, option) is not None and not has_target:
-            raise UserError(f"--{option.replace('_', '-')} applies to --target-params / --target-flops only")
+            raise UserError(f"--{option.replace('_', '-')} applies to ranks allocated for a target (--target-*, or "
+                            "the default), not to --threshold, --plan or --stats alone")
     for option in ("window_floor", "window_margin", *WINDOW_HEAL_OPTIONS):
         if getattr(args, option) is not None and args.window is None:
             raise UserError(f"--{option.replace('_', '-')} applies with --window only")
@@ -149,7 +150,7 @@ def inapplicable(args, has_target: bool, refine: str) -> None:
              if getattr(args, o) not in (None, False)]
     if given and refine != "heal":
         raise UserError(f"--{given[0].replace('_', '-')} applies to healing only (--refine heal, or auto with a "
-                        f"--target-*{'' if window else '; or --window'}), not to --refine {refine}")
+                        f"target{'' if window else '; or --window'}), not to --refine {refine}")
 
 
 def window_policy(args):
@@ -172,7 +173,7 @@ def config(args):
 
     defaults = CompressConfig()
     return CompressConfig(target_params=args.target_params, target_flops=args.target_flops,
-                          threshold=args.threshold or defaults.threshold,
+                          threshold=args.threshold,
                           allocation=args.allocation or defaults.allocation,
                           probe_clips=args.probe_clips or defaults.probe_clips, rank_multiple=args.rank_multiple,
                           refine=args.refine, heal=heal_config(args), packing=args.packing,
@@ -196,7 +197,7 @@ def run(args) -> None:
     from liteasr.atomic import check_writable
     from liteasr.calibration.stats import CovarianceStats
     from liteasr.distributed import current
-    from liteasr.pipeline import calibrate_and_plan, finish
+    from liteasr.pipeline import PAPER_RULE, calibrate_and_plan, finish
 
     main = current().is_main  # under torchrun every process computes, only rank 0 writes
     if args.output is None and not args.dry_run:
@@ -208,9 +209,15 @@ def run(args) -> None:
     if args.window is not None and args.stats is not None:
         raise UserError("--window heals the model for its window on audio: it needs --calibration, not --stats")
     settings = config(args)
-    target = settings.budget()
+    target = settings.budget(has_audio=args.calibration is not None)
     refine = settings.refinement(args.calibration is not None)
     inapplicable(args, target is not None, refine)
+    chosen = (args.plan, args.threshold, args.target_params, args.target_flops)
+    if main and all(option is None for option in chosen):
+        print(f"ranks: the default, --target-params {target.fraction:g} (measured damage"
+              f"{', then healing' if refine == 'heal' else ''})" if target else
+              f"ranks: the default from statistics alone, the paper's rule (--threshold {PAPER_RULE}): measured "
+              "damage and healing need --calibration audio")
     clips, skipped = common.clips(args, args.calibration, args.calibration_samples) if args.calibration else (None, [])
     extra = heal_clips(args, clips)
     loaded = common.load(args)

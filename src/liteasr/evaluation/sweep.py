@@ -51,7 +51,7 @@ def run_sweep(model: str, calibration: str | list[str], eval_data: list[str], th
     checkpoint `compress` would write), each evaluated. Threshold points use plain PCA (the paper's
     setting); each budget point is built once per entry of `refines` (none, refit, heal); a damage
     model is measured once and shared by every budget."""
-    from liteasr.pipeline import CompressConfig, build, calibrate_and_plan
+    from liteasr.pipeline import PAPER_RULE, CompressConfig, build, calibrate_and_plan
     from liteasr.planning.allocate import Budget
     from liteasr.refine import HealConfig
 
@@ -66,7 +66,7 @@ def run_sweep(model: str, calibration: str | list[str], eval_data: list[str], th
     for ds in eval_sets:
         check_disjoint(cal_clips, ds.clips)
     main = current().is_main
-    config = CompressConfig(threshold=thresholds[0] if thresholds else "0.99:0.999", rank_multiple=rank_multiple,
+    config = CompressConfig(threshold=thresholds[0] if thresholds else PAPER_RULE, rank_multiple=rank_multiple,
                             heal=heal_config or HealConfig(), packing=packing, calibration_samples=samples, seed=seed,
                             batch_size=batch_size)
     # under torchrun rank 0 builds the output; the others keep their (identical) checkpoints in a
