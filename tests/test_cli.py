@@ -223,6 +223,9 @@ def test_compress_help_states_the_healing_defaults():
 
     assert f"default {AUTO_WINDOW.floor:g}" in helps["window_floor"]
     assert f"default {AUTO_WINDOW.margin:g}" in helps["window_margin"]
+    from liteasr.pipeline import DEFAULT_TARGET_PARAMS, PAPER_RULE
+
+    assert f"default {DEFAULT_TARGET_PARAMS:g}" in helps["target_params"] and PAPER_RULE in helps["threshold"]
 
 
 def test_window_heal_seeds_make_a_soup_with_a_budget_per_run():
