@@ -16,7 +16,7 @@ from liteasr.data.demo_audio import make_demo_audio
 from liteasr.evaluation.report import evaluate_models, print_table
 from liteasr.models import whisper
 from liteasr.models.sources import cache_dir
-from liteasr.pipeline import PAPER_RULE, CompressConfig, calibrate_and_plan, finish, plan_ranks
+from liteasr.pipeline import DEFAULT_TARGET_PARAMS, PAPER_RULE, CompressConfig, calibrate_and_plan, finish, plan_ranks
 
 MODEL = "tiny.en"
 CALIBRATION = ("librispeech_calib", "vctk_p239", "cathy_arctic")
@@ -52,7 +52,7 @@ def demo_data(eval_samples: int) -> tuple[list[str], list]:
 
 
 def run_demo(device: str = "cpu", samples: int = 64, eval_samples: int = 40,
-             thresholds: list[str] = (PAPER_RULE,), targets: list[float] = (0.7,),
+             thresholds: list[str] = (PAPER_RULE,), targets: list[float] = (DEFAULT_TARGET_PARAMS,),
              output: str | None = None) -> list[dict]:
     """Paper rule at `thresholds` vs liteasr's measured-damage allocation at `targets`, through the library's
     `calibrate_and_plan` and `finish` (one calibration shared by every point)."""
