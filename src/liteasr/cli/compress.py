@@ -18,8 +18,9 @@ def register(sub) -> None:
                    help="HF dir, CTranslate2 dir, Hub id or short name (tiny.en, base, large-v3, turbo, ...)")
     target = p.add_argument_group("target: what to keep")
     target.add_argument("--target-params", type=float, metavar="F",
-                        help="keep this fraction of encoder linear parameters (ranks chosen per layer; default 0.7 "
-                             "when neither --threshold nor --plan is given, the paper's rule from --stats alone)")
+                        help="keep this fraction of encoder linear parameters, ranks chosen per layer (default 0.7 "
+                             "unless --target-flops, --threshold or --plan chooses the ranks; from --stats alone, "
+                             "where damage cannot be measured, the paper's rule)")
     target.add_argument("--target-flops", type=float, metavar="F", help="keep this fraction of encoder FLOPs per window")
     target.add_argument("--allocation", choices=common.DAMAGE_MODELS, metavar="M",
                         help="damage model for a target: encoder (default: measured encoder-output error), decoder "
