@@ -82,5 +82,6 @@ def run_demo(device: str = "cpu", samples: int = 64, eval_samples: int = 40,
     print()
     print_table(results)
     print(f"\ncheckpoints in {out}\n(the demo's compressed models are plain PCA factors; `liteasr compress "
-          f"{MODEL} --target-params F` also heals them, up to 15 more minutes: research/healing/refine.md)")
+          f"{MODEL} --calibration DATA` (0.7 by default, or --target-params F) also heals them, up to 15 more "
+          "minutes: research/healing/refine.md)")
     return results
