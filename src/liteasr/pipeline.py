@@ -86,9 +86,12 @@ class CompressConfig:
             raise UserError("--threshold chooses ranks without a target: it cannot be combined with --target-* or --plan")
         if given:
             return Budget(*given[0])
-        if self.plan is None and self.threshold is None and has_audio:
-            return Budget("params", DEFAULT_TARGET_PARAMS)
-        return None
+        return Budget("params", DEFAULT_TARGET_PARAMS) if self.ranks_defaulted and has_audio else None
+
+    @property
+    def ranks_defaulted(self) -> bool:
+        """Nothing chooses the ranks: no target, threshold or plan (the default then applies)."""
+        return all(v is None for v in (self.target_params, self.target_flops, self.threshold, self.plan))
 
     def rule(self) -> ThresholdRule:
         """The threshold rule, when no target or plan chooses the ranks."""

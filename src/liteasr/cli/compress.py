@@ -213,8 +213,7 @@ def run(args) -> None:
     target = settings.budget(has_audio=args.calibration is not None)
     refine = settings.refinement(args.calibration is not None)
     inapplicable(args, target is not None, refine)
-    chosen = (args.plan, args.threshold, args.target_params, args.target_flops)
-    if main and all(option is None for option in chosen):
+    if main and settings.ranks_defaulted:
         print(f"ranks: the default, --target-params {target.fraction:g} (measured damage"
               f"{', then healing' if refine == 'heal' else ''})" if target else
               f"ranks: the default from statistics alone, the paper's rule (--threshold {PAPER_RULE}): measured "
