@@ -23,6 +23,26 @@ def test_normalizer_makes_equivalent_texts_equal(ref, hyp):
     assert corpus_wer([ref], [hyp]).wer == 0.0
 
 
+@pytest.mark.parametrize("ref, hyp", [
+    ("FOUR FOUR SEVEN TWO", "4, 4, 7, 2"),  # speechocean's digit prompts, as beam search writes them
+    ("TWO TWO NINE", "2 2 9"),
+    ("FIVE ONE SIX ONE", "5, 1, 6, 1"),  # a lone 1 would become "one"
+    ("two one eight", "2-1-8"),
+])
+def test_digits_written_or_spelled_score_the_same(ref, hyp):
+    assert normalize(ref) == normalize(hyp)
+    assert corpus_wer([ref], [hyp]).wer == 0.0
+    assert corpus_wer([ref], ["4, 4, 7"]).wer == 100.0  # a wrong string is still one error of one word
+
+
+def test_only_single_digits_in_a_row_are_joined_and_only_in_english():
+    assert normalize("the 3rd 2 men") == "the 3rd 2 men"
+    assert normalize("page 12 of 40") == "page 12 of 40"
+    assert normalize("In 1984 2 men came") == "in 1984 2 men came"
+    assert normalize("2 3.5 cups").startswith("2 3")
+    assert normalize("dwa 2 3", "pl") == "dwa 2 3"
+
+
 def test_counts_substitutions_deletions_insertions():
     w = corpus_wer(["the cat sat on the mat", "a b c d"], ["the bat sat on the mat", "a c d e f"])
     assert (w.substitutions, w.deletions, w.insertions, w.words) == (1, 1, 2, 10)
@@ -129,3 +149,17 @@ def test_runaway_lengths_count_words_not_normalized_numbers():
     assert english[0] == 1.0 and english[1] == 4.0 > RUNAWAY  # digits are words; a loop is a loop
     assert english[2] < 1  # words in parentheses count (the normalizers drop them)
     assert length_ratios(refs[3:], hyps[3:], "zh") == [2.0]  # characters for languages without spaces
+
+
+def test_speechoceans_digit_prompts_written_in_digits_score_right(speech):
+    """Every speechocean prompt that is a string of spelled digits ("THREE TWO TWO SEVEN"), transcribed in
+    digits as Whisper writes them ("3, 2, 2, 7"), scores no error; one digit wrong scores one error."""
+    spelled = {"zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
+               "seven": "7", "eight": "8", "nine": "9"}
+    refs = [c.text for c in read_dataset(speech / "speechocean_train").clips
+            if c.text and all(w in spelled for w in c.text.lower().split())]
+    assert len(refs) >= 20
+    written = [", ".join(spelled[w] for w in r.lower().split()) for r in refs]
+    assert corpus_wer(refs, written).wer == 0.0
+    wrong = [w[:-1] + ("1" if w[-1] != "1" else "2") for w in written]
+    assert corpus_wer(refs, wrong).wer == 100.0  # each prompt is one scoring unit, and each is wrong
