@@ -48,8 +48,8 @@ def normalize(text: str, language: str | None = "en") -> str:
     first, so that they join as spelled ones do. Whisper's English normalizer joins spelled digits ("four,
     four, seven, two" -> "4472", "zero nine three" -> "093") but not written ones ("4, 4, 7, 2" -> "4 4 7
     2", and a lone 1 becomes "one"), so a right transcript in digits scored up to 4 errors against 1
-    reference word. On speechocean, where 12% of the prompts are digit strings, that hid half of what beam
-    search gains (research/decoding/hf_beams.md)."""
+    reference word. On speechocean, where 12% of the prompts are digit strings, that hid over a third of what
+    beam search gains (research/decoding/hf_beams.md)."""
     english = language in (None, "en")
     if english:
         text = _DIGIT_RUN.sub(lambda m: " ".join(_DIGIT_WORDS[int(d)] for d in re.findall(r"\d", m.group(0))), text)
