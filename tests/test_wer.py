@@ -39,7 +39,7 @@ def test_only_single_digits_in_a_row_are_joined_and_only_in_english():
     assert normalize("the 3rd 2 men") == "the 3rd 2 men"
     assert normalize("page 12 of 40") == "page 12 of 40"
     assert normalize("In 1984 2 men came") == "in 1984 2 men came"
-    assert normalize("2 3.5 cups").startswith("2 3")
+    assert normalize("2 3.5 cups") == "2 3.5 cups"
     assert normalize("dwa 2 3", "pl") == "dwa 2 3"
 
 

@@ -11,8 +11,8 @@ each, seed 1). Here, on those same clips: liteasr greedy, beam 5 and beam 5 + fa
 defaults) beside transformers' `generate` with 5 beams (its greedy gives liteasr's greedy tokens:
 tests/test_pipeline.py). One run, nothing tuned; paired-bootstrap 95% intervals against liteasr greedy.
 
-Every transcript is scored twice: as `eval` scores English now (Whisper's English normalizer, runs of whole
-numbers joined) and by the Open ASR Leaderboard's normalizer alone, which `eval` used before 2026-12-05 and
+Every transcript is scored twice: as `eval` scores English now (Whisper's English normalizer after written
+single digits in a row are spelled out) and by the Open ASR Leaderboard's normalizer alone, which `eval` used before 2026-12-05 and
 which scores a right "4, 4, 7, 2" as 4 errors against "FOUR FOUR SEVEN TWO" (it joins spelled digits only).
 """
 
@@ -64,7 +64,7 @@ def leaderboard_errors(references: list[str], hypotheses: list[str]) -> list[tup
     return out
 
 
-SCORINGS = {"eval (digits joined)": lambda refs, hyps: utterance_errors(refs, hyps, "en"),
+SCORINGS = {"eval (digits spelled out)": lambda refs, hyps: utterance_errors(refs, hyps, "en"),
             "leaderboard normalizer": leaderboard_errors}
 
 

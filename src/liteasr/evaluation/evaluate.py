@@ -40,6 +40,10 @@ _DIGIT_RUN = re.compile(r"(?<![\w.,])\d(?:(?:[,;.]?\s+|-)\d)+(?!\w|[.,]\d)")
 _DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 
+def _spelled(run: re.Match) -> str:
+    return " ".join(_DIGIT_WORDS[int(d)] for d in run.group(0) if d.isdigit())
+
+
 def normalize(text: str, language: str | None = "en") -> str:
     """Whisper's English normalizer for English (and unknown language, as English-only models), its
     basic normalizer for every other language (accents kept).
@@ -52,7 +56,7 @@ def normalize(text: str, language: str | None = "en") -> str:
     beam search gains (research/decoding/hf_beams.md)."""
     english = language in (None, "en")
     if english:
-        text = _DIGIT_RUN.sub(lambda m: " ".join(_DIGIT_WORDS[int(d)] for d in re.findall(r"\d", m.group(0))), text)
+        text = _DIGIT_RUN.sub(_spelled, text)
     return " ".join(_normalizer(english)(text).split())
 
 
