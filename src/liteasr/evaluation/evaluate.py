@@ -53,7 +53,9 @@ def normalize(text: str, language: str | None = "en") -> str:
     four, seven, two" -> "4472", "zero nine three" -> "093") but not written ones ("4, 4, 7, 2" -> "4 4 7
     2", and a lone 1 becomes "one"), so a right transcript in digits scored up to 4 errors against 1
     reference word. On speechocean, where 12% of the prompts are digit strings, that hid over a third of what
-    beam search gains (research/decoding/hf_beams.md)."""
+    beam search gains (research/decoding/hf_beams.md). The price, as for spelled digits before: a transcript
+    that loops on digits joins into one long number and costs an error or two; the runaway count
+    (length_ratios, words as written) still catches it."""
     english = language in (None, "en")
     if english:
         text = _DIGIT_RUN.sub(_spelled, text)
