@@ -20,6 +20,11 @@ better English model at a given encoder cost? Split manifests and checkpoints go
 evaluates the models a greedy run left in WORK/sweep (those its --greedy JSON names), on the same clips, with
 `transcribe`'s defaults (faster-whisper's: beam 5, temperature fallback, silence skipped) instead of greedy
 decoding: what users of `transcribe` and `serve` get. Nothing is compressed.
+
+    python benchmarks/base.py --reuse
+
+evaluates those models again greedily (after a change to evaluation, e.g. its scoring) and rewrites the greedy
+JSON; it records the run that built them. Nothing is compressed.
 """
 
 import argparse
@@ -50,6 +55,8 @@ def table(payload: dict) -> list[str]:
     decoding = "greedy" if payload.get("decoding") is None else "transcribe's defaults (beam 5 + fallback)"
     lines = [f"Whisper base, `{payload['command']}` ({payload['date']}, {payload['minutes']:.0f} min), {decoding}; "
              "WER (ΔWER vs dense base [95% CI])", "",
+             *([f"Models built by `{payload['built']['command']}` ({payload['built']['date']}, "
+                f"{payload['built']['minutes']:.0f} min).", ""] if payload.get("built") else []),
              "| model | encoder params | GFLOPs/window | " + " | ".join(
                  f"{n} ({languages[n]}, {HEARD.get(languages[n], 'not calibrated')})" for n in names) + " |",
              "|---|---:|---:|" + "---|" * len(names)]
@@ -74,18 +81,21 @@ def table(payload: dict) -> list[str]:
     return lines
 
 
-def reevaluated(greedy_json: str, sets: list[str], samples: int, options: DecodingOptions) -> list[dict]:
-    """The models a greedy run names (in WORK/sweep) evaluated again with `options`, labelled as there."""
+def reevaluated(greedy_json: str, sets: list[str], samples: int,
+                options: DecodingOptions | None) -> tuple[list[dict], dict]:
+    """The models a greedy run names (in WORK/sweep) evaluated again with `options` (None: greedy), labelled as
+    there; and the command, date and minutes of the run that built them."""
     greedy = json.loads(Path(greedy_json).read_text())
     models = [r["model"] for r in greedy["results"]]
     missing = [m for m in models[1:] if not (Path(m) / "config.json").is_file()]
     if missing:
-        sys.exit(f"base.py --decoding defaults: {missing[0]} is missing; run benchmarks/base.py (greedy) first")
+        sys.exit(f"base.py: {missing[0]} is missing; run benchmarks/base.py (without --reuse or --decoding) first")
     results = evaluate_models(models, load_eval_sets(sets, samples, seed=0), latency=False, progress=True,
                               options=options)
     for r, g in zip(results, greedy["results"]):
         r["label"] = g["label"]
-    return results
+    built = greedy.get("built") or {k: greedy[k] for k in ("command", "date", "minutes")}
+    return results, built
 
 
 def main() -> int:
@@ -97,7 +107,10 @@ def main() -> int:
     p.add_argument("--work", type=Path, default=Path("runs/base"))
     p.add_argument("--decoding", choices=["greedy", "defaults"], default="greedy",
                    help="defaults: evaluate the greedy run's models with transcribe's defaults, compress nothing")
-    p.add_argument("--greedy", default="benchmarks/base.json", help="the greedy run's JSON (--decoding defaults)")
+    p.add_argument("--reuse", action="store_true",
+                   help="greedy: evaluate the models the --greedy run left in WORK/sweep again, compress nothing")
+    p.add_argument("--greedy", default="benchmarks/base.json",
+                   help="the greedy run's JSON (--decoding defaults, --reuse)")
     p.add_argument("--json", help="default: benchmarks/base.json, or base_defaults.json with --decoding defaults")
     p.add_argument("--markdown")
     args = p.parse_args()
@@ -110,9 +123,9 @@ def main() -> int:
     payload = {"date": time.strftime("%Y-%m-%d"), "command": "python " + " ".join(sys.argv),
                "calibration": calibration, "evaluation": sets, "minutes": None,
                "decoding": asdict(options) if options else None}
-    if options:
+    if options or args.reuse:
         payload["greedy"] = args.greedy
-        payload["results"] = reevaluated(args.greedy, sets, args.samples, options)
+        payload["results"], payload["built"] = reevaluated(args.greedy, sets, args.samples, options)
     else:
         payload["results"] = run_sweep("base", calibration, sets, ["0.99:0.999"], args.work / "sweep",
                                        samples=args.clips, eval_samples=args.samples, targets=args.targets,
