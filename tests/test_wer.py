@@ -43,6 +43,21 @@ def test_only_single_digits_in_a_row_are_joined_and_only_in_english():
     assert normalize("dwa 2 3", "pl") == "dwa 2 3"
 
 
+def test_a_digit_loop_costs_its_length_written_or_spelled():
+    from liteasr.evaluation.evaluate import LONGEST_NUMBER
+
+    ref = "FIVE FIVE SEVEN ONE"  # a speechocean prompt; a greedy base at 0.7 looped on it as below
+    written = "5, 12, 7, " + ", ".join(["8"] * 40)
+    spelled = "five twelve seven " + " ".join(["eight"] * 40)
+    for loop in (written, spelled):
+        w = corpus_wer([ref], [loop])
+        assert w.substitutions + w.deletions + w.insertions >= 40  # not the one long number it joins into
+    longest = "1" * LONGEST_NUMBER  # a number as long as a number gets stays one word
+    assert normalize(" ".join(longest)) == longest
+    assert normalize("one " * (LONGEST_NUMBER + 1)).split() == ["1"] * (LONGEST_NUMBER + 1)
+    assert normalize("8" * 20, "es") == "8" * 20  # other languages are scored as Whisper's basic normalizer does
+
+
 def test_counts_substitutions_deletions_insertions():
     w = corpus_wer(["the cat sat on the mat", "a b c d"], ["the bat sat on the mat", "a c d e f"])
     assert (w.substitutions, w.deletions, w.insertions, w.words) == (1, 1, 2, 10)

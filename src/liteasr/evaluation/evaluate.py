@@ -38,6 +38,9 @@ def _normalizer(english: bool):
 # longer number, a decimal or a word ("1984 2", "1.5 2", "2 3rd").
 _DIGIT_RUN = re.compile(r"(?<![\w.,])\d(?:(?:[,;.]?\s+|-)\d)+(?!\w|[.,]\d)")
 _DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+# Digits the normalizer joined into a number longer than this are a loop, not a number, and count digit by digit:
+# no English reference in ../shared joins to more than 8 digits, and no phone number has more than 15.
+LONGEST_NUMBER = 16
 
 
 def _spelled(run: re.Match) -> str:
@@ -53,13 +56,14 @@ def normalize(text: str, language: str | None = "en") -> str:
     four, seven, two" -> "4472", "zero nine three" -> "093") but not written ones ("4, 4, 7, 2" -> "4 4 7
     2", and a lone 1 becomes "one"), so a right transcript in digits scored up to 4 errors against 1
     reference word. On speechocean, where 12% of the prompts are digit strings, that hid over a third of what
-    beam search gains (research/decoding/hf_beams.md). The price, as for spelled digits before: a transcript
-    that loops on digits joins into one long number and costs an error or two; the runaway count
-    (length_ratios, words as written) still catches it."""
+    beam search gains (research/decoding/hf_beams.md). Joined digits longer than LONGEST_NUMBER are split
+    into single digits again, on both sides: a transcript that loops on digits, written or spelled, costs
+    its length rather than the one long number Whisper's normalizer would make of it."""
     english = language in (None, "en")
-    if english:
-        text = _DIGIT_RUN.sub(_spelled, text)
-    return " ".join(_normalizer(english)(text).split())
+    if not english:
+        return " ".join(_normalizer(english)(text).split())
+    words = _normalizer(english)(_DIGIT_RUN.sub(_spelled, text)).split()
+    return " ".join(" ".join(w) if w.isdigit() and len(w) > LONGEST_NUMBER else w for w in words)
 
 
 def metric(language: str | None) -> str:
