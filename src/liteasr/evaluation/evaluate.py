@@ -60,10 +60,8 @@ def normalize(text: str, language: str | None = "en") -> str:
     into single digits again, on both sides: a transcript that loops on digits, written or spelled, costs
     its length rather than the one long number Whisper's normalizer would make of it."""
     english = language in (None, "en")
-    if not english:
-        return " ".join(_normalizer(english)(text).split())
-    words = _normalizer(english)(_DIGIT_RUN.sub(_spelled, text)).split()
-    return " ".join(" ".join(w) if w.isdigit() and len(w) > LONGEST_NUMBER else w for w in words)
+    words = _normalizer(english)(_DIGIT_RUN.sub(_spelled, text) if english else text).split()
+    return " ".join(" ".join(w) if english and w.isdigit() and len(w) > LONGEST_NUMBER else w for w in words)
 
 
 def metric(language: str | None) -> str:
