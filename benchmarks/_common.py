@@ -1,5 +1,6 @@
 """Shared by the benchmark scripts: where the data is and how results are written."""
 
+import argparse
 import json
 import random
 import sys
@@ -9,6 +10,7 @@ from transformers.utils import logging
 
 from liteasr.atomic import atomic_file
 from liteasr.demo import shared_speech
+from liteasr.evaluation.report import load_eval_sets
 
 
 # Ranks of layers 0-3 of the public efficient-speech/lite-whisper-large-v3 config (the part of it
@@ -163,6 +165,25 @@ def add_base_study_args(p, sweep: bool = True) -> None:
     if sweep:
         p.add_argument("--sweep", type=Path, default=Path("runs/base/sweep"), help="benchmarks/base.py's sweep folder")
         p.add_argument("--target", type=float, default=0.7)
+
+
+def decoding_study(doc: str, json_default: str) -> tuple[argparse.Namespace, list]:
+    """A study on benchmarks/decoding.py's clips: its options parsed (--samples a set, --work, --json), ../shared
+    found, and the sets (librispeech_other and the speechocean speakers no calibration of --work holds,
+    multilingual_splits; seed 1). Returns (args, sets)."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--samples", type=int, default=100, help="clips per set (seed 1), as benchmarks/decoding.py")
+    p.add_argument("--work", type=Path, default=Path("runs/decoding"), help="benchmarks/decoding.py's work folder")
+    p.add_argument("--json", type=Path, default=Path(json_default))
+    args = p.parse_args()
+    speech = speech_or_exit()
+    split = multilingual_splits(speech, args.work)
+    return args, decoding_eval_sets(speech, split, args.samples)
+
+
+def decoding_eval_sets(speech: Path, split: dict[str, Path], samples: int) -> list:
+    """benchmarks/decoding.py's evaluation sets (`split`: multilingual_splits), `samples` clips each (seed 1)."""
+    return load_eval_sets([str(speech / "librispeech_other"), str(split["speechocean_heldout"])], samples, seed=1)
 
 
 def base_sweep_point(sweep: Path, target: float, script: str) -> Path:

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import torch
-from _common import emit, multilingual_splits, speech_or_exit, wer_cell, write_json
+from _common import decoding_eval_sets, emit, multilingual_splits, speech_or_exit, wer_cell, write_json
 
 from liteasr import runtime
 from liteasr.data.audio import draw, load_audio, read_sources
@@ -84,7 +84,7 @@ def main() -> int:
     split = multilingual_splits(speech, args.work)
     sources = [str(speech / "librispeech_calib"), str(split["speechocean_calib"])]
     models = build(args.work, draw(read_sources(sources), args.clips, seed=0))
-    multi = load_eval_sets([str(speech / "librispeech_other"), str(split["speechocean_heldout"])], args.samples, seed=1)
+    multi = decoding_eval_sets(speech, split, args.samples)
     single = load_eval_sets([str(speech / s) for s in SINGLE_SPEAKER], args.runaway_samples, seed=1)
     if args.runaways_only:
         payload = json.loads(Path(args.json).read_text())

@@ -16,7 +16,6 @@ single digits in a row are spelled out) and by the Open ASR Leaderboard's normal
 which scores a right "4, 4, 7, 2" as 4 errors against "FOUR FOUR SEVEN TWO" (it joins spelled digits only).
 """
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -27,12 +26,11 @@ from tqdm import tqdm
 from whisper_normalizer.english import EnglishTextNormalizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from _common import multilingual_splits, speech_or_exit, write_json  # noqa: E402
+from _common import decoding_study, write_json  # noqa: E402
 
 from liteasr.data.audio import load_audio  # noqa: E402
 from liteasr.decoding.transcribe import DecodingOptions  # noqa: E402
 from liteasr.evaluation.evaluate import evaluate_dataset, paired_bootstrap, pooled_wer, utterance_errors  # noqa: E402
-from liteasr.evaluation.report import load_eval_sets  # noqa: E402
 from liteasr.models import whisper  # noqa: E402
 
 OURS = {"liteasr greedy": DecodingOptions(), "liteasr beam 5": DecodingOptions(beam_size=5),
@@ -69,14 +67,8 @@ SCORINGS = {"eval (digits spelled out)": lambda refs, hyps: utterance_errors(ref
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--samples", type=int, default=100)
-    p.add_argument("--work", type=Path, default=Path("runs/decoding"), help="benchmarks/decoding.py's work folder")
-    p.add_argument("--json", type=Path, default=Path("research/decoding/hf_beams.json"))
-    args = p.parse_args()
-    speech, started = speech_or_exit(), time.time()
-    split = multilingual_splits(speech, args.work)
-    sets = load_eval_sets([str(speech / "librispeech_other"), str(split["speechocean_heldout"])], args.samples, seed=1)
+    args, sets = decoding_study(__doc__, "research/decoding/hf_beams.json")
+    started = time.time()
     loaded = whisper.load("tiny.en")
     results, transcripts = {}, {}
     for ds in sets:

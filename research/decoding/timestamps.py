@@ -16,7 +16,6 @@ long-form path `transcribe` takes past 30 s); faster-whisper (CTranslate2 float3
 and with its defaults but `without_timestamps=True`. One run, nothing tuned; paired-bootstrap 95% intervals.
 """
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -25,13 +24,12 @@ import torch
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from _common import multilingual_splits, speech_or_exit, write_json  # noqa: E402
+from _common import decoding_study, write_json  # noqa: E402
 
 from liteasr import runtime  # noqa: E402
 from liteasr.data.audio import load_audio  # noqa: E402
 from liteasr.decoding.transcribe import DecodingOptions, transcribe, transcribe_segments  # noqa: E402
 from liteasr.evaluation.evaluate import paired_bootstrap, pooled_wer, utterance_errors  # noqa: E402
-from liteasr.evaluation.report import load_eval_sets  # noqa: E402
 from liteasr.models.sources import offline_copy  # noqa: E402
 
 DEFAULTS = DecodingOptions.like_faster_whisper(language="en")
@@ -60,16 +58,10 @@ def faster_whisper_texts(model, audios, **kwargs) -> list[str]:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--samples", type=int, default=100)
-    p.add_argument("--work", type=Path, default=Path("runs/decoding"), help="benchmarks/decoding.py's work folder")
-    p.add_argument("--json", type=Path, default=Path("research/decoding/timestamps.json"))
-    args = p.parse_args()
+    args, sets = decoding_study(__doc__, "research/decoding/timestamps.json")
+    started = time.time()
     import faster_whisper
 
-    speech, started = speech_or_exit(), time.time()
-    split = multilingual_splits(speech, args.work)
-    sets = load_eval_sets([str(speech / "librispeech_other"), str(split["speechocean_heldout"])], args.samples, seed=1)
     compressed = args.work / "tiny.en-0.7"
     if not (compressed / "config.json").is_file():
         sys.exit(f"error: {compressed} has no model: run benchmarks/decoding.py first")
