@@ -12,14 +12,13 @@ forced), each model's ΔWER against dense base and 3e-5 minus 1e-4, paired-boots
 """
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from _common import (add_base_study_args, base_eval_sets, base_sweep_point, multilingual_splits,  # noqa: E402
-                     speech_or_exit)
+                     speech_or_exit, write_json)
 
 from liteasr.decoding.transcribe import DecodingOptions  # noqa: E402
 from liteasr import runtime  # noqa: E402
@@ -58,9 +57,9 @@ def main() -> int:
             m = row["3e-5"]["minus 1e-4 (product)"]
             print(f"{decoding:22} {ds.name:20} {cells}  3e-5 - 1e-4 {m['delta']:+.2f} [{m['low']:+.2f}, {m['high']:+.2f}]",
                   flush=True)
-    payload = {"date": time.strftime("%Y-%m-%d"), "command": "python " + " ".join(sys.argv), "models": models,
-               "samples": args.samples, "results": out, "minutes": (time.time() - started) / 60}
-    args.json.write_text(json.dumps(payload, indent=1))
+    write_json(args.json, {"date": time.strftime("%Y-%m-%d"), "command": "python " + " ".join(sys.argv),
+                           "models": models, "samples": args.samples, "results": out,
+                           "minutes": (time.time() - started) / 60})
     return 0
 
 
