@@ -56,12 +56,13 @@ def build(work: Path, clips) -> dict[str, str]:
     return models
 
 
-def faster_whisper_texts(model, audios) -> tuple[list[str], float]:
-    """faster-whisper's transcribe with its defaults (language given), and the seconds it took."""
+def faster_whisper_texts(model, audios, **changes) -> tuple[list[str], float]:
+    """faster-whisper's transcribe with its defaults (language given; `changes`: other transcribe arguments),
+    and the seconds it took."""
     t0 = time.perf_counter()
     texts = []
     for audio in audios:
-        segments, _ = model.transcribe(audio, language="en", vad_filter=False)
+        segments, _ = model.transcribe(audio, language="en", vad_filter=False, **changes)
         texts.append("".join(s.text for s in segments).strip())
     return texts, time.perf_counter() - t0
 

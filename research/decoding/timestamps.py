@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from _common import decoding_study, write_json  # noqa: E402
+from decoding import faster_whisper_texts  # noqa: E402
 
 from liteasr import runtime  # noqa: E402
 from liteasr.data.audio import load_audio  # noqa: E402
@@ -49,14 +50,6 @@ def liteasr_texts(loaded, audios) -> dict[str, list[str]]:
     return texts
 
 
-def faster_whisper_texts(model, audios, **kwargs) -> list[str]:
-    out = []
-    for audio in tqdm(audios, desc="faster-whisper", leave=False):
-        segments, _ = model.transcribe(audio, language="en", vad_filter=False, **kwargs)
-        out.append("".join(s.text for s in segments).strip())
-    return out
-
-
 def main() -> int:
     args, sets = decoding_study(__doc__, "research/decoding/timestamps.json")
     started = time.time()
@@ -75,8 +68,8 @@ def main() -> int:
         for name, loaded in models.items():
             texts = liteasr_texts(loaded, audios)
             if name == "dense tiny.en":
-                texts["faster-whisper defaults"] = faster_whisper_texts(fw, audios)
-                texts["faster-whisper defaults, no timestamps"] = faster_whisper_texts(fw, audios, without_timestamps=True)
+                texts["faster-whisper defaults"] = faster_whisper_texts(fw, audios)[0]
+                texts["faster-whisper defaults, no timestamps"] = faster_whisper_texts(fw, audios, without_timestamps=True)[0]
             errors = {label: utterance_errors(refs, t, "en") for label, t in texts.items()}
             intervals = {}
             for a, b in PAIRS:
