@@ -78,6 +78,7 @@ def test_user_mistakes_get_one_line(case, random_whisper_dir, noise_clips, compr
     elif case == "bad_audio":
         (tmp_path / "fake.wav").write_text("this is not audio")
         assert_user_error(liteasr("transcribe", compressed, tmp_path / "fake.wav"), "fake.wav", "cannot read audio")
+        assert_user_error(liteasr("transcribe", compressed, tmp_path / "gone.wav"), "gone.wav", "no such file")
     elif case == "both_sources":
         r = liteasr("compress", random_whisper_dir, "-o", tmp_path / "o")
         assert_user_error(r, "exactly one of --calibration")
