@@ -39,8 +39,9 @@ def main() -> int:
     p.add_argument("--targets", nargs="+", type=float, default=[0.6])
     p.add_argument("--mixes", nargs="+", choices=["en", "en+pl", "en+pl+synthetic", "en+pl+it+de"],
                    default=["en", "en+pl"])
-    p.add_argument("--synthetic", metavar="DIR",
-                   help="for the en+pl+synthetic mix: synthetic speech (research/multilingual/synth_languages.py)")
+    p.add_argument("--synthetic", metavar="DIR", nargs="+", default=[],
+                   help="for the en+pl+synthetic mix: synthetic speech (research/multilingual/synth_languages.py); "
+                        "with several folders, one mix each (en+pl+FOLDER NAME)")
     p.add_argument("--plan", metavar="JSON", help="apply this rank plan to every mix (compress --plan; no --targets)")
     p.add_argument("--refine", choices=["none", "heal", "auto"], default="none")
     p.add_argument("--also", nargs="*", default=[], metavar="MODEL",
@@ -56,15 +57,17 @@ def main() -> int:
     split = splits(speech, work)
     english = [str(speech / "librispeech_calib"), str(split["speechocean_calib"])]
     mixes = {"en": english, "en+pl": english + [str(split["nemo_pl_calib_half"])]}
-    if args.synthetic:
-        mixes["en+pl+synthetic"] = mixes["en+pl"] + [args.synthetic]
+    synthetic = {"en+pl+synthetic" if len(args.synthetic) == 1 else f"en+pl+{Path(d).name}": mixes["en+pl"] + [d]
+                 for d in args.synthetic}
+    mixes.update(synthetic)
     heard = {name: speaker_split(speech, work, name) for name in HEARD_SPEAKERS}  # it, de: (calibration, other)
     mixes["en+pl+it+de"] = mixes["en+pl"] + [str(calib) for calib, _ in heard.values()]
     if "en+pl+synthetic" in args.mixes and not args.synthetic:
         p.error("the en+pl+synthetic mix needs --synthetic DIR")
     models, minutes = [], {}
+    chosen = [m for mix in args.mixes for m in (synthetic if mix == "en+pl+synthetic" else [mix])]
     for target in ([None] if args.plan else args.targets):
-        for mix in args.mixes:
+        for mix in chosen:
             budget = ["--plan", args.plan] if args.plan else ["--target-params", str(target), "--allocation",
                                                               args.allocation]
             out = work / f"base-{mix}-{Path(args.plan).stem if args.plan else f'{target}-{args.allocation}'}-" \

