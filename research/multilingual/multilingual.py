@@ -85,7 +85,7 @@ def main() -> int:
     # with the it+de mix, Italian and German are evaluated on the speakers it does not hold, for every model
     italian, german = ((str(heard[n][1]) for n in ("emovo_it", "emodb_de")) if "en+pl+it+de" in args.mixes
                        else (str(speech / "emovo_it"), str(speech / "emodb_de")))
-    sets = [str(speech / "librispeech_other"), str(split["speechocean_heldout"]), str(split["nemo_pl_heldout"]),
+    sets = [str(split["librispeech_other"]), str(split["speechocean_heldout"]), str(split["nemo_pl_heldout"]),
             italian, german, str(speech / "css10_es")]
     models += args.also
     results = evaluate_models(["base", *models], load_eval_sets(sets, args.samples, seed=0), latency=False)
