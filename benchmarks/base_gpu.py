@@ -3,9 +3,15 @@ beside every compression of benchmarks/base.py's sweep, and for large-v3 shapes 
 efficient-speech/lite-whisper-large-v3 readable offline, benchmarks/_common.LARGE_V3_RANKS), with each model's
 FLOP bound; the paper reports 1.29-1.57x encoder speed-ups for its large-v3 checkpoints on a GPU.
 
-    python benchmarks/base_gpu.py pack runs/base/sweep .gpu/base   # here: config.json of each model, ~100 kB
-    python benchmarks/base_gpu.py run .gpu/base [--json OUT] [--device cuda]   # on the GPU machine, a few minutes
+    python benchmarks/base_gpu.py run benchmarks/base_gpu [--json OUT] [--device cuda]   # on the GPU machine
     python benchmarks/base_gpu.py table benchmarks/base_gpu_h100.json         # its table again, from the JSON
+    python benchmarks/base_gpu.py pack runs/base/sweep benchmarks/base_gpu    # here, after a new benchmarks/base.py
+
+benchmarks/base_gpu holds the packed configs (32 kB, committed, so a lent GPU needs no sweep built first): the ranks
+and attention modes of benchmarks/base.json's models, packed from `liteasr sweep base` with its calibration and
+`--refine none` (healing leaves the shapes as they are; every model's encoder parameters and GFLOPs equal
+base.json's to the last digit), and large-v3's. A CPU smoke run: `run benchmarks/base_gpu --device cpu --repeats 2
+--batches 1` (large-v3 in fp32 takes minutes there).
 
 As benchmarks/window_gpu.py: encoder time depends on the shapes (the ranks and attention modes in config.json),
 not on the weight values, so only config files travel and the weights are random. Models of one family run
