@@ -1,7 +1,7 @@
 """Healing base on more voices, for longer: does the gap of the languages the calibration heard shrink?
 
     python research/healing/base_voices.py --splits        # the manifests the compress commands read
-    python research/healing/base_voices.py MODEL... [--names NAME...] [--control NAME --variant NAME]
+    python research/healing/base_voices.py MODEL... [--names NAME...] [--control NAME... --variant NAME...]
         [--samples 40] [--seed 1] [--work runs/base] [--json research/healing/base_voices.json]
 
 The models are built by `liteasr compress` (research/healing/base_voices.md gives the commands): base at 0.7
@@ -10,7 +10,7 @@ rank plan, with (a) plain PCA factors, (b) the product's healing, (c) healing on
 voices (`--heal-data`), for longer. Each is evaluated beside dense base on benchmarks/base.py's evaluation
 sets (speakers disjoint from the calibration's; Italian, German and Spanish never heard), --samples clips
 per set drawn with --seed (benchmarks/base.py and the base studies drew with seed 0), each set's language
-forced. Reported: WER, ΔWER of every model against dense base, and --variant against --control, all paired
+forced. Reported: WER, ΔWER of every model against dense base, and each --variant against its --control, all paired
 over the same clips (bootstrap 95% intervals); how many clips each set shares with the seed-0 draws.
 """
 
@@ -35,8 +35,8 @@ def main() -> int:
     p.add_argument("models", nargs="*", help="compressed base checkpoints (dense base is added first)")
     p.add_argument("--splits", action="store_true", help="write the split manifests under --work and stop")
     p.add_argument("--names", nargs="+", help="a short name per model (default: its folder's name)")
-    p.add_argument("--control", help="the name ΔWER of --variant is also paired against")
-    p.add_argument("--variant")
+    p.add_argument("--control", nargs="+", default=[], help="the names each --variant (in order) is also paired against")
+    p.add_argument("--variant", nargs="+", default=[])
     p.add_argument("--samples", type=int, default=40)
     p.add_argument("--seed", type=int, default=1, help="the evaluation draw (the base studies used 0)")
     p.add_argument("--work", type=Path, default=Path("runs/base"), help="benchmarks/base.py's work folder")
@@ -53,6 +53,8 @@ def main() -> int:
     names = ["base", *(args.names or [Path(m).name for m in args.models])]
     if not args.models or len(names) != len(args.models) + 1:
         sys.exit("base_voices.py: give the models, and one --names entry per model")
+    if len(args.control) != len(args.variant) or not set(args.control + args.variant) <= set(names):
+        sys.exit("base_voices.py: --control and --variant name models of --names, one control per variant")
     sets_paths = base_eval_sets(speech, split)
     sets = load_eval_sets(sets_paths, args.samples, seed=args.seed)
     dev = {ds.name: {str(c.path) for c in ds.clips} for ds in load_eval_sets(sets_paths, args.samples, seed=0)}
@@ -67,7 +69,7 @@ def main() -> int:
             errors[name][ds.name] = [(t["errors"], t["words"]) for t in r.transcripts]
             results[name]["datasets"][ds.name] = r.summary()
         del loaded
-    pairs = [("base", n) for n in names[1:]] + ([(args.control, args.variant)] if args.control else [])
+    pairs = [("base", n) for n in names[1:]] + list(zip(args.control, args.variant))
     paired = {f"{b} - {a}": {ds.name: asdict(paired_bootstrap(errors[a][ds.name], errors[b][ds.name]))
                              for ds in sets} for a, b in pairs}
     out = {"date": time.strftime("%Y-%m-%d"), "command": "python " + " ".join(sys.argv), "sets": sets_paths,
@@ -75,14 +77,14 @@ def main() -> int:
            "results": results, "paired": paired}
     args.json.write_text(json.dumps(out, indent=1))
 
-    print("| set | " + " | ".join(names) + (f" | {args.variant} - {args.control}" if args.control else "") + " |")
+    print("| set | " + " | ".join(names) + "".join(f" | {v} - {c}" for c, v in zip(args.control, args.variant)) + " |")
     for ds in sets:
         cells = [f"{results['base']['datasets'][ds.name]['wer']:.2f}"]
         for n in names[1:]:
             d = paired[f"{n} - base"][ds.name]
             cells.append(f"{results[n]['datasets'][ds.name]['wer']:.2f} ({d['delta']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}])")
-        if args.control:
-            d = paired[f"{args.variant} - {args.control}"][ds.name]
+        for c, v in zip(args.control, args.variant):
+            d = paired[f"{v} - {c}"][ds.name]
             cells.append(f"{d['delta']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]")
         print(f"| {ds.name} ({shared[ds.name]} of {len(ds.clips)} in seed 0's draw) | " + " | ".join(cells) + " |")
     return 0
