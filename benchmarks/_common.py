@@ -9,8 +9,6 @@ from pathlib import Path
 from transformers.utils import logging
 
 from liteasr.atomic import atomic_file
-from liteasr.demo import shared_speech
-from liteasr.evaluation.report import load_eval_sets
 
 
 # Ranks of layers 0-3 of the public efficient-speech/lite-whisper-large-v3 config (the part of it
@@ -37,6 +35,10 @@ def large_v3_shapes():
 
 
 def speech_or_exit() -> Path:
+    # imported here, as load_eval_sets below: evaluation needs jiwer and Whisper's normalizers, which the GPU
+    # benchmarks (timing shapes on a lent machine that lacks them) never use
+    from liteasr.demo import shared_speech
+
     logging.set_verbosity_error()
     speech = shared_speech()
     if speech is None:
@@ -183,6 +185,8 @@ def decoding_study(doc: str, json_default: str) -> tuple[argparse.Namespace, lis
 
 def decoding_eval_sets(speech: Path, split: dict[str, Path], samples: int) -> list:
     """benchmarks/decoding.py's evaluation sets (`split`: multilingual_splits), `samples` clips each (seed 1)."""
+    from liteasr.evaluation.report import load_eval_sets
+
     return load_eval_sets([str(speech / "librispeech_other"), str(split["speechocean_heldout"])], samples, seed=1)
 
 

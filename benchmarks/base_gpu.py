@@ -13,6 +13,15 @@ and attention modes of benchmarks/base.json's models, packed from `liteasr sweep
 base.json's to the last digit), and large-v3's. A CPU smoke run: `run benchmarks/base_gpu --device cpu --repeats 2
 --batches 1` (large-v3 in fp32 takes minutes there).
 
+The lent machine has torch and transformers but not soundfile and soxr (liteasr.models imports them); carry their
+wheels for its Python 3.12 (`.whl`, git-ignored through .git/info/exclude):
+
+    pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64 \
+        --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 -d .whl soundfile soxr cffi pycparser
+    # the device tool's run, carry [".whl"]:
+    pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && PYTHONPATH=/tmp/site:src \
+        python3 benchmarks/base_gpu.py run benchmarks/base_gpu --json $OUT/base_gpu.json --markdown $OUT/base_gpu.md
+
 As benchmarks/window_gpu.py: encoder time depends on the shapes (the ranks and attention modes in config.json),
 not on the weight values, so only config files travel and the weights are random. Models of one family run
 interleaved (bench.encoder_latency, as transcription runs the encoder), so compare within a family and dtype.
