@@ -2,7 +2,7 @@
 
     python research/healing/base_voices.py --splits        # the manifests the compress commands read
     python research/healing/base_voices.py MODEL... [--names NAME...] [--control NAME... --variant NAME...]
-        [--samples 40] [--seed 1] [--work runs/base] [--json research/healing/base_voices.json]
+        [--samples 40] [--seed 1] [--work runs/base] [--defaults] [--json research/healing/base_voices.json]
 
 The models are built by `liteasr compress` (research/healing/base_voices.md gives the commands): base at 0.7
 of encoder linear parameters on benchmarks/base.py's calibration (English and Polish, 256 clips) and one
@@ -10,7 +10,7 @@ rank plan, with (a) plain PCA factors, (b) the product's healing, (c) healing on
 voices (`--heal-data`), for longer. Each is evaluated beside dense base on benchmarks/base.py's evaluation
 sets (speakers disjoint from the calibration's; Italian, German and Spanish never heard), --samples clips
 per set drawn with --seed (benchmarks/base.py and the base studies drew with seed 0), each set's language
-forced. Reported: WER, ΔWER of every model against dense base, and each --variant against its --control, all paired
+forced, greedy (--defaults: `transcribe`'s decoding, beam 5 + fallback). Reported: WER, ΔWER of every model against dense base, and each --variant against its --control, all paired
 over the same clips (bootstrap 95% intervals); how many clips each set shares with the seed-0 draws.
 """
 
@@ -26,6 +26,7 @@ from _common import (POLISH_CALIB_SPEAKERS, base_eval_sets, multilingual_splits,
                      speech_or_exit, write_manifest)
 
 from liteasr import runtime  # noqa: E402
+from liteasr.decoding.transcribe import DecodingOptions  # noqa: E402
 from liteasr.evaluation.evaluate import evaluate_dataset, paired_bootstrap  # noqa: E402
 from liteasr.evaluation.report import load_eval_sets  # noqa: E402
 
@@ -40,6 +41,7 @@ def main() -> int:
     p.add_argument("--samples", type=int, default=40)
     p.add_argument("--seed", type=int, default=1, help="the evaluation draw (the base studies used 0)")
     p.add_argument("--work", type=Path, default=Path("runs/base"), help="benchmarks/base.py's work folder")
+    p.add_argument("--defaults", action="store_true", help="decode as transcribe does (beam 5 + fallback), not greedily")
     p.add_argument("--json", type=Path, default=Path("research/healing/base_voices.json"))
     args = p.parse_args()
     speech = speech_or_exit()
@@ -60,12 +62,13 @@ def main() -> int:
     dev = {ds.name: {str(c.path) for c in ds.clips} for ds in load_eval_sets(sets_paths, args.samples, seed=0)}
     shared = {ds.name: len(dev[ds.name] & {str(c.path) for c in ds.clips}) for ds in sets}
 
+    options = DecodingOptions.like_faster_whisper() if args.defaults else None
     errors, results = {}, {}
     for name, spec in zip(names, ["base", *args.models]):
         loaded = runtime.load(spec, device="cpu")
         errors[name], results[name] = {}, {"model": spec, "datasets": {}}
         for ds in sets:
-            r = evaluate_dataset(loaded, ds, progress=True)
+            r = evaluate_dataset(loaded, ds, progress=True, options=options)
             errors[name][ds.name] = [(t["errors"], t["words"]) for t in r.transcripts]
             results[name]["datasets"][ds.name] = r.summary()
         del loaded
@@ -73,7 +76,7 @@ def main() -> int:
     paired = {f"{b} - {a}": {ds.name: asdict(paired_bootstrap(errors[a][ds.name], errors[b][ds.name]))
                              for ds in sets} for a, b in pairs}
     out = {"date": time.strftime("%Y-%m-%d"), "command": "python " + " ".join(sys.argv), "sets": sets_paths,
-           "samples": args.samples, "seed": args.seed, "clips_shared_with_seed_0": shared,
+           "samples": args.samples, "seed": args.seed, "decoding": asdict(options) if options else "greedy", "clips_shared_with_seed_0": shared,
            "results": results, "paired": paired}
     args.json.write_text(json.dumps(out, indent=1))
 
