@@ -184,6 +184,36 @@ def test_eval_cli_prints_languages_and_writes_them(base, speech, tmp_path, capsy
     assert "pl" in capsys.readouterr().out
 
 
+def test_eval_scores_a_hugging_face_dataset_per_language_from_its_language_column(base, clips, tmp_path):
+    """A multilingual Hugging Face dataset (FLEURS-like: languages as names in a column) is split into one set
+    per language, each forced and scored with its own normalizer, from `eval --language-column`."""
+    import datasets
+
+    chosen = [(c, name) for c, lang in zip(clips[0], clips[2]) for code, name in (("en", "English"), ("it", "Italian"))
+              if lang == code]
+    table = datasets.Dataset.from_dict({"audio": [{"bytes": c.path.read_bytes(), "path": c.path.name} for c, _ in chosen],
+                                        "transcription": [c.text for c, _ in chosen],
+                                        "language": [name for _, name in chosen]})
+    table.cast_column("audio", datasets.Audio(decode=False)).to_parquet(str(tmp_path / "fleurs_like.parquet"))
+    out = tmp_path / "eval.json"
+    r = liteasr("eval", "base", "--data", tmp_path / "fleurs_like.parquet", "--text-column", "transcription",
+                "--language-column", "language", "--no-latency", "--json", out)
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(out.read_text())[0]["datasets"]
+    assert sorted(rows) == ["fleurs_like:en", "fleurs_like:it"]
+    # the same clips from a manifest stating the codes: the same languages, transcripts and scores
+    (tmp_path / "manifest.jsonl").write_text("".join(json.dumps({"audio": str(c.path), "text": c.text,
+                                                                 "language": generation.language_code(name)}) + "\n"
+                                                     for c, name in chosen))
+    [stated] = evaluate_models(["base"], [str(tmp_path / "manifest.jsonl")], latency=False, progress=False)
+    for code in ("en", "it"):
+        row, same = rows[f"fleurs_like:{code}"], stated["datasets"][f"{tmp_path.name}:{code}"]
+        assert row["language"] == code and row["forced_language"] and row["lid_checked"] == 1
+        assert row["wer"] == same["wer"] and row["words"] == same["words"] > 0
+    assert_user_error(liteasr("eval", "base", "--data", tmp_path / "fleurs_like.parquet", "--language-column", "locale",
+                              "--no-latency"), "no language column 'locale'")
+
+
 def test_english_only_model_refuses_another_language(tiny_en, speech):
     pl = read_dataset(speech / "nemo_pl")
     pl.clips = pl.clips[:2]

@@ -155,6 +155,61 @@ def test_manifest_language_is_read_and_checked(tmp_path):
         read_dataset(tmp_path)
 
 
+def test_languages_are_whispers_codes_from_names_and_locales(tmp_path):
+    """`English` and `en` are one language: the English normalizer scores both (a name used to reach the
+    basic normalizer, and `ja` written `Japanese` would have been scored by words)."""
+    import numpy as np
+    import soundfile as sf
+
+    written = ["English", "pt-BR", "it_it", "zh-CN", "Japanese", "DE"]
+    for i in range(len(written)):
+        sf.write(tmp_path / f"{i}.wav", np.zeros(1600, np.float32), 16000)
+    (tmp_path / "manifest.jsonl").write_text("".join(
+        json.dumps({"audio": f"{i}.wav", "text": "x", "language": lang}) + "\n" for i, lang in enumerate(written)))
+    assert [c.language for c in read_dataset(tmp_path).clips] == ["en", "pt", "it", "zh", "ja", "de"]
+    assert metric("ja") == "cer" and normalize("It's 3", "en") == "it is 3"
+
+
+def _hf_table(tmp_path, languages, class_names=None):
+    """A dataset of silent clips with a language column, saved to disk and as parquet."""
+    import datasets
+    import numpy as np
+    import soundfile as sf
+
+    sf.write(tmp_path / "a.wav", np.zeros(1600, np.float32), 16000)
+    audio = {"bytes": (tmp_path / "a.wav").read_bytes(), "path": "a.wav"}
+    table = datasets.Dataset.from_dict({"audio": [audio] * len(languages), "text": ["x"] * len(languages),
+                                        "lang": languages})
+    table = table.cast_column("audio", datasets.Audio(decode=False))  # as the Hub stores audio
+    if class_names:
+        table = table.cast_column("lang", datasets.ClassLabel(names=class_names))
+    table.save_to_disk(str(tmp_path / "saved"))
+    table.to_parquet(str(tmp_path / "set.parquet"))
+    return [str(tmp_path / "saved"), str(tmp_path / "set.parquet")]
+
+
+def test_hugging_face_datasets_take_languages_from_a_column(tmp_path):
+    pytest.importorskip("datasets")
+    # FLEURS writes names, Common Voice locales; VoxPopuli stores a class label
+    for source in _hf_table(tmp_path, ["Italian", "pt-BR", "en"]):
+        ds = read_dataset(source, language_column="lang")
+        assert [c.language for c in ds.clips] == ["it", "pt", "en"]
+        assert [(d.name, len(d.clips)) for d in split_languages([ds])] == \
+            [(f"{ds.name}:en", 1), (f"{ds.name}:it", 1), (f"{ds.name}:pt", 1)]
+        assert {c.language for c in read_dataset(source).clips} == {None}  # no column named: no language
+        with pytest.raises(UserError, match="no language column 'locale' .*columns: audio, text, lang.*--language-column"):
+            read_dataset(source, language_column="locale")
+    labelled = tmp_path / "labelled"
+    labelled.mkdir()
+    saved, _ = _hf_table(labelled, [1, 0], class_names=["de", "fr"])
+    assert [c.language for c in read_dataset(saved, language_column="lang").clips] == ["fr", "de"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for source in _hf_table(empty, ["it", " "]):
+        with pytest.raises(UserError, match="row 1: the language column holds ' ', not a language"):
+            read_dataset(source, language_column="lang")
+
+
 def test_runaway_lengths_count_words_not_normalized_numbers():
     from liteasr.evaluation.evaluate import RUNAWAY, length_ratios
 

@@ -64,9 +64,10 @@ def clips(args, source, n: int | None = None, with_text: bool = False):
     return good, bad
 
 
-def columns(args) -> tuple[str, str]:
-    """(audio column, text column) for Hugging Face datasets."""
-    return getattr(args, "audio_column", "audio"), getattr(args, "text_column", "text")
+def columns(args) -> tuple[str, str, str | None]:
+    """(audio column, text column, language column) for Hugging Face datasets."""
+    return (getattr(args, "audio_column", "audio"), getattr(args, "text_column", "text"),
+            getattr(args, "language_column", None))
 
 
 def write_json(path: str, data) -> None:
@@ -121,6 +122,10 @@ def column_args(p):
                         "the audio column (default audio)")
     p.add_argument("--text-column", default="text", metavar="NAME",
                    help="Hugging Face datasets: the reference text column (default text)")
+    p.add_argument("--language-column", default=None, metavar="NAME",
+                   help="Hugging Face datasets: the column that holds each row's language, as a code (it), a name "
+                        "(Italian) or a locale (pt-BR), as manifests' `language` (default: none; FLEURS: language, "
+                        "Common Voice: locale)")
 
 
 def attention_arg(p):

@@ -46,15 +46,25 @@ class Dataset:
     clips: list[Clip]
 
 
-def read_dataset(source: str | Path, audio_column: str = "audio", text_column: str = "text") -> Dataset:
+def language_code(language: str) -> str:
+    """A manifest's or dataset's language as Whisper's code: `en`, `English`, `en-US` -> `en`."""
+    from liteasr.models.generation import language_code as whisper_code  # Whisper's language list
+
+    return whisper_code(language)
+
+
+def read_dataset(source: str | Path, audio_column: str = "audio", text_column: str = "text",
+                 language_column: str | None = None) -> Dataset:
     """A folder of audio files (recursive, sorted), a JSONL manifest with `audio`, `text` and optionally
-    `language` (ISO 639-1), or a Hugging Face dataset (`hf:ORG/NAME[:CONFIG]:SPLIT`, a save_to_disk
-    folder, parquet files)."""
+    `language` (ISO 639-1, a name or a locale), or a Hugging Face dataset (`hf:ORG/NAME[:CONFIG]:SPLIT`, a
+    save_to_disk folder, parquet files; `language_column` names the column that holds each row's language).
+    Languages are kept as Whisper's codes, so that `English` and `en` are one language."""
     from liteasr.data import hf
 
     if hf.is_hf_source(source):
-        name, rows = hf.read_rows(str(source), audio_column, text_column)
-        clips = [Clip(Path(label), text, row) for label, text, row in rows]
+        name, rows = hf.read_rows(str(source), audio_column, text_column, language_column)
+        clips = [Clip(Path(label), text, row, language=language and language_code(language))
+                 for label, text, language, row in rows]
         if not clips:
             raise UserError(f"{source}: dataset has no usable rows")
         return Dataset(name, clips)
@@ -92,7 +102,7 @@ def read_dataset(source: str | Path, audio_column: str = "audio", text_column: s
             raise UserError(f"{source}:{number}: \"language\" must be a language code such as \"en\"")
         if speaker is not None and (not isinstance(speaker, (str, int)) or not str(speaker).strip()):
             raise UserError(f"{source}:{number}: \"speaker\" must be a name or a number")
-        clips.append(Clip(path, None if text is None else str(text), language=language and language.strip().lower(),
+        clips.append(Clip(path, None if text is None else str(text), language=language and language_code(language),
                           speaker=None if speaker is None else f"{source.resolve()}:{str(speaker).strip()}"))
     if not clips:
         raise UserError(f"{source}: manifest has no entries")
@@ -109,12 +119,13 @@ def sample(clips: list[Clip], n: int | None, seed: int = 0) -> list[Clip]:
     return [clips[i] for i in keep]
 
 
-def read_sources(sources: str | Path | list, audio_column: str = "audio", text_column: str = "text") -> list[Dataset]:
+def read_sources(sources: str | Path | list, audio_column: str = "audio", text_column: str = "text",
+                 language_column: str | None = None) -> list[Dataset]:
     """One Dataset per source (see read_dataset); a file listed twice is an error."""
     sources = [sources] if isinstance(sources, (str, Path)) else list(sources)
     if not sources:
         raise UserError("no data sources given")
-    sets = [read_dataset(s, audio_column, text_column) for s in sources]
+    sets = [read_dataset(s, audio_column, text_column, language_column) for s in sources]
     seen: dict[Path, str] = {}
     for source, ds in zip(sources, sets):
         for clip in ds.clips:

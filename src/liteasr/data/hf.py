@@ -64,30 +64,56 @@ class StreamedRow:
         return self.data
 
 
-def read_rows(source: str, audio_column: str = "audio", text_column: str = "text"):
-    """(name, [(label, text or None, row)]) of the usable rows of `source`, in dataset order."""
+def read_rows(source: str, audio_column: str = "audio", text_column: str = "text",
+              language_column: str | None = None):
+    """(name, [(label, text or None, language or None, row)]) of the usable rows of `source`, in dataset order.
+    `language_column`: a column holding each row's language as the dataset writes it (a code, a name, a locale,
+    or a class label such as VoxPopuli's), returned as written; None: no language."""
     table, name = _open(source)
     columns = list(table.column_names or [])
-    if columns and audio_column not in columns:
-        raise UserError(f"{source}: no audio column {audio_column!r} (columns: {', '.join(columns)}; "
-                        "choose one with --audio-column)")
+    wanted = [(audio_column, "audio")] + ([(language_column, "language")] if language_column is not None else [])
+    for column, what in wanted:
+        if columns and column not in columns:
+            raise UserError(f"{source}: no {what} column {column!r} (columns: {', '.join(columns)}; "
+                            f"choose one with --{what}-column)")
     table = _undecoded(table, audio_column)
+    labels = _class_names(table, language_column)
     has_text = text_column in columns
     if not hasattr(table, "__len__"):  # streamed from the Hub (columns may be known only from the rows)
         rows = []
         for i, entry in enumerate(tqdm(table, desc=f"reading {source}", unit="row")):
-            if audio_column not in entry:
-                raise UserError(f"{source}: no audio column {audio_column!r} (columns: {', '.join(entry)}; "
-                                "choose one with --audio-column)")
+            for column, what in wanted:
+                if column not in entry:
+                    raise UserError(f"{source}: no {what} column {column!r} (columns: {', '.join(entry)}; "
+                                    f"choose one with --{what}-column)")
             text = entry.get(text_column)
             if usable(text):
-                rows.append((f"{source}#{i}", None if text is None else str(text),
+                language = None if language_column is None else _language(entry[language_column], labels, source, i)
+                rows.append((f"{source}#{i}", None if text is None else str(text), language,
                              StreamedRow(_encoded(entry[audio_column], f"{source} row {i}"))))
         return name, rows
     texts = table[text_column] if has_text else [None] * len(table)
+    languages = table[language_column] if language_column is not None else [None] * len(table)
     audio = table.select_columns([audio_column])
-    return name, [(f"{source}#{i}", None if t is None else str(t), StoredRow(audio, i, audio_column))
-                  for i, t in enumerate(texts) if usable(t)]
+    return name, [(f"{source}#{i}", None if t is None else str(t),
+                   None if language_column is None else _language(lang, labels, source, i),
+                   StoredRow(audio, i, audio_column)) for i, (t, lang) in enumerate(zip(texts, languages)) if usable(t)]
+
+
+def _class_names(table, column: str | None) -> list[str] | None:
+    """The names of a class-label language column (VoxPopuli stores languages as integers), else None."""
+    feature = (getattr(table, "features", None) or {}).get(column) if column is not None else None
+    return list(feature.names) if feature is not None and hasattr(feature, "names") else None
+
+
+def _language(value, labels: list[str] | None, source: str, index: int) -> str:
+    """One row's language as written (class labels named)."""
+    if labels is not None and isinstance(value, int) and 0 <= value < len(labels):
+        value = labels[value]
+    if not isinstance(value, str) or not value.strip():
+        raise UserError(f"{source} row {index}: the language column holds {value!r}, not a language "
+                        "(a code such as it, a name such as Italian, or a locale such as pt-BR)")
+    return value.strip()
 
 
 def _datasets():

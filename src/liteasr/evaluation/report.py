@@ -15,7 +15,7 @@ from liteasr.planning.flops import encoder_cost
 
 
 def load_eval_sets(data: list[str], samples: int | None = None, seed: int = 0,
-                   columns: tuple[str, str] = ("audio", "text")) -> list[Dataset]:
+                   columns: tuple[str, str, str | None] = ("audio", "text", None)) -> list[Dataset]:
     sets = [read_dataset(d, *columns) for d in data]
     for s in sets:
         s.clips = sample([c for c in s.clips if c.text is not None], samples, seed)

@@ -46,7 +46,8 @@ def run_sweep(model: str, calibration: str | list[str], eval_data: list[str], th
               batch_size: int = 8, overwrite: bool = False, progress: bool = True,
               targets: list[float] = (), allocations: list[str] = (DEFAULT_DAMAGE,), target_kind: str = "params",
               rank_multiple: int = 16, packing: str = DEFAULT_PACKING, refines: list[str] = ("none",),
-              heal_config=None, columns: tuple[str, str] = ("audio", "text"), warn=print) -> list[dict]:
+              heal_config=None, columns: tuple[str, str, str | None] = ("audio", "text", None),
+              warn=print) -> list[dict]:
     """`compress` for many budgets from one calibration (the pipeline's functions, so every point is the
     checkpoint `compress` would write), each evaluated. Threshold points use plain PCA (the paper's
     setting); each budget point is built once per entry of `refines` (none, refit, heal); a damage

@@ -24,11 +24,15 @@ def token_budget(samples: int, max_length: int, prompt_length: int = 0) -> int:
 
 
 def language_code(language: str) -> str:
-    """`en`, `English`, `english` -> `en` (Whisper's codes; an unknown name is returned lower-cased)."""
-    from transformers.models.whisper.tokenization_whisper import TO_LANGUAGE_CODE
+    """`en`, `English`, `english`, and locales such as `en-US`, `pt_BR` or FLEURS' `it_it` -> Whisper's code
+    (`en`, `pt`, `it`); anything else is returned lower-cased (the model then says it does not know it)."""
+    from transformers.models.whisper.tokenization_whisper import LANGUAGES, TO_LANGUAGE_CODE
 
     low = language.strip().lower()
-    return TO_LANGUAGE_CODE.get(low, low)
+    if low in TO_LANGUAGE_CODE:
+        return TO_LANGUAGE_CODE[low]
+    head = low.replace("_", "-").split("-")[0]
+    return head if low not in LANGUAGES and head in LANGUAGES else low
 
 
 def language_name(code: str) -> str:
