@@ -189,10 +189,10 @@ def test_eval_scores_a_hugging_face_dataset_per_language_from_its_language_colum
     per language, each forced and scored with its own normalizer, from `eval --language-column`."""
     import datasets
 
-    chosen = [(c, name) for c, lang in zip(clips[0], clips[2]) for code, name in (("en", "English"), ("it", "Italian"))
-              if lang == code]
-    table = datasets.Dataset.from_dict({"audio": [{"bytes": c.path.read_bytes(), "path": c.path.name} for c, _ in chosen],
-                                        "transcription": [c.text for c, _ in chosen],
+    names = {"en": "English", "it": "Italian"}
+    chosen = [(c, names[lang]) for c, lang in zip(clips[0], clips[2]) if lang in names]
+    audio = [{"bytes": c.path.read_bytes(), "path": c.path.name} for c, _ in chosen]
+    table = datasets.Dataset.from_dict({"audio": audio, "transcription": [c.text for c, _ in chosen],
                                         "language": [name for _, name in chosen]})
     table.cast_column("audio", datasets.Audio(decode=False)).to_parquet(str(tmp_path / "fleurs_like.parquet"))
     out = tmp_path / "eval.json"
