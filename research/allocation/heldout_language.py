@@ -38,10 +38,10 @@ from _common import add_base_study_args, base_calibration, multilingual_splits, 
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "multilingual"))
 from subspace import probe_sets  # noqa: E402
-from where import encoder_errors  # noqa: E402
+from where import errors_on  # noqa: E402
 
 from liteasr.calibration.calibrate import calibrate  # noqa: E402
-from liteasr.data.audio import draw, load_audio, read_sources, windows  # noqa: E402
+from liteasr.data.audio import load_audio, windows  # noqa: E402
 from liteasr.factorize.compress import measure_damage, probe_selection, shapes, spectra  # noqa: E402
 from liteasr.factorize.lowrank import factorize  # noqa: E402
 from liteasr.models import whisper  # noqa: E402
@@ -112,12 +112,7 @@ def main() -> int:
     moved = {k: [ranks["encoder"][k], ranks["held-out language"][k]] for k in ranks["encoder"]
              if ranks["encoder"][k] != ranks["held-out language"][k]}
     print("ranks moved (encoder -> held-out language):", moved, flush=True)
-    probes = {name: [load_audio(c) for c in draw(read_sources(src), args.probe_clips, seed=0)]
-              for name, src in probe_sets(speech, split).items()}
-    errors = {}
-    for pname, audios in probes.items():
-        errors[pname] = encoder_errors(dense, models, audios)
-        print(f"{pname:34}", "  ".join(f"{n} {e:.4f}" for n, e in errors[pname].items()), flush=True)
+    errors = errors_on(dense, models, probe_sets(speech, split), args.probe_clips)
     out = {"command": "python " + " ".join(sys.argv), "date": time.strftime("%Y-%m-%d"), "target": args.target,
            "calibration_clips": len(clips), "ranks": ranks, "moved": moved, "errors": errors,
            "damage": {name: {k: {str(r): v for r, v in t.items()} for k, t in table.items()}

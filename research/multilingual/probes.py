@@ -29,10 +29,10 @@ from _common import (add_base_study_args, base_calibration, base_eval_sets, base
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from subspace import probe_sets  # noqa: E402
-from where import encoder_errors  # noqa: E402
+from where import errors_on  # noqa: E402
 
 from liteasr.calibration.stats import CovarianceStats  # noqa: E402
-from liteasr.data.audio import draw, load_audio, read_sources  # noqa: E402
+from liteasr.data.audio import draw, read_sources  # noqa: E402
 from liteasr.evaluation.evaluate import evaluate_dataset, paired_bootstrap  # noqa: E402
 from liteasr.evaluation.report import load_eval_sets  # noqa: E402
 from liteasr.factorize.compress import measure_damage, probe_selection, spectra, target_plan  # noqa: E402
@@ -87,11 +87,7 @@ def main() -> int:
     # encoder-output error of both plans' PCA factors (no healing), per probe language
     pca = {name: compress(dense, stats, CompressConfig(plan=plan, refine="none")).model
            for name, plan in (("English probes", old_plan), ("every language's probes", new_plan))}
-    errors = {}
-    for label, sources in probe_sets(speech, split).items():
-        audios = [load_audio(c) for c in draw(read_sources(sources), args.probe_clips, seed=0)]
-        errors[label] = encoder_errors(dense, pca, audios)
-        print(f"{label:34}", "  ".join(f"{name} {e:.4f}" for name, e in errors[label].items()), flush=True)
+    errors = errors_on(dense, pca, probe_sets(speech, split), args.probe_clips)
     del pca
 
     # WER: dense, base.py's model, the new one, on base.py's sets

@@ -35,13 +35,12 @@ from _common import base_calibration, multilingual_splits as splits, speech_or_e
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from subspace import probe_sets  # noqa: E402
-from where import encoder_errors  # noqa: E402
+from where import errors_on  # noqa: E402
 
 from liteasr import CompressConfig, compress  # noqa: E402
 from liteasr.calibration.calibrate import calibrate, calibration_windows  # noqa: E402
 from liteasr.calibration.stats import CovarianceStats, LayerStats  # noqa: E402
 from liteasr.checkpoint import Provenance, save_checkpoint  # noqa: E402
-from liteasr.data.audio import draw, load_audio, read_sources  # noqa: E402
 from liteasr.distributed.shards import blocks  # noqa: E402
 from liteasr.factorize.compress import to_lite  # noqa: E402
 from liteasr.models import whisper  # noqa: E402
@@ -175,12 +174,7 @@ def main() -> int:
                 "base", encoder_cost(dense.model), f"{args.clips} clips of base.py's calibration",
                 f"{plan.method}, factors weighted: {variant}", "python " + " ".join(sys.argv),
                 stats.meta.get("clip_hashes", [])), overwrite=True)
-    probes = {name: [load_audio(c) for c in draw(read_sources(src), args.probe_clips, seed=0)]
-              for name, src in probe_sets(speech, split).items()}
-    rows = {}
-    for pname, audios in probes.items():
-        rows[pname] = encoder_errors(dense, built, audios)
-        print(f"{pname:34}", "  ".join(f"{name} {e:.4f}" for name, e in rows[pname].items()), flush=True)
+    rows = errors_on(dense, built, probe_sets(speech, split), args.probe_clips)
     out = {"command": "python " + " ".join(sys.argv), "date": time.strftime("%Y-%m-%d"), "plan": str(args.plan),
            "clips": args.clips, "probe_clips": args.probe_clips, "unweighted_max_difference": worst,
            "errors": rows, "minutes": (time.time() - started) / 60}

@@ -69,6 +69,17 @@ def encoder_errors(dense: whisper.LoadedModel, models: dict[str, torch.nn.Module
     return {name: e / spread for name, e in err.items()}
 
 
+def errors_on(dense: whisper.LoadedModel, models: dict[str, torch.nn.Module], sources: dict[str, list[str]],
+              clips: int) -> dict[str, dict[str, float]]:
+    """encoder_errors on `clips` clips (seed 0) of each probe set (label -> DATA sources), printed as they come."""
+    rows = {}
+    for label, data in sources.items():
+        audios = [load_audio(c) for c in draw(read_sources(data), clips, seed=0)]
+        rows[label] = encoder_errors(dense, models, audios)
+        print(f"{label:34}", "  ".join(f"{name} {e:.4f}" for name, e in rows[label].items()), flush=True)
+    return rows
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sweep", type=Path, default=Path("runs/base/sweep"), help="benchmarks/base.py's sweep folder")
@@ -104,12 +115,7 @@ def main() -> int:
     for label, names in (a.split("=", 1) for a in args.add):
         extra = draw(read_sources(names.split(",")), None, seed=0)
         built[label] = compress(dense, stats.merge(calibrate(dense, extra)), models["PCA factors"]).model
-    probes = {name: [load_audio(c) for c in draw(read_sources(src), args.probe_clips, seed=0)]
-              for name, src in sources.items()}
-    rows = {}
-    for pname, audios in probes.items():
-        rows[pname] = encoder_errors(dense, built, audios)
-        print(f"{pname:34}", "  ".join(f"{name} {e:.4f}" for name, e in rows[pname].items()), flush=True)
+    rows = errors_on(dense, built, sources, args.probe_clips)
     out = {"command": "python " + " ".join(sys.argv), "date": time.strftime("%Y-%m-%d"), "target": args.target,
            "sweep": str(args.sweep), "probe_clips": args.probe_clips, "hear": args.hear, "add": args.add, "errors": rows,
            "minutes": (time.time() - started) / 60}
