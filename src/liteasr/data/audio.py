@@ -46,13 +46,6 @@ class Dataset:
     clips: list[Clip]
 
 
-def language_code(language: str) -> str:
-    """A manifest's or dataset's language as Whisper's code: `en`, `English`, `en-US` -> `en`."""
-    from liteasr.models.generation import language_code as whisper_code  # Whisper's language list
-
-    return whisper_code(language)
-
-
 def read_dataset(source: str | Path, audio_column: str = "audio", text_column: str = "text",
                  language_column: str | None = None) -> Dataset:
     """A folder of audio files (recursive, sorted), a JSONL manifest with `audio`, `text` and optionally
@@ -60,6 +53,7 @@ def read_dataset(source: str | Path, audio_column: str = "audio", text_column: s
     save_to_disk folder, parquet files; `language_column` names the column that holds each row's language).
     Languages are kept as Whisper's codes, so that `English` and `en` are one language."""
     from liteasr.data import hf
+    from liteasr.models.generation import language_code  # Whisper's language list: `English`, `en-US` -> `en`
 
     if hf.is_hf_source(source):
         name, rows = hf.read_rows(str(source), audio_column, text_column, language_column)
