@@ -38,16 +38,22 @@ def split_languages(sets: list[Dataset]) -> list[Dataset]:
 def evaluate_models(models: list[str], data: list[str] | list[Dataset], device="cpu", dtype=None,
                     batch_size: int = 8, samples: int | None = None, seed: int = 0,
                     latency: bool = True, progress: bool = True, attention: str = "auto",
-                    options: DecodingOptions | list[DecodingOptions | None] | None = None) -> list[dict]:
+                    options: DecodingOptions | list[DecodingOptions | None] | None = None,
+                    columns: tuple[str, str, str | None] = ("audio", "text", None)) -> list[dict]:
     """Every model on every dataset (one per language), ΔWER of each against the first with paired
     bootstrap intervals; each dataset's language is forced (see evaluate.evaluate_dataset). `options`: for
-    every model, or one per model (the same model may then appear twice, e.g. on two encoder windows)."""
+    every model, or one per model (the same model may then appear twice, e.g. on two encoder windows).
+    `columns`: the audio, text and language columns of Hugging Face datasets among `data` (as `eval`'s
+    --audio-column, --text-column, --language-column)."""
     per_model = options if isinstance(options, list) else [options] * len(models)
     if len(per_model) != len(models):
         raise ValueError("one DecodingOptions (or None) per model")
     import torch
 
-    sets = split_languages(data) if data and isinstance(data[0], Dataset) else load_eval_sets(data, samples, seed)
+    if data and isinstance(data[0], Dataset):
+        sets = split_languages(data)
+    else:
+        sets = load_eval_sets(data, samples, seed, columns)
     loaded_models, eval_hashes = [], None
     first: dict[str, list] = {}  # per dataset, the first model's (errors, words) per utterance
     for spec in models:
