@@ -216,6 +216,18 @@ def test_eval_scores_a_hugging_face_dataset_per_language_from_its_language_colum
         assert row["words"] == same["words"] > 0
     assert_user_error(liteasr("eval", "base", "--data", tmp_path / "fleurs_like.parquet", "--language-column", "locale",
                               "--no-latency"), "no language column 'locale'")
+    # one dataset per language with no language column (Multilingual LibriSpeech's configurations): SOURCE@LANG
+    for code, name in names.items():
+        part = table.filter(lambda r: r["language"] == name).remove_columns("language")
+        part.cast_column("audio", datasets.Audio(decode=False)).to_parquet(str(tmp_path / f"mls_{code}.parquet"))
+    [per_source] = evaluate_models(["base"], [f"{tmp_path / 'mls_en.parquet'}@en", f"{tmp_path / 'mls_it.parquet'}@Italian"],
+                                   latency=False, progress=False, columns=("audio", "transcription", None))
+    for code in ("en", "it"):
+        row = per_source["datasets"][f"mls_{code}"]
+        assert row["language"] == code and row["forced_language"]
+        assert row["wer"] == rows[f"fleurs_like:{code}"]["wer"] and row["words"] == rows[f"fleurs_like:{code}"]["words"]
+    assert_user_error(liteasr("eval", "base", "--data", f"{tmp_path / 'mls_it.parquet'}@Klingon", "--text-column",
+                              "transcription", "--no-latency"), "'Klingon' after '@' is not a language Whisper knows")
 
 
 def test_english_only_model_refuses_another_language(tiny_en, speech):

@@ -5,7 +5,7 @@ import pytest
 
 import json
 
-from liteasr.data.audio import Clip, Dataset, read_dataset
+from liteasr.data.audio import Clip, Dataset, read_dataset, read_sources
 from liteasr.errors import UserError
 from liteasr.evaluation.evaluate import corpus_wer, metric, normalize, paired_bootstrap, recipe_bootstrap, utterance_errors
 from liteasr.evaluation.report import split_languages
@@ -208,6 +208,38 @@ def test_hugging_face_datasets_take_languages_from_a_column(tmp_path):
     for source in _hf_table(empty, ["it", " "]):
         with pytest.raises(UserError, match="row 1: the language column holds ' ', not a language"):
             read_dataset(source, language_column="lang")
+
+
+def test_a_source_states_its_language_after_an_at_sign(tmp_path):
+    """`SOURCE@LANG` for sources that state no language (a folder of audio, one configuration of Multilingual
+    LibriSpeech): every clip is in LANG; a clip that says another language, or an unknown LANG, is an error."""
+    pytest.importorskip("datasets")
+    import numpy as np
+    import soundfile as sf
+
+    folder = tmp_path / "polish"
+    folder.mkdir()
+    for i in range(2):
+        sf.write(folder / f"{i}.wav", np.zeros(1600, np.float32), 16000)
+    assert [c.language for c in read_dataset(f"{folder}@Polish").clips] == ["pl", "pl"]
+    assert read_dataset(f"{folder}@pl").name == "polish" and read_dataset(folder).clips[0].language is None
+    _, parquet = _hf_table(tmp_path, ["x", "y"])
+    [ds] = read_sources([f"{parquet}@pt-BR"])
+    assert [c.language for c in ds.clips] == ["pt", "pt"]
+    # a manifest: lines without a language take the source's, a line with another one is an error
+    lines = [{"audio": "0.wav", "text": "x"}, {"audio": "1.wav", "text": "y", "language": "pl"}]
+    (folder / "manifest.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    assert [c.language for c in read_dataset(f"{folder}@pl").clips] == ["pl", "pl"]
+    with pytest.raises(UserError, match=r"1.wav: in pl, but .*manifest.jsonl@de says de"):
+        read_dataset(f"{folder / 'manifest.jsonl'}@German")
+    with pytest.raises(UserError, match="'klingon' after '@' is not a language Whisper knows"):
+        read_dataset(f"{folder}@klingon")
+    # a path that exists as written is not split
+    odd = tmp_path / "take@de"
+    odd.mkdir()
+    sf.write(odd / "a.wav", np.zeros(1600, np.float32), 16000)
+    assert read_dataset(odd).clips[0].language is None
+    assert read_dataset(f"{odd}@it").clips[0].language == "it"
 
 
 def test_runaway_lengths_count_words_not_normalized_numbers():

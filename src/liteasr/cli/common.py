@@ -98,7 +98,8 @@ def model_args(p, model=True, files=True):
 
 def calibration_args(p, required, overwrite=True):
     p.add_argument("--calibration", metavar="DATA", nargs="+", required=required,
-                   help="folders of audio files or JSONL manifests; clips are drawn from all of them")
+                   help="folders of audio files, JSONL manifests or Hugging Face datasets; clips are drawn from all of them; "
+                        "SOURCE@LANG states a source's language (recordings/@pl)")
     p.add_argument("--calibration-samples", type=positive(int), default=64, metavar="N",
                    help="clips to calibrate on, chosen by --seed (default 64)")
     p.add_argument("--seed", type=int, default=0, help="chooses the clips (and healing's draws; default 0)")

@@ -62,7 +62,8 @@ def register(sub) -> None:
                              "cost; 3 measured better for tiny.en at --target-params 0.6, not for base at 0.7)")
     refine.add_argument("--heal-data", metavar="DATA", nargs="+",
                         help="more voices to heal on (not to calibrate on): clips drawn from these sources join the "
-                             "calibration clips for healing only, the factors' and the window's (default none)")
+                             "calibration clips for healing only, the factors' and the window's (default none); "
+                             "SOURCE@LANG states a source's language")
     refine.add_argument("--heal-samples", type=common.positive(int), metavar="N",
                         help="clips drawn from --heal-data, chosen by --seed (default: as many as --calibration-samples)")
     window = p.add_argument_group("window: encode only the audio that is there (healed for it)")

@@ -10,7 +10,8 @@ def register(sub) -> None:
     common.model_args(p, model=False)
     p.add_argument("models", nargs="+", metavar="MODEL")
     p.add_argument("--data", nargs="+", required=True, metavar="DATA",
-                   help="manifests, folders with transcripts or Hugging Face datasets")
+                   help="manifests, folders with transcripts or Hugging Face datasets; SOURCE@LANG states a source's "
+                        "language (hf:facebook/multilingual_librispeech:polish:test@pl)")
     p.add_argument("--samples", type=common.positive(int), help="evaluate on N clips per dataset (seeded)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", metavar="OUT")

@@ -7,7 +7,7 @@ import hashlib
 import io
 import json
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -46,12 +46,47 @@ class Dataset:
     clips: list[Clip]
 
 
+LANGUAGE_MARK = "@"  # `SOURCE@LANG`: every clip of SOURCE is in LANG
+
+
 def read_dataset(source: str | Path, audio_column: str = "audio", text_column: str = "text",
                  language_column: str | None = None) -> Dataset:
     """A folder of audio files (recursive, sorted), a JSONL manifest with `audio`, `text` and optionally
     `language` (ISO 639-1, a name or a locale), or a Hugging Face dataset (`hf:ORG/NAME[:CONFIG]:SPLIT`, a
     save_to_disk folder, parquet files; `language_column` names the column that holds each row's language).
-    Languages are kept as Whisper's codes, so that `English` and `en` are one language."""
+    Languages are kept as Whisper's codes, so that `English` and `en` are one language.
+    `SOURCE@LANG` states the language of a source that states none itself (a folder of audio files, a
+    Hugging Face dataset with one configuration per language such as Multilingual LibriSpeech); a clip
+    that states another language is an error."""
+    source, stated = source_language(source)
+    dataset = _read_dataset(source, audio_column, text_column, language_column)
+    if stated is not None:
+        for clip in dataset.clips:
+            if clip.language not in (None, stated):
+                raise UserError(f"{clip.path}: in {clip.language}, but {source}{LANGUAGE_MARK}{stated} says {stated}")
+        dataset.clips = [replace(c, language=stated) for c in dataset.clips]
+    return dataset
+
+
+def source_language(source: str | Path) -> tuple[str | Path, str | None]:
+    """(SOURCE, Whisper's language code) from `SOURCE@LANG` (`recordings/@pl`, `data.parquet@Polish`,
+    `hf:ORG/NAME:polish:test@pl-PL`); (source, None) when it names no language. A path that exists as
+    written is never split."""
+    from liteasr.models.generation import is_language, language_code
+
+    text = str(source)
+    head, mark, tail = text.rpartition(LANGUAGE_MARK)
+    if not mark or not head or not tail or "/" in tail or Path(text).exists():
+        return source, None
+    code = language_code(tail)
+    if not is_language(code):
+        raise UserError(f"{text}: {tail!r} after {LANGUAGE_MARK!r} is not a language Whisper knows "
+                        "(a code such as pl, a name such as Polish, or a locale such as pl-PL)")
+    return (head if isinstance(source, str) else Path(head)), code
+
+
+def _read_dataset(source: str | Path, audio_column: str, text_column: str,
+                  language_column: str | None) -> Dataset:
     from liteasr.data import hf
     from liteasr.models.generation import language_code  # Whisper's language list: `English`, `en-US` -> `en`
 
@@ -66,7 +101,7 @@ def read_dataset(source: str | Path, audio_column: str = "audio", text_column: s
     if source.is_dir():
         manifest = source / "manifest.jsonl"
         if manifest.is_file():
-            return read_dataset(manifest)
+            return _read_dataset(manifest, audio_column, text_column, language_column)
         clips = [Clip(p) for p in sorted(source.rglob("*")) if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file()]
         if not clips:
             raise UserError(f"{source}: folder contains no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))})")

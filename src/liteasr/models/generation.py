@@ -35,6 +35,13 @@ def language_code(language: str) -> str:
     return head if low not in LANGUAGES and head in LANGUAGES else low
 
 
+def is_language(code: str) -> bool:
+    """Whether `code` (as language_code returns it) is one of Whisper's languages."""
+    from transformers.models.whisper.tokenization_whisper import LANGUAGES
+
+    return code in LANGUAGES
+
+
 def language_name(code: str) -> str:
     """`en` -> `english`, as OpenAI's API reports languages; an unknown code is returned as is."""
     from transformers.models.whisper.tokenization_whisper import LANGUAGES
