@@ -44,7 +44,7 @@ def test_stats_and_plans_are_reusable_and_deterministic(compressed, random_whisp
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)  # bit-identical
 
 
-def test_transcribe_runs(compressed, noise_clips):
+def test_transcribe_runs(compressed, noise_clips, tmp_path):
     import json
 
     r = liteasr("transcribe", compressed, noise_clips / "clip0.wav", noise_clips / "clip1.wav")
@@ -54,6 +54,15 @@ def test_transcribe_runs(compressed, noise_clips):
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["temperature"] == 0.5 and out["avg_logprob"] <= 0 and 0 <= out["no_speech_prob"] <= 1
+    # a folder: every audio file in it, each line named
+    files = sorted(noise_clips.glob("*.wav"))
+    r = liteasr("transcribe", compressed, noise_clips, "--beam-size", "1")
+    assert r.returncode == 0, r.stderr
+    assert [line.split("\t")[0] for line in r.stdout.strip().splitlines()] == [str(f) for f in files]
+    (tmp_path / "empty").mkdir()
+    assert_user_error(liteasr("transcribe", compressed, tmp_path / "empty"), "folder contains no audio files")
+    # evaluation of audio without transcripts says so
+    assert_user_error(liteasr("eval", compressed, "--data", noise_clips, "--no-latency"), "no clip has a reference text")
 
 
 @pytest.mark.parametrize("case", ["missing_data", "bad_threshold", "exists", "unknown_model", "not_whisper",

@@ -52,12 +52,13 @@ def positive(kind):
 def clips(args, source, n: int | None = None, with_text: bool = False):
     """Clips of DATA (one source or several), N of them chosen by --seed, every file checked before
     any model runs."""
-    from liteasr.data.audio import Dataset, draw, read_sources, screen
+    from liteasr.data.audio import Dataset, draw, read_sources, screen, transcribed
 
     sets = source if isinstance(source, list) and source and isinstance(source[0], Dataset) \
         else read_sources(source, *columns(args))
-    for ds in sets:
-        ds.clips = [c for c in ds.clips if c.text is not None or not with_text]
+    if with_text:
+        for ds in sets:
+            ds.clips = transcribed(ds)
     good, bad = screen(draw(sets, n, getattr(args, "seed", 0)), args.on_bad_audio)
     for path, reason in bad:
         print(f"liteasr: skipped {path}: {reason}", file=sys.stderr)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 from liteasr.cli import common
 
@@ -12,7 +11,7 @@ from liteasr.cli import common
 def register(sub) -> None:
     p = sub.add_parser("transcribe", help="transcribe audio files (beam search with temperature fallback, as faster-whisper)")
     common.model_args(p)
-    p.add_argument("audio", nargs="+", metavar="AUDIO")
+    p.add_argument("audio", nargs="+", metavar="AUDIO", help="audio files, or folders of them (recursive)")
     common.attention_arg(p)
     common.language_args(p)
     common.window_arg(p)
@@ -26,12 +25,13 @@ def register(sub) -> None:
 
 
 def run(args) -> None:
-    from liteasr.data.audio import Clip, load_audio, screen
+    from liteasr.data.audio import Clip, audio_files, load_audio, screen
     from liteasr.decoding.transcribe import language_options, transcribe
 
     options = language_options(args.language, args.task, args.prompt, common.window_option(args.window),
                                **common.search_options(args))
-    good, bad = screen([Clip(Path(p)) for p in args.audio], args.on_bad_audio)
+    files = audio_files(args.audio)
+    good, bad = screen([Clip(p) for p in files], args.on_bad_audio)
     for path, reason in bad:
         print(f"liteasr: skipped {path}: {reason}", file=sys.stderr)
     audios = [load_audio(c.path) for c in good]
@@ -51,4 +51,4 @@ def run(args) -> None:
         if detected and args.language is None:
             print(f"liteasr: {path}: detected language {detected[0]} (probability {detected[1]:.2f})",
                   file=sys.stderr)
-        print(f"{path}\t{text}" if len(args.audio) > 1 else text)
+        print(f"{path}\t{text}" if len(files) > 1 else text)

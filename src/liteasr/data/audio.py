@@ -102,10 +102,7 @@ def _read_dataset(source: str | Path, audio_column: str, text_column: str,
         manifest = source / "manifest.jsonl"
         if manifest.is_file():
             return _read_dataset(manifest, audio_column, text_column, language_column)
-        clips = [Clip(p) for p in sorted(source.rglob("*")) if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file()]
-        if not clips:
-            raise UserError(f"{source}: folder contains no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))})")
-        return Dataset(source.name, clips)
+        return Dataset(source.name, [Clip(p) for p in audio_files([source])])
     if not source.is_file():
         raise UserError(f"{source}: no such file or folder")
     if source.suffix.lower() in AUDIO_EXTENSIONS:
@@ -136,6 +133,29 @@ def _read_dataset(source: str | Path, audio_column: str, text_column: str,
     if not clips:
         raise UserError(f"{source}: manifest has no entries")
     return Dataset(source.parent.name, clips)
+
+
+def transcribed(dataset: Dataset) -> list[Clip]:
+    """The clips with a reference text; a dataset with none is an error (evaluation needs transcripts)."""
+    clips = [c for c in dataset.clips if c.text is not None]
+    if dataset.clips and not clips:
+        raise UserError(f"{dataset.name}: no clip has a reference text (a manifest's \"text\", or --text-column): "
+                        "evaluation needs transcripts")
+    return clips
+
+
+def audio_files(paths: list[str | Path]) -> list[Path]:
+    """Files as given, folders as the audio files in them (recursive, sorted); a folder without any is an error."""
+    files = []
+    for path in map(Path, paths):
+        if not path.is_dir():
+            files.append(path)
+            continue
+        found = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+        if not found:
+            raise UserError(f"{path}: folder contains no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))})")
+        files += found
+    return files
 
 
 def sample(clips: list[Clip], n: int | None, seed: int = 0) -> list[Clip]:

@@ -6,7 +6,7 @@ from dataclasses import asdict
 
 from liteasr import runtime
 from liteasr.checkpoint import calibration_hashes
-from liteasr.data.audio import Dataset, audio_hash, read_dataset, sample
+from liteasr.data.audio import Dataset, audio_hash, read_dataset, sample, transcribed
 from liteasr.decoding.transcribe import DecodingOptions
 from liteasr.errors import UserError
 from liteasr.evaluation.bench import encoder_latency
@@ -18,7 +18,7 @@ def load_eval_sets(data: list[str], samples: int | None = None, seed: int = 0,
                    columns: tuple[str, str, str | None] = ("audio", "text", None)) -> list[Dataset]:
     sets = [read_dataset(d, *columns) for d in data]
     for s in sets:
-        s.clips = sample([c for c in s.clips if c.text is not None], samples, seed)
+        s.clips = sample(transcribed(s), samples, seed)
     return split_languages(sets)
 
 
