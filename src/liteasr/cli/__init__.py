@@ -73,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("liteasr: interrupted; no output was written", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `liteasr transcribe DIR | head`: the reader has what it wanted; stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own flush at exit would fail again
+        return 141  # as a shell reports a process ended by SIGPIPE
     except Exception as exc:  # a bug, not a user mistake: keep it short unless asked
         if args.debug:
             raise

@@ -24,9 +24,16 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+# Files decoded (and held in memory) at a time: a folder of thousands of long recordings is never loaded whole,
+# and each group's lines are printed before the next one starts; 64 keep batches of 8 full
+FILES_AT_A_TIME = 64
+
+
 def run(args) -> None:
+    from tqdm.auto import tqdm
+
     from liteasr.data.audio import Clip, audio_files, load_audio, screen
-    from liteasr.decoding.transcribe import language_options, transcribe
+    from liteasr.decoding.transcribe import check_options, language_options, transcribe
 
     options = language_options(args.language, args.task, args.prompt, common.window_option(args.window),
                                **common.search_options(args))
@@ -34,21 +41,30 @@ def run(args) -> None:
     good, bad = screen([Clip(p) for p in files], args.on_bad_audio)
     for path, reason in bad:
         print(f"liteasr: skipped {path}: {reason}", file=sys.stderr)
-    audios = [load_audio(c.path) for c in good]
     loaded = common.load(args)
-    result = transcribe(loaded, audios, batch_size=args.batch_size, warmup=False, options=options)
-    for path, text, language, detected, hyp in zip([c.path for c in good], result.texts, result.languages,
-                                                   result.detected, result.hypotheses):
-        if args.json:
-            scores = {} if hyp is None else {  # clips up to 30 s: what the search kept
-                "avg_logprob": round(hyp.avg_logprob, 4), "compression_ratio": round(hyp.compression_ratio, 3),
-                "no_speech_prob": round(hyp.no_speech_prob, 4), "temperature": hyp.temperature}
-            print(json.dumps({"audio": str(path), "text": text, "language": language,
-                              "detected_language": detected and detected[0],
-                              "language_probability": detected and round(detected[1], 4), **scores},
-                             ensure_ascii=False))
-            continue
-        if detected and args.language is None:
-            print(f"liteasr: {path}: detected language {detected[0]} (probability {detected[1]:.2f})",
-                  file=sys.stderr)
-        print(f"{path}\t{text}" if len(files) > 1 else text)
+    options = check_options(loaded, options)  # a language or task the model cannot take fails before any output
+    paths = [c.path for c in good]
+    with tqdm(total=len(paths), desc="transcribing", unit="file") as bar:
+        for start in range(0, len(paths), FILES_AT_A_TIME):
+            group = paths[start : start + FILES_AT_A_TIME]
+            result = transcribe(loaded, [load_audio(p) for p in group], batch_size=args.batch_size, progress=False,
+                                warmup=False, options=options)
+            for path, text, language, detected, hyp in zip(group, result.texts, result.languages, result.detected,
+                                                           result.hypotheses):
+                bar.write(_line(args, path, text, language, detected, hyp, several=len(files) > 1), file=sys.stdout)
+                if detected and args.language is None and not args.json:
+                    bar.write(f"liteasr: {path}: detected language {detected[0]} (probability {detected[1]:.2f})",
+                              file=sys.stderr)
+            bar.update(len(group))
+
+
+def _line(args, path, text, language, detected, hyp, several: bool) -> str:
+    """One file's output: its text (after its path when there are several files), or its JSON object."""
+    if not args.json:
+        return f"{path}\t{text}" if several else text
+    scores = {} if hyp is None else {  # clips up to 30 s: what the search kept
+        "avg_logprob": round(hyp.avg_logprob, 4), "compression_ratio": round(hyp.compression_ratio, 3),
+        "no_speech_prob": round(hyp.no_speech_prob, 4), "temperature": hyp.temperature}
+    return json.dumps({"audio": str(path), "text": text, "language": language,
+                       "detected_language": detected and detected[0],
+                       "language_probability": detected and round(detected[1], 4), **scores}, ensure_ascii=False)
