@@ -54,6 +54,12 @@ def test_auto_picks_reduced_below_head_dim_and_records_it(low_rank_tiny):
     assert not any(l.self_attn.reduce_scores for l in forced.model.model.encoder.layers)
 
 
+def test_a_lite_model_prices_its_dense_original_exactly(low_rank_tiny, tiny_en):
+    """`info`'s dense column: the original's parameters to the one (key projections have no bias)."""
+    lite, _ = low_rank_tiny
+    assert encoder_cost(lite, dense=True) == encoder_cost(tiny_en.model)
+
+
 def test_reduced_attention_lowers_flops_only_below_head_dim(low_rank_tiny, tiny_en):
     lite, _ = low_rank_tiny
     attn = lite.model.encoder.layers[0].self_attn

@@ -29,6 +29,8 @@ WINDOW_SECONDS = 30
 MEL_HOP = 160  # audio samples per mel frame
 ENCODER_HOP = 320  # audio samples per encoder frame: mel hop 160, then the stride-2 convolution
 ATTENTION = ("q_proj", "k_proj", "v_proj", "out_proj")
+# Whisper's key projections have no bias; a low-rank one has (mu + V Vᵀ(b - mu), with b = 0)
+WITHOUT_BIAS = ("k_proj",)
 # An encoder layer's projections in the order their inputs become available, grouped by shared input:
 # q/k/v read the first layer norm's output, out_proj the attention, fc1 the second norm, fc2 the GELU.
 LAYER_STAGES = (("q_proj", "k_proj", "v_proj"), ("out_proj",), ("fc1",), ("fc2",))

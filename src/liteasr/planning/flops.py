@@ -27,10 +27,11 @@ class EncoderCost:
         return self.flops / 1e9
 
 
-def projection_cost(module: nn.Module, frames: int, dense: bool = False) -> tuple[int, int]:
-    """(parameters, FLOPs for `frames` rows) of a projection; `dense` prices a low-rank one as its dense original."""
+def projection_cost(module: nn.Module, frames: int, dense: bool = False, dense_bias: bool = True) -> tuple[int, int]:
+    """(parameters, FLOPs for `frames` rows) of a projection; `dense` prices a low-rank one as its dense original
+    (with a bias when `dense_bias`)."""
     if isinstance(module, LowRankLinear) and dense:
-        return module.in_features * module.out_features + module.out_features, \
+        return module.in_features * module.out_features + module.out_features * dense_bias, \
             2 * frames * module.in_features * module.out_features
     if isinstance(module, LowRankLinear):
         return module.rank * (module.in_features + module.out_features) + module.out_features, \
@@ -86,8 +87,8 @@ def encoder_cost(model: nn.Module, dense: bool = False, frames: int | None = Non
     encoder = model.model.encoder
     frames = frames or encoder.config.max_source_positions  # 1500 frames per 30 s window
     linear_params = linear_flops = attention = 0
-    for module in whisper.encoder_linears(model).values():
-        linear_params += projection_cost(module, frames, dense)[0]
+    for key, module in whisper.encoder_linears(model).items():
+        linear_params += projection_cost(module, frames, dense, whisper.split_key(key)[1] not in whisper.WITHOUT_BIAS)[0]
     for layer, (s, v) in zip(encoder.layers, current_modes(model)):
         lin, att = attention_cost(layer.self_attn, frames, s, v, dense)
         linear_flops += lin + projection_cost(layer.fc1, frames, dense)[1] + projection_cost(layer.fc2, frames, dense)[1]
