@@ -1,5 +1,6 @@
 """The library API: one verb, typed configs, the same pipeline the CLI runs."""
 
+import json
 import subprocess
 import sys
 
@@ -16,7 +17,8 @@ def test_compress_save_load_transcribe(random_whisper_dir, noise_clips, tmp_path
     assert lite.cost.params < lite.base_cost.params and "6 clips" in lite.calibration
     path = lite.save(tmp_path / "lite")
     model = liteasr.load(str(path))
-    assert model.model.config.model_type == "lite-whisper"
+    assert type(model.model.config).__name__ == "LiteWhisperConfig"
+    assert json.loads((path / "config.json").read_text())["model_type"] == "lite-whisper"
     import numpy as np
 
     out = liteasr.transcribe(model, [np.zeros(16000, np.float32)], progress=False, warmup=False)

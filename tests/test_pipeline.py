@@ -105,7 +105,7 @@ def test_stats_from_another_model_are_refused(random_setup, tiny_en):
 
 AUTOMODEL_SCRIPT = r"""
 import sys, torch
-from transformers import AutoModel
+from transformers import AutoModel, pipeline
 from transformers.utils import logging
 logging.set_verbosity_error()
 model = AutoModel.from_pretrained(sys.argv[1], trust_remote_code=True).eval()
@@ -115,7 +115,11 @@ feats = torch.load(sys.argv[2])
 with torch.inference_mode():
     out = model.model.encoder(feats).last_hidden_state
     ids = model.generate(feats, do_sample=False, num_beams=1)
-torch.save({"encoder": out, "ids": ids}, sys.argv[3])
+# transformers' ASR pipeline, on the raw audio: Whisper's path (it treated "lite-whisper" as a CTC model)
+asr = pipeline("automatic-speech-recognition", model=sys.argv[1], trust_remote_code=True)
+audio = torch.load(sys.argv[4])
+text = asr({"raw": audio.numpy(), "sampling_rate": 16000})["text"]
+torch.save({"encoder": out, "ids": ids, "pipeline": (asr.type, text)}, sys.argv[3])
 """
 
 
@@ -146,12 +150,15 @@ def test_real_tiny_en_compress_reload_three_ways(tiny_en, speech, tmp_path):
 
     # 2. plain transformers in a process that never imports liteasr
     torch.save(feats, tmp_path / "feats.pt")
+    torch.save(torch.from_numpy(audios[0]), tmp_path / "audio.pt")
     subprocess.run([sys.executable, "-c", AUTOMODEL_SCRIPT, str(tmp_path / "lite"), str(tmp_path / "feats.pt"),
-                    str(tmp_path / "out.pt")], check=True, cwd=tmp_path)
+                    str(tmp_path / "out.pt"), str(tmp_path / "audio.pt")], check=True, cwd=tmp_path)
     other = torch.load(tmp_path / "out.pt")
     torch.testing.assert_close(other["encoder"], enc)
     texts = ours.processor.batch_decode(other["ids"], skip_special_tokens=True)
     assert [t.strip() for t in texts] == lite_text[:2]
+    assert other["pipeline"][0] == "seq2seq_whisper" and other["pipeline"][1].strip() == lite_text[0]
+    assert json.loads((tmp_path / "lite" / "config.json").read_text())["model_type"] == "lite-whisper"
 
     # 3. a checkpoint laid out like the public efficient-speech ones: every projection listed,
     #    only config + safetensors + their code, no tokenizer or processor files.

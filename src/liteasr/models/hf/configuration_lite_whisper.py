@@ -13,3 +13,7 @@ class LiteWhisperConfig(WhisperConfig):
         self.low_rank_config = low_rank_config
         # One dict per encoder layer, {"scores": bool, "values": bool}: attention in reduced dimension.
         self.attention_modes = attention_modes
+        # The model is a Whisper (the same decoder, generation and tokenizer), so instances say so: transformers'
+        # ASR pipeline takes Whisper's path (long-form, timestamps, languages) only for model_type "whisper", and
+        # treated "lite-whisper" as a CTC model. config.json keeps "lite-whisper": transformers writes the class's.
+        self.model_type = "whisper"
