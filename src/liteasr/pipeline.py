@@ -185,7 +185,7 @@ def calibration_languages(loaded, clips: list[Clip], warn=print) -> str:
     if len(heard) < 2 and current().is_main:
         warn(f"liteasr: warning: a multilingual model calibrated on one language ({text}): languages the "
              "calibration does not hear lose far more accuracy than those it hears. Mix in audio of every "
-             "language you serve, each manifest line with its `language`.")
+             "language you serve, each manifest line with its `language` (or each source as SOURCE@LANG).")
     return text
 
 
