@@ -9,7 +9,9 @@ def register(sub) -> None:
     p = sub.add_parser("sweep", help="one calibration, many compressions, each evaluated; table and Pareto plot")
     common.model_args(p)
     common.calibration_args(p, required=True)
-    p.add_argument("--eval", nargs="+", required=True, metavar="DATA", help="evaluation manifests or folders")
+    p.add_argument("--eval", nargs="+", required=True, metavar="DATA",
+                   help="evaluation manifests, folders with transcripts or Hugging Face datasets; SOURCE@LANG states "
+                        "a source's language")
     p.add_argument("--eval-samples", type=common.positive(int), help="clips per evaluation set (seeded; default all)")
     p.add_argument("--thresholds", nargs="*", default=["0.99:0.999", "0.995:0.9995", "0.999:0.9999", "0.9995:0.99995"])
     p.add_argument("--targets", nargs="*", type=float, default=[], metavar="F", help="budget fractions to allocate for")
