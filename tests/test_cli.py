@@ -54,9 +54,14 @@ def test_transcribe_runs(compressed, noise_clips, tmp_path):
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["temperature"] == 0.5 and out["avg_logprob"] <= 0 and 0 <= out["no_speech_prob"] <= 1
-    # a folder: every audio file in it, each line named
-    files = sorted(noise_clips.glob("*.wav"))
-    r = liteasr("transcribe", compressed, noise_clips, "--beam-size", "1")
+    # a folder: every audio file in it (recursive, sorted), each line named
+    import shutil
+
+    files = [tmp_path / "folder" / "b.wav", tmp_path / "folder" / "inner" / "a.wav"]
+    for file, clip in zip(files, ("clip0.wav", "clip1.wav")):
+        file.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(noise_clips / clip, file)
+    r = liteasr("transcribe", compressed, tmp_path / "folder", "--beam-size", "1")
     assert r.returncode == 0, r.stderr
     assert [line.split("\t")[0] for line in r.stdout.strip().splitlines()] == [str(f) for f in files]
     (tmp_path / "empty").mkdir()
