@@ -23,6 +23,16 @@ def test_compress_save_load_transcribe(random_whisper_dir, noise_clips, tmp_path
 
     out = liteasr.transcribe(model, [np.zeros(16000, np.float32)], progress=False, warmup=False)
     assert len(out.texts) == 1 and out.languages == ["en"]
+    # audio files, as a list or one alone, read as the CLI reads them
+    from liteasr.data.audio import load_audio
+    from liteasr.errors import UserError
+
+    clip = noise_clips / "clip0.wav"
+    array = liteasr.transcribe(model, [load_audio(clip)], progress=False, warmup=False).texts
+    assert liteasr.transcribe(model, [clip], progress=False, warmup=False).texts == array
+    assert liteasr.transcribe(model, str(clip), progress=False, warmup=False).texts == array
+    with pytest.raises(UserError, match="nope.wav: no such file"):
+        liteasr.transcribe(model, [noise_clips / "nope.wav"], progress=False, warmup=False)
 
 
 def test_config_mistakes_are_errors_before_any_work(random_whisper_dir, noise_clips):

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from liteasr.data.audio import SAMPLE_RATE
+from liteasr.data.audio import SAMPLE_RATE, load_audio
 from liteasr.decoding import search
 from liteasr.errors import UserError
 from liteasr.models import generation, whisper
@@ -443,10 +444,15 @@ def batches_by_window(samples: list[int], options: DecodingOptions, batch_size: 
             for start in range(0, len(group), batch_size)]
 
 
-def transcribe(loaded, audios: list[np.ndarray], batch_size: int = 8, progress: bool = True, warmup: bool = True,
-               options: DecodingOptions | None = None, languages: list[str | None] | None = None) -> Transcription:
-    """Transcribe clips (any runtime). `languages`: per clip, a language to force (None: `options.language`,
-    else detected); evaluation passes each clip's reference language."""
+def transcribe(loaded, audios: list[np.ndarray | str | Path], batch_size: int = 8, progress: bool = True,
+               warmup: bool = True, options: DecodingOptions | None = None,
+               languages: list[str | None] | None = None) -> Transcription:
+    """Transcribe clips (any runtime): 16 kHz float arrays, or audio files (read and resampled as the CLI
+    reads them); one clip alone may be given without a list. `languages`: per clip, a language to force
+    (None: `options.language`, else detected); evaluation passes each clip's reference language."""
+    if isinstance(audios, (str, Path)) or isinstance(audios, np.ndarray) and audios.ndim == 1:
+        audios = [audios]
+    audios = [load_audio(a) if isinstance(a, (str, Path)) else a for a in audios]
     options = check_options(loaded, options)
     languages = [None if x is None else generation.check_language_task(loaded.generation_config, loaded.name, x, None)
                  for x in (languages or [None] * len(audios))]
