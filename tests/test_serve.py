@@ -170,7 +170,7 @@ def test_api_key_is_required(small):
 
 
 @pytest.mark.parametrize("case", ["too_large", "unreadable", "empty", "bad_format", "language", "no_file",
-                                  "file_as_field", "temperature"])
+                                  "file_as_field", "temperature", "granularities"])
 def test_bad_requests_get_openai_errors(small, case):
     if case == "too_large":
         with pytest.raises(openai.APIStatusError) as exc:
@@ -202,6 +202,17 @@ def test_bad_requests_get_openai_errors(small, case):
             with pytest.raises(openai.BadRequestError) as exc:
                 create(small, wav(1), temperature=value)
             assert_openai_error(exc, 400, "temperature must be a number from 0 to 1")
+    elif case == "granularities":  # segments are what verbose_json gives; words are not built, and say so
+        segments = create(small, wav(1), response_format="verbose_json", timestamp_granularities=["segment"]).segments
+        assert segments is not None
+        for kwargs, message in ((dict(response_format="verbose_json", timestamp_granularities=["segment", "word"]),
+                                 "word timestamps are not supported"),
+                                (dict(timestamp_granularities=["segment"]), "needs response_format verbose_json"),
+                                (dict(response_format="verbose_json", timestamp_granularities=["letter"]),
+                                 "must be segment or word, got 'letter'")):
+            with pytest.raises(openai.BadRequestError) as exc:
+                create(small, wav(1), **kwargs)
+            assert_openai_error(exc, 400, message)
     elif case == "file_as_field":
         r = httpx.post(small.url + "/v1/audio/transcriptions", files={"file": wav(1), "language": ("en.txt", b"en")},
                        headers={"Authorization": f"Bearer {KEY}"})

@@ -136,6 +136,10 @@ def create_app(engine: Engine, max_batch: int = 8, max_wait_ms: float = 50, max_
             if response_format not in formats.FORMATS:
                 raise UserError(f"response_format must be one of {', '.join(formats.FORMATS)}, "
                                 f"got {response_format!r}")
+            granularities = [g for name in formats.GRANULARITY_FIELDS for g in form.getlist(name)]
+            if any(isinstance(g, UploadFile) for g in granularities):
+                raise UserError("`timestamp_granularities[]` must be a text field, not a file")
+            formats.check_granularities(granularities, response_format)
             temperature = text("temperature")
             if temperature is not None:  # OpenAI's API: one temperature, no fallback
                 try:

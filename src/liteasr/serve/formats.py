@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+from liteasr.errors import UserError
 from liteasr.serve.engine import Result
 
 FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 TIMESTAMPED = ("srt", "vtt", "verbose_json")
 MEDIA_TYPES = {"json": "application/json", "verbose_json": "application/json", "text": "text/plain",
                "srt": "application/x-subrip", "vtt": "text/vtt"}
+
+
+# OpenAI's client sends `timestamp_granularities[]`; plain forms may write the name without brackets
+GRANULARITY_FIELDS = ("timestamp_granularities[]", "timestamp_granularities")
+
+
+def check_granularities(granularities: list[str], response_format: str) -> None:
+    """OpenAI's `timestamp_granularities`: `segment` is what verbose_json gives; `word` (a `words` list) is not
+    built, and saying so beats answering without it."""
+    for value in granularities:
+        if value not in ("segment", "word"):
+            raise UserError(f"timestamp_granularities must be segment or word, got {value!r}")
+    if granularities and response_format != "verbose_json":
+        raise UserError("timestamp_granularities needs response_format verbose_json")
+    if "word" in granularities:
+        raise UserError("word timestamps are not supported: verbose_json gives segment timestamps "
+                        "(timestamp_granularities segment)")
 
 
 def clock(seconds: float, decimal: str) -> str:
