@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 from liteasr.atomic import atomic_dir
 from liteasr.data.audio import load_audio, windows
 from liteasr.errors import UserError
-from cli_helpers import liteasr
+from cli_helpers import assert_user_error, liteasr
 
 
 def tone(seconds=1.0, rate=16000, channels=1):
@@ -173,6 +173,25 @@ def test_failed_write_keeps_the_previous_output(tmp_path):
             raise RuntimeError("disk full")
     assert (out / "good").read_text() == "previous" and not (out / "half").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck"]
+
+
+def test_outputs_that_cannot_be_written_are_refused_before_the_work(tmp_path, random_whisper_dir, noise_clips):
+    """A folder given as a JSON file, a file in the output's path: one line when the command starts (eval used to
+    evaluate, then fail with IsADirectoryError)."""
+    from liteasr.atomic import atomic_file, check_writable
+
+    (tmp_path / "a_file").write_text("x")
+    r = liteasr("eval", random_whisper_dir, "--data", noise_clips, "--json", tmp_path)
+    assert r.returncode == 2 and f"argument --json: {tmp_path} is a folder: give a file name" in r.stderr
+    r = liteasr("eval", random_whisper_dir, "--data", noise_clips, "--json", tmp_path / "a_file" / "out.json")
+    assert r.returncode == 2 and "a_file is not a folder" in r.stderr and "transcribing" not in r.stderr
+    r = liteasr("compress", random_whisper_dir, "--calibration", noise_clips, "-o", tmp_path / "a_file" / "lite")
+    assert_user_error(r, "cannot write", "a_file is not a folder")
+    with pytest.raises(UserError, match="is a folder: give a file name"):
+        with atomic_file(tmp_path):
+            pass
+    assert check_writable(tmp_path / "new" / "deeper" / "out.json", overwrite=False, file=True).name == "out.json"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])

@@ -17,7 +17,7 @@ def register(sub) -> None:
     p.add_argument("--vs-window", metavar="auto|S", help="BASE's window, as --window (default: its own)")
     p.add_argument("--data", metavar="DATA", help="also time full transcription of these clips")
     p.add_argument("--samples", type=common.positive(int), default=16, help="clips from --data (default 16)")
-    p.add_argument("--json", metavar="OUT")
+    p.add_argument("--json", metavar="OUT", type=common.output_file, help="also write the results as JSON")
     common.attention_arg(p)
     p.set_defaults(func=run, batch_size=1)
 

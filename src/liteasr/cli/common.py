@@ -49,6 +49,17 @@ def positive(kind):
     return parse
 
 
+def output_file(text: str) -> str:
+    """An output file option, checked when the command starts rather than when its work is done."""
+    from liteasr.atomic import check_writable
+
+    try:
+        check_writable(text, overwrite=True, file=True)
+    except UserError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def clips(args, source, n: int | None = None, with_text: bool = False):
     """Clips of DATA (one source or several), N of them chosen by --seed, every file checked before
     any model runs."""

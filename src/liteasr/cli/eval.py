@@ -14,7 +14,7 @@ def register(sub) -> None:
                         "language (hf:facebook/multilingual_librispeech:polish:test@pl)")
     p.add_argument("--samples", type=common.positive(int), help="evaluate on N clips per dataset (seeded)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", metavar="OUT")
+    p.add_argument("--json", metavar="OUT", type=common.output_file, help="also write the results as JSON")
     p.add_argument("--no-latency", action="store_true", help="skip the encoder latency measurement")
     common.attention_arg(p)
     common.language_args(p)
