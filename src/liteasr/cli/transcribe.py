@@ -32,7 +32,7 @@ FILES_AT_A_TIME = 64
 def run(args) -> None:
     from tqdm.auto import tqdm
 
-    from liteasr.data.audio import Clip, audio_files, load_audio, screen
+    from liteasr.data.audio import Clip, audio_files, screen
     from liteasr.decoding.transcribe import check_options, language_options, transcribe
 
     options = language_options(args.language, args.task, args.prompt, common.window_option(args.window),
@@ -47,8 +47,8 @@ def run(args) -> None:
     with tqdm(total=len(paths), desc="transcribing", unit="file") as bar:
         for start in range(0, len(paths), FILES_AT_A_TIME):
             group = paths[start : start + FILES_AT_A_TIME]
-            result = transcribe(loaded, [load_audio(p) for p in group], batch_size=args.batch_size, progress=False,
-                                warmup=False, options=options)
+            result = transcribe(loaded, group, batch_size=args.batch_size, progress=False, warmup=False,
+                                options=options)
             for path, text, language, detected, hyp in zip(group, result.texts, result.languages, result.detected,
                                                            result.hypotheses):
                 bar.write(_line(args, path, text, language, detected, hyp, several=len(files) > 1), file=sys.stdout)
