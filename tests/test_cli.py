@@ -118,6 +118,18 @@ def test_user_mistakes_get_one_line(case, random_whisper_dir, noise_clips, compr
     assert not (tmp_path / "o").exists()
 
 
+def test_export_takes_pytorch_models_only(tmp_path):
+    """A CTranslate2 spec or an ONNX export given to export: said as such, not "no such directory"."""
+    assert_user_error(liteasr("export", "ctranslate2:tiny.en", "-o", tmp_path / "o"), "runs in CTranslate2",
+                      "export takes a PyTorch model")
+    onnx = tmp_path / "onnx"
+    onnx.mkdir()
+    for name in ("encoder_model.onnx", "decoder_model.onnx"):
+        (onnx / name).write_bytes(b"")
+    assert_user_error(liteasr("export", onnx, "-o", tmp_path / "o"), "runs in ONNX Runtime")
+    assert not (tmp_path / "o").exists()
+
+
 def test_compress_heal_from_several_sources(random_whisper_dir, noise_clips, tmp_path):
     import numpy as np
     import soundfile as sf
