@@ -61,6 +61,9 @@ def test_transcribe_runs(compressed, noise_clips, tmp_path):
     for file, clip in zip(files, ("clip0.wav", "clip1.wav")):
         file.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(noise_clips / clip, file)
+    (tmp_path / "folder" / "._b.wav").write_bytes(b"\x00\x05\x16\x07")  # macOS resource forks: not audio
+    (tmp_path / "folder" / ".cache").mkdir()
+    shutil.copy(noise_clips / "clip0.wav", tmp_path / "folder" / ".cache" / "c.wav")
     r = liteasr("transcribe", compressed, tmp_path / "folder", "--beam-size", "1")
     assert r.returncode == 0, r.stderr
     assert [line.split("\t")[0] for line in r.stdout.strip().splitlines()] == [str(f) for f in files]

@@ -145,13 +145,15 @@ def transcribed(dataset: Dataset) -> list[Clip]:
 
 
 def audio_files(paths: list[str | Path]) -> list[Path]:
-    """Files as given, folders as the audio files in them (recursive, sorted); a folder without any is an error."""
+    """Files as given, folders as the audio files in them (recursive, sorted; hidden files and folders left out,
+    such as macOS's `._clip.wav` resource forks); a folder without any is an error."""
     files = []
     for path in map(Path, paths):
         if not path.is_dir():
             files.append(path)
             continue
-        found = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+        found = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file()
+                       and not any(part.startswith(".") for part in p.relative_to(path).parts))
         if not found:
             raise UserError(f"{path}: folder contains no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))})")
         files += found
