@@ -17,17 +17,25 @@ from liteasr.errors import UserError
 from liteasr.models import whisper
 
 
+def runtime_of(spec: str) -> str:
+    """Which engine runs the MODEL `spec`: `ctranslate2`, `onnxruntime` or `pytorch`."""
+    from liteasr.runtime.layout import is_onnx_dir
+
+    spec = str(spec)
+    if spec.startswith("ctranslate2:"):
+        return "ctranslate2"
+    return "onnxruntime" if Path(spec).is_dir() and is_onnx_dir(Path(spec)) else "pytorch"
+
+
 def load(spec: str, device: str = "cpu", dtype=None, attention: str = "auto", threads: int | None = None):
     import torch
 
     spec = str(spec)
-    if spec.startswith("ctranslate2:"):
+    if runtime_of(spec) == "ctranslate2":
         from liteasr.runtime.ct2_model import CT2Model
 
         return CT2Model(spec, device, threads)
-    from liteasr.runtime.layout import is_onnx_dir
-
-    if Path(spec).is_dir() and is_onnx_dir(Path(spec)):
+    if runtime_of(spec) == "onnxruntime":
         from liteasr.runtime.onnx_model import OnnxModel
 
         if dtype not in (None, torch.float32):

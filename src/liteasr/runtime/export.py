@@ -20,9 +20,8 @@ from tqdm.auto import tqdm
 from liteasr.atomic import atomic_dir
 from liteasr.errors import UserError
 from liteasr.models import whisper
-from liteasr.runtime import graphs
-from liteasr.runtime.ct2_model import PREFIX as CT2_PREFIX
-from liteasr.runtime.layout import DECODER, DECODER_WITH_PAST, ENCODER, MANIFEST, is_onnx_dir
+from liteasr.runtime import graphs, runtime_of
+from liteasr.runtime.layout import DECODER, DECODER_WITH_PAST, ENCODER, MANIFEST
 
 OPSET = 18
 TWO_GB = 2**31
@@ -102,8 +101,9 @@ def export(spec: str, output: str | Path, quantize: str | None = None, overwrite
     share = ERROR_SHARE if error_share is None else error_share
     if not 0 <= share <= 1:
         raise UserError(f"--int8-error-share must be in [0, 1], got {share}")
-    if str(spec).startswith(CT2_PREFIX) or Path(spec).is_dir() and is_onnx_dir(Path(spec)):
-        raise UserError(f"{spec} runs in {'CTranslate2' if str(spec).startswith(CT2_PREFIX) else 'ONNX Runtime'}: "
+    engine = runtime_of(spec)
+    if engine != "pytorch":
+        raise UserError(f"{spec} runs in {'CTranslate2' if engine == 'ctranslate2' else 'ONNX Runtime'}: "
                         "export takes a PyTorch model (a liteasr checkpoint, a Hub id or a name such as tiny.en)")
     loaded = whisper.load(spec)
     model = loaded.model
