@@ -73,6 +73,25 @@ def test_transcribe_runs(compressed, noise_clips, tmp_path):
     assert_user_error(liteasr("eval", compressed, "--data", noise_clips, "--no-latency"), "no clip has a reference text")
 
 
+@pytest.mark.slow
+def test_transcribe_prints_word_timestamps(tiny_en_dir, speech):
+    clip = sorted((speech / "librispeech_other" / "audio").glob("*.flac"))[0]
+    r = liteasr("transcribe", tiny_en_dir, clip, "--word-timestamps")
+    assert r.returncode == 0, r.stderr
+    rows = [line.split("\t") for line in r.stdout.strip().splitlines()]
+    assert len(rows) > 10 and all(len(row) == 3 for row in rows)
+    starts = [float(row[0]) for row in rows]
+    assert starts == sorted(starts) and all(float(a) <= float(b) for a, b, _ in rows)
+    r = liteasr("transcribe", tiny_en_dir, clip, clip, "--word-timestamps", "--json")
+    assert r.returncode == 0, r.stderr
+    first, second = map(json.loads, r.stdout.strip().splitlines())
+    assert first == second  # deterministic
+    words = [w for s in first["segments"] for w in s["words"]]
+    assert " ".join(w["word"] for w in words) == first["text"]
+    assert [[f"{w['start']:.2f}", f"{w['end']:.2f}", w["word"]] for w in words] == rows
+    assert all(0 < w["probability"] <= 1 for w in words)
+
+
 @pytest.mark.parametrize("case", ["missing_data", "bad_threshold", "exists", "unknown_model", "not_whisper",
                                   "bad_audio", "both_sources", "stats_other_model", "refine_needs_audio",
                                   "bad_decoding"])

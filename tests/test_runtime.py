@@ -15,7 +15,8 @@ from liteasr.models.hf.configuration_lite_whisper import LiteWhisperConfig
 from liteasr.models.hf.modeling_lite_whisper import LiteWhisperForConditionalGeneration
 from liteasr.runtime.export import export
 from liteasr.runtime.layout import ENCODER
-from liteasr.decoding.transcribe import transcribe
+from liteasr.decoding.transcribe import DecodingOptions, transcribe, transcribe_segments
+from liteasr.errors import UserError
 from cli_helpers import assert_user_error, liteasr
 from test_attention import low_rank_tiny  # noqa: F401  (real tiny.en, q/k/v below head_dim: reduced attention)
 
@@ -197,8 +198,18 @@ def test_real_lite_tiny_en_parity_on_real_speech(low_rank_tiny, real_lite_onnx, 
     print(f"fp32 encoder max abs error vs PyTorch: {error:.2e}")
     assert error < 1e-3  # activations of order 1-10
     theirs = transcribe(loaded, audios, progress=False, warmup=False).texts
-    ours = transcribe(runtime.load(str(out)), audios, progress=False, warmup=False).texts
+    onnx = runtime.load(str(out))
+    ours = transcribe(onnx, audios, progress=False, warmup=False).texts
     assert ours == theirs and all(t.strip() for t in ours)
+    # word timestamps: the checkpoint keeps the alignment heads, the export's decoder graph gives their weights
+    assert loaded.generation_config.alignment_heads == whisper.load("tiny.en").generation_config.alignment_heads
+    words = [[(w.word, w.start, w.end) for s in transcribe_segments(m, audios[0], DecodingOptions(word_timestamps=True))[1]
+              for w in s.words] for m in (loaded, onnx)]
+    assert len(words[0]) > 5 and [w[0] for w in words[0]] == [w[0] for w in words[1]]
+    assert np.abs(np.array([w[1:] for w in words[0]]) - np.array([w[1:] for w in words[1]])).max() <= 0.021
+    onnx.manifest.pop("alignment_heads")  # an export made before word timestamps
+    with pytest.raises(UserError, match="exported without word timestamps: export it again"):
+        transcribe_segments(onnx, audios[0], DecodingOptions(word_timestamps=True))
 
 
 @pytest.mark.slow

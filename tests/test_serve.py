@@ -125,6 +125,16 @@ def test_every_response_format(tiny, clips):
     assert all(-1.0 < s.avg_logprob < 0 and 0 < s.compression_ratio < 2.4 and 0 <= s.no_speech_prob < 0.6
                and s.temperature in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0) for s in segments)
     assert {s.temperature for s in make("verbose_json", temperature=0.4).segments} == {0.4}  # one value: no fallback
+    assert verbose.words is None  # words only when asked for, as OpenAI's API
+    worded = make("verbose_json", timestamp_granularities=["word"])
+    assert worded.text == verbose.text and worded.segments is None  # segments only when asked for (or nothing is)
+    words = worded.words
+    assert " ".join(w.word for w in words) == verbose.text  # OpenAI's words: no leading space
+    assert [w.start for w in words] == sorted(w.start for w in words) and all(w.start <= w.end for w in words)
+    assert 0 <= words[0].start and words[-1].end <= duration + 0.1
+    both = make("verbose_json", timestamp_granularities=["word", "segment"])
+    assert [(w.word, w.start, w.end) for w in both.words] == [(w.word, w.start, w.end) for w in words]
+    assert both.segments[0].start == pytest.approx(words[0].start, abs=0.5)
 
     srt_cues = make("srt").strip().split("\n\n")
     vtt = make("vtt")
@@ -202,11 +212,10 @@ def test_bad_requests_get_openai_errors(small, case):
             with pytest.raises(openai.BadRequestError) as exc:
                 create(small, wav(1), temperature=value)
             assert_openai_error(exc, 400, "temperature must be a number from 0 to 1")
-    elif case == "granularities":  # segments are what verbose_json gives; words are not built, and say so
+    elif case == "granularities":  # verbose_json only, segment or word
         segments = create(small, wav(1), response_format="verbose_json", timestamp_granularities=["segment"]).segments
         assert segments is not None
-        for kwargs, message in ((dict(response_format="verbose_json", timestamp_granularities=["segment", "word"]),
-                                 "word timestamps are not supported"),
+        for kwargs, message in ((dict(timestamp_granularities=["word"]), "needs response_format verbose_json"),
                                 (dict(timestamp_granularities=["segment"]), "needs response_format verbose_json"),
                                 (dict(response_format="verbose_json", timestamp_granularities=["letter"]),
                                  "must be segment or word, got 'letter'")):

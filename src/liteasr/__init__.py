@@ -5,6 +5,7 @@
     lite.save("tiny.en-lite")
     model = liteasr.load("tiny.en-lite")                       # PyTorch, an ONNX export or ctranslate2:SPEC
     print(liteasr.transcribe(model, [audio]).texts)
+    text, segments, *_ = liteasr.transcribe_segments(model, audio, liteasr.DecodingOptions(word_timestamps=True))
     results = liteasr.evaluate(["tiny.en", "tiny.en-lite"], ["eval.jsonl"])
 
 The flow, one subpackage per stage: models (Whisper adapter: load, convert, prompt, surgery) -> data
@@ -25,6 +26,7 @@ _API = {
     "HealConfig": "liteasr.refine", "heal": "liteasr.refine", "refit": "liteasr.refine",
     "load": "liteasr.runtime", "export": "liteasr.runtime.export",
     "transcribe": "liteasr.decoding.transcribe", "DecodingOptions": "liteasr.decoding.transcribe",
+    "transcribe_segments": "liteasr.decoding.transcribe",
     "evaluate": "liteasr.evaluation.report",
 }
 _RENAMED = {"evaluate": "evaluate_models"}

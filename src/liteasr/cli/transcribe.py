@@ -21,6 +21,9 @@ def register(sub) -> None:
                    help="one JSON object per file: audio, text, language, the detected language with its "
                         "probability (multilingual models), and for clips up to 30 s the search's avg_logprob, "
                         "compression_ratio, no_speech_prob and temperature")
+    p.add_argument("--word-timestamps", action="store_true",
+                   help="each word with its start and end in seconds (one line each: start, end, word; with --json, "
+                        "the segments with their words and each word's probability); decodes file by file")
     p.set_defaults(func=run)
 
 
@@ -32,11 +35,11 @@ FILES_AT_A_TIME = 64
 def run(args) -> None:
     from tqdm.auto import tqdm
 
-    from liteasr.data.audio import Clip, audio_files, screen
-    from liteasr.decoding.transcribe import check_options, language_options, transcribe
+    from liteasr.data.audio import Clip, audio_files, load_audio, screen
+    from liteasr.decoding.transcribe import check_options, language_options, transcribe, transcribe_segments
 
     options = language_options(args.language, args.task, args.prompt, common.window_option(args.window),
-                               **common.search_options(args))
+                               word_timestamps=args.word_timestamps, **common.search_options(args))
     files = audio_files(args.audio)
     good, bad = screen([Clip(p) for p in files], args.on_bad_audio)
     for path, reason in bad:
@@ -45,6 +48,13 @@ def run(args) -> None:
     options = check_options(loaded, options)  # a language or task the model cannot take fails before any output
     paths = [c.path for c in good]
     with tqdm(total=len(paths), desc="transcribing", unit="file") as bar:
+        if args.word_timestamps:  # segments follow each other within a file: one file at a time
+            for path in paths:
+                text, segments, language, detected = transcribe_segments(loaded, load_audio(path), options)
+                bar.write(_words(args, path, text, segments, language, detected, several=len(files) > 1), file=sys.stdout)
+                _say_detected(args, bar, path, detected)
+                bar.update(1)
+            return
         for start in range(0, len(paths), FILES_AT_A_TIME):
             group = paths[start : start + FILES_AT_A_TIME]
             result = transcribe(loaded, group, batch_size=args.batch_size, progress=False, warmup=False,
@@ -52,10 +62,13 @@ def run(args) -> None:
             for path, text, language, detected, hyp in zip(group, result.texts, result.languages, result.detected,
                                                            result.hypotheses):
                 bar.write(_line(args, path, text, language, detected, hyp, several=len(files) > 1), file=sys.stdout)
-                if detected and args.language is None and not args.json:
-                    bar.write(f"liteasr: {path}: detected language {detected[0]} (probability {detected[1]:.2f})",
-                              file=sys.stderr)
+                _say_detected(args, bar, path, detected)
             bar.update(len(group))
+
+
+def _say_detected(args, bar, path, detected) -> None:
+    if detected and args.language is None and not args.json:
+        bar.write(f"liteasr: {path}: detected language {detected[0]} (probability {detected[1]:.2f})", file=sys.stderr)
 
 
 def _line(args, path, text, language, detected, hyp, several: bool) -> str:
@@ -68,3 +81,18 @@ def _line(args, path, text, language, detected, hyp, several: bool) -> str:
     return json.dumps({"audio": str(path), "text": text, "language": language,
                        "detected_language": detected and detected[0],
                        "language_probability": detected and round(detected[1], 4), **scores}, ensure_ascii=False)
+
+
+def _words(args, path, text, segments, language, detected, several: bool) -> str:
+    """One file's words: `start<TAB>end<TAB>word` lines (after its path when there are several files), or its
+    JSON object with segments and their words."""
+    if args.json:
+        return json.dumps({
+            "audio": str(path), "text": text, "language": language, "detected_language": detected and detected[0],
+            "language_probability": detected and round(detected[1], 4),
+            "segments": [{"start": s.start, "end": s.end, "text": s.text,
+                          "words": [{"word": w.word.strip(), "start": w.start, "end": w.end,
+                                     "probability": round(w.probability, 4)} for w in s.words or []]}
+                         for s in segments]}, ensure_ascii=False)
+    lines = [f"{w.start:.2f}\t{w.end:.2f}\t{w.word.strip()}" for s in segments for w in s.words or []]
+    return "\n".join(f"{path}\t{line}" if several else line for line in lines)

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from liteasr.data.audio import SAMPLE_RATE, load_audio
 from liteasr.decoding import search
+from liteasr.decoding.words import Word, add_words
 from liteasr.errors import UserError
 from liteasr.models import generation, whisper
 
@@ -65,6 +66,7 @@ class DecodingOptions:
     log_prob_threshold: float | None = None  # average log-probability below which to fall back
     no_speech_threshold: float | None = None  # <|nospeech|> probability above which unlikely text is silence
     condition_on_previous_text: bool = False  # long-form: each 30 s window continues the previous one's text
+    word_timestamps: bool = False  # each segment's words with their times (transcribe_segments; decoding/words.py)
     seed: int = 0  # for sampling: the same options give the same text
 
     @classmethod
@@ -346,6 +348,7 @@ class Segment:
     compression_ratio: float = 0.0
     no_speech_prob: float = 0.0
     temperature: float = 0.0
+    words: list[Word] | None = None  # with DecodingOptions.word_timestamps
 
 
 FRAME_SECONDS = whisper.MEL_HOP / SAMPLE_RATE  # one mel frame, 10 ms
@@ -392,6 +395,7 @@ def _seek(loaded, audio: np.ndarray, options: DecodingOptions, language: str) ->
     initial = _previous(loaded, options)[1:]  # the user's prompt, without <|startofprev|>
     said: list[int] = []  # tokens of the windows so far that later windows continue from
     segments: list[Segment] = []
+    last_speech = 0.0  # where the last word ended (word timestamps)
     total_s = len(audio) / SAMPLE_RATE
     position = 0.0
     while position < total_s - FRAME_SECONDS:
@@ -407,6 +411,10 @@ def _seek(loaded, audio: np.ndarray, options: DecodingOptions, language: str) ->
             position += window_s
             continue
         found, advance = _split(loaded, hyp.tokens, position, window_s, hyp)
+        if options.word_timestamps and found:
+            start = generation.build_prompt(config, [language], options.task, timestamps=True)[0].tolist()
+            last_speech = add_words(loaded, encoded, found, start, round(len(chunk) / whisper.MEL_HOP), language,
+                                    position, last_speech)
         segments += found
         position += max(advance, TIMESTAMP_SECONDS)  # always forward
         if options.condition_on_previous_text and hyp.temperature <= 0.5:
@@ -420,7 +428,8 @@ def _seek(loaded, audio: np.ndarray, options: DecodingOptions, language: str) ->
 def transcribe_segments(loaded, audio: np.ndarray, options: DecodingOptions | None = None
                         ) -> tuple[str, list[Segment], str, tuple[str, float] | None]:
     """One clip with Whisper's timestamps (any runtime; 30 s windows): the text, its segments with their
-    scores, the language it was decoded in and the detected language with its probability."""
+    scores (and words, with `options.word_timestamps`), the language it was decoded in and the detected
+    language with its probability."""
     options = check_options(loaded, options)
     used, detected = _clip_language(loaded, audio, options, None)
     text, segments = _seek(loaded, audio, options, used)
@@ -454,6 +463,8 @@ def transcribe(loaded, audios: list[np.ndarray | str | Path], batch_size: int = 
         audios = [audios]
     audios = [load_audio(a) if isinstance(a, (str, Path)) else a for a in audios]
     options = check_options(loaded, options)
+    if options.word_timestamps:
+        raise UserError("word timestamps come with segments: transcribe_segments(model, audio, options)")
     languages = [None if x is None else generation.check_language_task(loaded.generation_config, loaded.name, x, None)
                  for x in (languages or [None] * len(audios))]
     if len(languages) != len(audios):

@@ -18,7 +18,7 @@ from liteasr.errors import UserError
 from liteasr.models import generation
 
 # Languages written without spaces between words: scored by characters (CER), as Whisper's paper does.
-CHARACTER_LANGUAGES = frozenset({"zh", "ja", "th", "lo", "my", "km", "yue", "bo"})
+CHARACTER_LANGUAGES = generation.WITHOUT_SPACES
 
 
 @lru_cache(maxsize=None)

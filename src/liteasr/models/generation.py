@@ -137,6 +137,56 @@ def vocabulary_logits(model: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
     return logits if projection.bias is None else logits + projection.bias
 
 
+# Languages Whisper writes without spaces between words: words are split at characters (openai/whisper's
+# word timestamps) and scored by characters (CER, as Whisper's paper does).
+WITHOUT_SPACES = frozenset({"zh", "ja", "th", "lo", "my", "km", "yue", "bo"})
+
+
+def alignment_heads(generation_config, config) -> list[tuple[int, int]]:
+    """(layer, head) of the decoder's cross-attention heads that follow the audio in time: openai/whisper's
+    list for the model (the generation config's `alignment_heads`, kept through conversion and compression),
+    else every head of the upper half of the layers, openai/whisper's choice for a model without a list."""
+    layers, per_layer = config.decoder_layers, config.decoder_attention_heads
+    listed = [(int(layer), int(head)) for layer, head in getattr(generation_config, "alignment_heads", None) or []]
+    if listed and all(layer < layers and head < per_layer for layer, head in listed):
+        return listed
+    # none, or another model's (a generation config copied onto a smaller decoder names heads it lacks)
+    return [(layer, head) for layer in range(layers // 2, layers) for head in range(per_layer)]
+
+
+@torch.inference_mode()
+def cross_attention_weights(model: nn.Module, encoded: torch.Tensor, tokens: list[int],
+                            heads: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """One clip's teacher-forced pass over `tokens`: the cross-attention weights of `heads` [heads, tokens,
+    frames] and the next-token logits [tokens, vocab]. The weights are recomputed from each layer's query
+    input (a hook), whatever attention kernel the model runs (SDPA returns none)."""
+    layers = model.model.decoder.layers
+    queries: dict[int, torch.Tensor] = {}
+
+    def keep(index):
+        def hook(module, args, kwargs):
+            queries[index] = kwargs["hidden_states"] if "hidden_states" in kwargs else args[0]
+        return hook
+
+    wanted = sorted({layer for layer, _ in heads})
+    hooks = [layers[i].encoder_attn.register_forward_pre_hook(keep(i), with_kwargs=True) for i in wanted]
+    ids = torch.tensor([tokens], device=encoded.device)
+    try:
+        hidden = model.model.decoder(input_ids=ids, encoder_hidden_states=encoded, use_cache=False).last_hidden_state[0]
+    finally:
+        for hook in hooks:
+            hook.remove()
+    weights = {}
+    for i in wanted:
+        attn = layers[i].encoder_attn
+        dh = attn.head_dim
+        q = attn.q_proj(queries[i][0]).view(len(tokens), -1, dh).transpose(0, 1)  # [heads, tokens, dh]
+        k = attn.k_proj(encoded[0]).view(encoded.shape[1], -1, dh).transpose(0, 1)  # [heads, frames, dh]
+        weights[i] = torch.softmax((q * dh**-0.5) @ k.transpose(1, 2), dim=-1)
+    stacked = torch.stack([weights[layer][head] for layer, head in heads])
+    return stacked.float().cpu().numpy(), vocabulary_logits(model, hidden).float().cpu().numpy()
+
+
 def end_of_text(config) -> int:
     """The end-of-text token of a generation config (it may list several; the first is Whisper's)."""
     eos = config.eos_token_id

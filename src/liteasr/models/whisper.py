@@ -134,6 +134,10 @@ class LoadedModel:
         """The decoder as a stepper for decoding/search.py, after `prompt`."""
         return generation.TorchDecoder(self.model, encoded, prompt, sot_index)
 
+    def cross_attentions(self, encoded: torch.Tensor, tokens: list[int], heads: list[tuple[int, int]]):
+        """Word timestamps (decoding/words.py): `heads`' cross-attention weights and the logits over `tokens`."""
+        return generation.cross_attention_weights(self.model, encoded, tokens, heads)
+
 
 ATTENTION_CHOICES = ("auto", "reduced", "standard")
 

@@ -90,3 +90,14 @@ class CT2Model:
         # scores are normalized by length (length_penalty 1); faster-whisper multiplies the length back
         return [[(ids, score * len(ids), r.no_speech_prob) for ids, score in zip(r.sequences_ids, r.scores)]
                 for r in results]
+
+    def align(self, encoded, start: list[int], text: list[int], frames: int) -> tuple[np.ndarray, np.ndarray, list[float]]:
+        """CTranslate2's own alignment for word timestamps, as faster-whisper calls it: the (token, frame)
+        path over `text` + end-of-text and each text token's probability (decoding/words.py)."""
+        import ctranslate2
+
+        if isinstance(encoded, np.ndarray):
+            encoded = ctranslate2.StorageView.from_array(np.ascontiguousarray(encoded, np.float32))
+        [result] = self.model.align(encoded, list(start), [list(text)], frames, median_filter_width=7)
+        path = np.asarray(result.alignments, dtype=np.int64).reshape(-1, 2)
+        return path[:, 0], path[:, 1], list(result.text_token_probs)

@@ -1,7 +1,8 @@
 """`liteasr export`: a (lite-)Whisper checkpoint as ONNX graphs in the file layout Optimum reads.
 
     encoder_model.onnx            input_features -> last_hidden_state
-    decoder_model.onnx            input_ids, encoder_hidden_states -> logits, present.* (self and cross caches)
+    decoder_model.onnx            input_ids, encoder_hidden_states -> logits, present.* (self and cross caches),
+                                  alignment_weights (word timestamps)
     decoder_with_past_model.onnx  input_ids, past_key_values.* -> logits, present.*.decoder.*
     config.json, generation_config.json, tokenizer and preprocessor files
     liteasr_export.json           what liteasr needs beyond that: low-rank layout, attention modes, quantization
@@ -19,9 +20,9 @@ from tqdm.auto import tqdm
 
 from liteasr.atomic import atomic_dir
 from liteasr.errors import UserError
-from liteasr.models import whisper
+from liteasr.models import generation, whisper
 from liteasr.runtime import graphs, runtime_of
-from liteasr.runtime.layout import DECODER, DECODER_WITH_PAST, ENCODER, MANIFEST
+from liteasr.runtime.layout import ALIGNMENT, DECODER, DECODER_WITH_PAST, ENCODER, MANIFEST
 
 OPSET = 18
 TWO_GB = 2**31
@@ -47,10 +48,13 @@ def export_encoder(model, path: Path, fuse_above: float = graphs.FUSE_ABOVE) -> 
 
 
 def export_decoder(model, path: Path, with_past: bool) -> None:
-    decoder = graphs.Decoder(model, with_past).eval()
     c = model.config
+    aligning = [] if with_past else generation.alignment_heads(model.generation_config, c)
+    decoder = graphs.Decoder(model, with_past, aligning).eval()
     layers, heads, dh = c.decoder_layers, c.decoder_attention_heads, c.d_model // c.decoder_attention_heads
     inputs, outputs = graphs.decoder_names(layers, with_past)
+    if aligning:
+        outputs = outputs + [ALIGNMENT]
     b, t = 2, 3
     ids = torch.zeros(b, 1 if with_past else t, dtype=torch.long)
     if with_past:
@@ -66,6 +70,7 @@ def export_decoder(model, path: Path, with_past: bool) -> None:
         dynamic = {"input_ids": {0: "batch", 1: "tokens"}, "encoder_hidden_states": {0: "batch", 1: "encoder_frames"}}
         dynamic.update({n: {0: "batch", 2: "tokens"} if ".decoder." in n else {0: "batch", 2: "encoder_frames"}
                         for n in outputs[1:]})
+        dynamic[ALIGNMENT] = {0: "batch", 2: "tokens", 3: "encoder_frames"}
     dynamic["logits"] = {0: "batch", 1: "tokens"}
     _export(decoder, args, path, inputs, outputs, dynamic)
 
@@ -131,7 +136,8 @@ def export(spec: str, output: str | Path, quantize: str | None = None, overwrite
                     "fused_to_dense": graphs.fused_projections(encoder), "fuse_above": fuse_above,
                     "fp32_fallback": fallback, "int8_error_share": share if quantize else None,
                     "int8_probe": None if not quantize else f"{len(probe_audio)} windows" if probe_audio else "noise",
-                    "variable_window": True, "window": whisper.WindowPolicy.from_config(model.config).to_dict()}
+                    "variable_window": True, "window": whisper.WindowPolicy.from_config(model.config).to_dict(),
+                    "alignment_heads": generation.alignment_heads(model.generation_config, model.config)}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
         for name in ("liteasr.json",):  # calibration hashes: eval refuses clips it was calibrated on
             if (loaded.path / name).is_file():

@@ -188,32 +188,38 @@ class DecoderLayer(nn.Module):
         return self.split(self.ck(encoded)), self.split(self.cv(encoded))
 
     def attend(self, q, k, v, mask=None):
+        """Attention output [B, T, d_model] and its weights [B, heads, T, keys]."""
         scores = (self.split(q) * self.scale) @ k.transpose(-1, -2)
         if mask is not None:
             scores = scores + mask
-        return (torch.softmax(scores, -1) @ v).transpose(1, 2).flatten(2)
+        weights = torch.softmax(scores, -1)
+        return (weights @ v).transpose(1, 2).flatten(2), weights
 
     def forward(self, x, past_k, past_v, cross_k, cross_v, mask):
         h = self.self_norm(x)
         k = torch.cat([past_k, self.split(self.sk(h))], 2) if past_k is not None else self.split(self.sk(h))
         v = torch.cat([past_v, self.split(self.sv(h))], 2) if past_v is not None else self.split(self.sv(h))
-        x = x + self.so(self.attend(self.sq(h), k, v, mask))
-        x = x + self.co(self.attend(self.cq(self.cross_norm(x)), cross_k, cross_v))
+        x = x + self.so(self.attend(self.sq(h), k, v, mask)[0])
+        out, cross_weights = self.attend(self.cq(self.cross_norm(x)), cross_k, cross_v)
+        x = x + self.co(out)
         x = x + self.fc2(F.gelu(self.fc1(self.mlp_norm(x))))
-        return x, k, v
+        return x, k, v, cross_weights
 
 
 class Decoder(nn.Module):
     """Optimum's layout. Without past: (input_ids, encoder_hidden_states) -> logits, then per layer the
     self-attention cache and the cross-attention keys/values; with past: (input_ids, caches) -> logits,
-    the grown self-attention cache. Caches are [B, heads, T, head_dim]."""
+    the grown self-attention cache. Caches are [B, heads, T, head_dim]. Without past, one output beyond
+    Optimum's, last: the cross-attention weights of `alignment_heads` [B, heads, T, encoder frames], for word
+    timestamps (decoding/words.py)."""
 
-    def __init__(self, model: nn.Module, with_past: bool):
+    def __init__(self, model: nn.Module, with_past: bool, alignment_heads: list[tuple[int, int]] = ()):
         super().__init__()
         dec = model.model.decoder
         self.embed, self.positions, self.norm = dec.embed_tokens, dec.embed_positions.weight, dec.layer_norm
         self.layers = nn.ModuleList(DecoderLayer(layer) for layer in dec.layers)
         self.with_past = with_past
+        self.alignment_heads = list(alignment_heads)
 
     def forward(self, input_ids, *inputs):
         n = len(self.layers)
@@ -228,12 +234,16 @@ class Decoder(nn.Module):
             offset = 0
             mask = torch.full((length, length), float("-inf"), device=input_ids.device).triu(1)
         x = self.embed(input_ids) + self.positions[offset : offset + length]
-        presents = []
+        presents, cross_weights = [], []
         for layer, (pk, pv, ck, cv) in zip(self.layers, past):
-            x, k, v = layer(x, pk, pv, ck, cv, mask)
+            x, k, v, w = layer(x, pk, pv, ck, cv, mask)
             presents += [k, v] if self.with_past else [k, v, ck, cv]
+            cross_weights.append(w)
         logits = self.norm(x) @ self.embed.weight.T
-        return (logits, *presents)
+        if self.with_past or not self.alignment_heads:
+            return (logits, *presents)
+        alignment = torch.stack([cross_weights[layer][:, head] for layer, head in self.alignment_heads], 1)
+        return (logits, *presents, alignment)
 
 
 def decoder_names(layers: int, with_past: bool) -> tuple[list[str], list[str]]:

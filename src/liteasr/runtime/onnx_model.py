@@ -11,7 +11,7 @@ import numpy as np
 
 from liteasr.errors import UserError
 from liteasr.models import generation, whisper
-from liteasr.runtime.layout import DECODER, DECODER_WITH_PAST, ENCODER, MANIFEST
+from liteasr.runtime.layout import ALIGNMENT, DECODER, DECODER_WITH_PAST, ENCODER, MANIFEST
 
 
 def session(path: Path, threads: int, device: str = "cpu", profile: str | None = None):
@@ -108,6 +108,18 @@ class OnnxModel:
         start = np.full((len(encoded), 1), config.decoder_start_token_id, dtype=np.int64)
         logits = self.decoder.run(["logits"], {"input_ids": start, "encoder_hidden_states": encoded})[0][:, -1]
         return generation.language_probs_from_logits(config, logits)
+
+    def cross_attentions(self, encoded: np.ndarray, tokens: list[int], heads: list[tuple[int, int]]):
+        """Word timestamps (decoding/words.py): the cross-attention weights of `heads` [heads, tokens, frames]
+        and the logits [tokens, vocab] over `tokens`, from the decoder graph's alignment output."""
+        exported = [tuple(h) for h in self.manifest.get("alignment_heads") or []]
+        if not exported:
+            raise UserError(f"{self.name} was exported without word timestamps: export it again with this liteasr")
+        if [tuple(h) for h in heads] != exported:
+            raise ValueError(f"this export aligns with heads {exported}, not {heads}")
+        ids = np.asarray([tokens], dtype=np.int64)
+        logits, weights = self.decoder.run(["logits", ALIGNMENT], {"input_ids": ids, "encoder_hidden_states": encoded})
+        return weights[0], logits[0]
 
     def start_decoder(self, encoded: np.ndarray, prompt, sot_index: int) -> "OnnxDecoder":
         """The decoder as a stepper for decoding/search.py, after `prompt` ([batch, length] ids)."""

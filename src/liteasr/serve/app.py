@@ -100,7 +100,7 @@ def create_app(engine: Engine, max_batch: int = 8, max_wait_ms: float = 50, max_
                                             "owned_by": "liteasr"}]}
 
     async def handle(request: Request, task: str):
-        response_format, options, audio = await read_request(request, task)
+        response_format, granularity, options, audio = await read_request(request, task)
         try:
             result = await batcher.submit(audio, options)
         except QueueFull:
@@ -108,13 +108,14 @@ def create_app(engine: Engine, max_batch: int = 8, max_wait_ms: float = 50, max_
                                 headers={"Retry-After": str(RETRY_AFTER_S)}) from None
         except Exception as exc:  # noqa: BLE001  (a model failure on this request alone)
             raise HTTPException(500, f"transcription failed: {type(exc).__name__}: {exc}") from None
-        body = formats.render(result, response_format, task)
+        body = formats.render(result, response_format, task, granularity)
         if isinstance(body, dict):
             return JSONResponse(body)
         return PlainTextResponse(body, media_type=formats.MEDIA_TYPES[response_format])
 
     async def read_request(request: Request, task: str):
-        """The form's options, checked, and its audio decoded (in a thread): any mistake is a 400."""
+        """The form's options, checked (verbose_json's granularities: segments, words), and its audio decoded
+        (in a thread): any mistake is a 400."""
         try:
             form = await request.form(max_files=2, max_fields=32)  # 2: a file in a text field gets its own message
         except HTTPException as exc:
@@ -139,7 +140,7 @@ def create_app(engine: Engine, max_batch: int = 8, max_wait_ms: float = 50, max_
             granularities = [g for name in formats.GRANULARITY_FIELDS for g in form.getlist(name)]
             if any(isinstance(g, UploadFile) for g in granularities):
                 raise UserError("`timestamp_granularities[]` must be a text field, not a file")
-            formats.check_granularities(granularities, response_format)
+            granularity = formats.check_granularities(granularities, response_format)
             temperature = text("temperature")
             if temperature is not None:  # OpenAI's API: one temperature, no fallback
                 try:
@@ -149,7 +150,8 @@ def create_app(engine: Engine, max_batch: int = 8, max_wait_ms: float = 50, max_
                 except ValueError:
                     raise UserError(f"temperature must be a number from 0 to 1, got {temperature!r}") from None
             options = Options(language=text("language"), task=task, prompt=text("prompt"),
-                              timestamps=response_format in formats.TIMESTAMPED, temperature=temperature)
+                              timestamps=response_format in formats.TIMESTAMPED, temperature=temperature,
+                              words=granularity[1])
             engine.check(options)
             # the name is only used in messages; it never names a path on the server
             audio = await asyncio.to_thread(decode_audio, upload.file, "uploaded file")
@@ -157,7 +159,7 @@ def create_app(engine: Engine, max_batch: int = 8, max_wait_ms: float = 50, max_
             raise HTTPException(400, str(exc)) from None
         finally:
             await form.close()  # removes the upload's temp file, if it was large enough to have one
-        return response_format, options, audio
+        return response_format, granularity, options, audio
 
     @app.post("/v1/audio/transcriptions", dependencies=[Depends(authorized)])
     async def transcriptions(request: Request):

@@ -34,9 +34,10 @@ class Options:
     prompt: str | None = None
     timestamps: bool = False  # verbose_json / srt / vtt need segments
     temperature: float | None = None  # the request's: one temperature, no fallback (as OpenAI's API)
+    words: bool = False  # word timestamps (verbose_json)
 
     def decoding(self) -> DecodingOptions:
-        return language_options(self.language, self.task, self.prompt)
+        return language_options(self.language, self.task, self.prompt, word_timestamps=self.words)
 
 
 @dataclass
@@ -74,7 +75,8 @@ class Engine:
 
     def _decoding(self, options: Options) -> DecodingOptions:
         own = options.decoding()
-        search = replace(self.search, language=own.language, task=own.task, prompt=own.prompt, window=self.window)
+        search = replace(self.search, language=own.language, task=own.task, prompt=own.prompt, window=self.window,
+                         word_timestamps=own.word_timestamps)
         if options.temperature is not None:
             search = replace(search, temperature=(options.temperature,))
         return search

@@ -15,17 +15,15 @@ MEDIA_TYPES = {"json": "application/json", "verbose_json": "application/json", "
 GRANULARITY_FIELDS = ("timestamp_granularities[]", "timestamp_granularities")
 
 
-def check_granularities(granularities: list[str], response_format: str) -> None:
-    """OpenAI's `timestamp_granularities`: `segment` is what verbose_json gives; `word` (a `words` list) is not
-    built, and saying so beats answering without it."""
+def check_granularities(granularities: list[str], response_format: str) -> tuple[bool, bool]:
+    """OpenAI's `timestamp_granularities` (verbose_json only): whether the answer has `segments` (asked for,
+    or nothing asked) and `words`."""
     for value in granularities:
         if value not in ("segment", "word"):
             raise UserError(f"timestamp_granularities must be segment or word, got {value!r}")
     if granularities and response_format != "verbose_json":
         raise UserError("timestamp_granularities needs response_format verbose_json")
-    if "word" in granularities:
-        raise UserError("word timestamps are not supported: verbose_json gives segment timestamps "
-                        "(timestamp_granularities segment)")
+    return not granularities or "segment" in granularities, "word" in granularities
 
 
 def clock(seconds: float, decimal: str) -> str:
@@ -47,22 +45,28 @@ def vtt(result: Result) -> str:
     return "WEBVTT\n\n" + "\n".join(cues)
 
 
-def verbose_json(result: Result, task: str) -> dict:
-    # Each segment's scores are its 30 s window's, as the search found them (openai/whisper's convention).
-    segments = [{"id": i, "seek": round(s.start * 100), "start": s.start, "end": s.end, "text": s.text,
-                 "tokens": s.tokens, "temperature": s.temperature, "avg_logprob": s.avg_logprob,
-                 "compression_ratio": s.compression_ratio, "no_speech_prob": s.no_speech_prob}
-                for i, s in enumerate(result.segments)]
-    return {"task": task, "language": result.language, "duration": result.duration, "text": result.text,
-            "segments": segments}
+def verbose_json(result: Result, task: str, segments: bool = True, words: bool = False) -> dict:
+    body = {"task": task, "language": result.language, "duration": result.duration, "text": result.text}
+    if words:  # OpenAI's words: no leading space, no probability
+        body["words"] = [{"word": w.word.strip(), "start": w.start, "end": w.end}
+                         for s in result.segments for w in s.words or []]
+    if segments:
+        # Each segment's scores are its 30 s window's, as the search found them (openai/whisper's convention).
+        body["segments"] = [{"id": i, "seek": round(s.start * 100), "start": s.start, "end": s.end, "text": s.text,
+                             "tokens": s.tokens, "temperature": s.temperature, "avg_logprob": s.avg_logprob,
+                             "compression_ratio": s.compression_ratio, "no_speech_prob": s.no_speech_prob}
+                            for i, s in enumerate(result.segments)]
+    return body
 
 
-def render(result: Result, response_format: str, task: str) -> str | dict:
-    """A dict for the JSON formats, text for the others."""
+def render(result: Result, response_format: str, task: str, granularities: tuple[bool, bool] = (True, False)
+           ) -> str | dict:
+    """A dict for the JSON formats, text for the others; `granularities`: verbose_json's segments and words
+    (check_granularities)."""
     if response_format == "json":
         return {"text": result.text}
     if response_format == "verbose_json":
-        return verbose_json(result, task)
+        return verbose_json(result, task, *granularities)
     if response_format == "srt":
         return srt(result)
     if response_format == "vtt":
