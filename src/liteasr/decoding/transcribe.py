@@ -425,11 +425,12 @@ def _seek(loaded, audio: np.ndarray, options: DecodingOptions, language: str) ->
     return text, segments
 
 
-def transcribe_segments(loaded, audio: np.ndarray, options: DecodingOptions | None = None
+def transcribe_segments(loaded, audio: np.ndarray | str | Path, options: DecodingOptions | None = None
                         ) -> tuple[str, list[Segment], str, tuple[str, float] | None]:
-    """One clip with Whisper's timestamps (any runtime; 30 s windows): the text, its segments with their
-    scores (and words, with `options.word_timestamps`), the language it was decoded in and the detected
-    language with its probability."""
+    """One clip (a 16 kHz array or an audio file) with Whisper's timestamps (any runtime; 30 s windows): the
+    text, its segments with their scores (and words, with `options.word_timestamps`), the language it was
+    decoded in and the detected language with its probability."""
+    audio = load_audio(audio) if isinstance(audio, (str, Path)) else audio
     options = check_options(loaded, options)
     used, detected = _clip_language(loaded, audio, options, None)
     text, segments = _seek(loaded, audio, options, used)
