@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 from _common import DEFAULT_WORK, default_compression, emit, speech_or_exit, write_json
 
 from liteasr import runtime
@@ -61,11 +62,11 @@ def bootstrap_mean(per_clip: list[list[float]], draws: int = 2000, seed: int = 0
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
-def decode(model, audios) -> tuple[list[list], float, float]:
+def decode(model, audios, name: str) -> tuple[list[list], float, float]:
     """Each clip's words, and seconds with and without word timestamps (interleaved per clip)."""
     words, with_words, without = [], 0.0, 0.0
     transcribe_segments(model, audios[0], WORDS)  # warm-up
-    for audio in audios:
+    for audio in tqdm(audios, desc=name, unit="clip"):
         t0 = time.perf_counter()
         _, segments, _, _ = transcribe_segments(model, audio, WORDS)
         t1 = time.perf_counter()
@@ -85,7 +86,7 @@ def main() -> None:
     p.add_argument("--markdown")
     args = p.parse_args()
     speech = speech_or_exit()
-    clips = draw(read_dataset(speech / "librispeech_other").clips, args.samples, seed=1)
+    clips = draw([read_dataset(speech / "librispeech_other")], args.samples, seed=1)
     audios = [load_audio(c.path) for c in clips]
     seconds = sum(len(a) for a in audios) / 16000
     models = {"dense tiny.en": "tiny.en", "0.7 (default)": str(default_compression(args.work, 0.7))}
@@ -96,8 +97,7 @@ def main() -> None:
     models["dense base (yardstick)"] = "base"
     found = {}
     for name, spec in models.items():
-        print(f"{name}: {spec}", file=sys.stderr)
-        found[name] = decode(runtime.load(spec), audios)
+        found[name] = decode(runtime.load(spec), audios, name)
     reference = found["dense tiny.en"][0]
     rows, lines = {}, ["| model | words matched | start: median / p90 / mean [95% CI] (s) | end: median / p90 / mean "
                        "[95% CI] (s) | RTFx plain | RTFx with words | words cost |",

@@ -47,9 +47,11 @@ def export_encoder(model, path: Path, fuse_above: float = graphs.FUSE_ABOVE) -> 
     return encoder
 
 
-def export_decoder(model, path: Path, with_past: bool) -> None:
+def export_decoder(model, path: Path, with_past: bool, word_timestamps: bool = True) -> None:
+    """`word_timestamps`: the decoder without past also outputs the alignment heads' weights (False: Optimum's
+    outputs only, as exports made before word timestamps)."""
     c = model.config
-    aligning = [] if with_past else generation.alignment_heads(model.generation_config, c)
+    aligning = generation.alignment_heads(model.generation_config, c) if word_timestamps and not with_past else []
     decoder = graphs.Decoder(model, with_past, aligning).eval()
     layers, heads, dh = c.decoder_layers, c.decoder_attention_heads, c.d_model // c.decoder_attention_heads
     inputs, outputs = graphs.decoder_names(layers, with_past)
