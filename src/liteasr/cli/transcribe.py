@@ -35,7 +35,7 @@ FILES_AT_A_TIME = 64
 def run(args) -> None:
     from tqdm.auto import tqdm
 
-    from liteasr.data.audio import Clip, audio_files, load_audio, screen
+    from liteasr.data.audio import Clip, audio_files, screen
     from liteasr.decoding.transcribe import check_options, language_options, transcribe, transcribe_segments
 
     options = language_options(args.language, args.task, args.prompt, common.window_option(args.window),
@@ -50,7 +50,7 @@ def run(args) -> None:
     with tqdm(total=len(paths), desc="transcribing", unit="file") as bar:
         if args.word_timestamps:  # segments follow each other within a file: one file at a time
             for path in paths:
-                text, segments, language, detected = transcribe_segments(loaded, load_audio(path), options)
+                text, segments, language, detected = transcribe_segments(loaded, path, options)
                 bar.write(_words(args, path, text, segments, language, detected, several=len(files) > 1), file=sys.stdout)
                 _say_detected(args, bar, path, detected)
                 bar.update(1)

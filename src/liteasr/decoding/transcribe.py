@@ -97,6 +97,8 @@ def check_options(loaded, options: DecodingOptions | None) -> DecodingOptions:
     options = options or DecodingOptions()
     code = generation.check_language_task(loaded.generation_config, loaded.name, options.language, options.task)
     check_search(options)
+    if options.word_timestamps and not getattr(loaded, "aligns", True):
+        raise UserError(f"{loaded.name} was exported without word timestamps: export it again with this liteasr")
     return replace(options, language=code, task=options.task or "transcribe", window=window_policy(loaded, options.window),
                    temperature=tuple(float(t) for t in options.temperature))
 

@@ -109,12 +109,15 @@ class OnnxModel:
         logits = self.decoder.run(["logits"], {"input_ids": start, "encoder_hidden_states": encoded})[0][:, -1]
         return generation.language_probs_from_logits(config, logits)
 
+    @property
+    def aligns(self) -> bool:
+        """Whether word timestamps work: exports made before them have no alignment output."""
+        return bool(self.manifest.get("alignment_heads"))
+
     def cross_attentions(self, encoded: np.ndarray, tokens: list[int], heads: list[tuple[int, int]]):
         """Word timestamps (decoding/words.py): the cross-attention weights of `heads` [heads, tokens, frames]
         and the logits [tokens, vocab] over `tokens`, from the decoder graph's alignment output."""
         exported = [tuple(h) for h in self.manifest.get("alignment_heads") or []]
-        if not exported:
-            raise UserError(f"{self.name} was exported without word timestamps: export it again with this liteasr")
         if [tuple(h) for h in heads] != exported:
             raise ValueError(f"this export aligns with heads {exported}, not {heads}")
         ids = np.asarray([tokens], dtype=np.int64)
