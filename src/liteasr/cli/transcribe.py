@@ -78,9 +78,13 @@ def _line(args, path, text, language, detected, hyp, several: bool) -> str:
     scores = {} if hyp is None else {  # clips up to 30 s: what the search kept
         "avg_logprob": round(hyp.avg_logprob, 4), "compression_ratio": round(hyp.compression_ratio, 3),
         "no_speech_prob": round(hyp.no_speech_prob, 4), "temperature": hyp.temperature}
-    return json.dumps({"audio": str(path), "text": text, "language": language,
-                       "detected_language": detected and detected[0],
-                       "language_probability": detected and round(detected[1], 4), **scores}, ensure_ascii=False)
+    return json.dumps({**_about(path, text, language, detected), **scores}, ensure_ascii=False)
+
+
+def _about(path, text, language, detected) -> dict:
+    """What every JSON line of a file starts with: the file, its text and its languages."""
+    return {"audio": str(path), "text": text, "language": language, "detected_language": detected and detected[0],
+            "language_probability": detected and round(detected[1], 4)}
 
 
 def _words(args, path, text, segments, language, detected, several: bool) -> str:
@@ -88,8 +92,7 @@ def _words(args, path, text, segments, language, detected, several: bool) -> str
     JSON object with segments and their words."""
     if args.json:
         return json.dumps({
-            "audio": str(path), "text": text, "language": language, "detected_language": detected and detected[0],
-            "language_probability": detected and round(detected[1], 4),
+            **_about(path, text, language, detected),
             "segments": [{"start": s.start, "end": s.end, "text": s.text,
                           "words": [{"word": w.word.strip(), "start": w.start, "end": w.end,
                                      "probability": round(w.probability, 4)} for w in s.words or []]}

@@ -149,7 +149,7 @@ def window_policy(loaded, window) -> whisper.WindowPolicy:
 
 
 def _previous(loaded, options: DecodingOptions) -> list[int]:
-    config = getattr(loaded, "config", None) or loaded.model.config
+    config = loaded.config
     return generation.previous_text_ids(loaded.processor, loaded.generation_config, config.max_target_positions,
                                      options.prompt)
 
@@ -392,7 +392,7 @@ def _seek(loaded, audio: np.ndarray, options: DecodingOptions, language: str) ->
     and its guards; a window judged silence is skipped."""
     config = loaded.generation_config
     eot = _eot(loaded)
-    max_prompt = (getattr(loaded, "config", None) or loaded.model.config).max_target_positions // 2 - 1
+    max_prompt = loaded.config.max_target_positions // 2 - 1
     start_of_prev = loaded.processor.tokenizer.convert_tokens_to_ids("<|startofprev|>")
     initial = _previous(loaded, options)[1:]  # the user's prompt, without <|startofprev|>
     said: list[int] = []  # tokens of the windows so far that later windows continue from

@@ -61,7 +61,7 @@ def _path(loaded, encoded, start: list[int], text: list[int], frames: int) -> tu
     config = loaded.generation_config
     eot = generation.end_of_text(config)
     tokens = [*start, config.no_timestamps_token_id, *text, eot]
-    heads = generation.alignment_heads(config, loaded.config if hasattr(loaded, "config") else loaded.model.config)
+    heads = generation.alignment_heads(config, loaded.config)
     weights, logits = loaded.cross_attentions(encoded, tokens, heads)
     logits = torch.from_numpy(logits[len(start):, :eot]).double()
     probs = torch.softmax(logits, -1)[torch.arange(len(text)), torch.tensor(text, dtype=torch.long)].tolist()

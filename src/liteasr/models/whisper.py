@@ -112,6 +112,11 @@ class LoadedModel:
         """The module whose structure describes the model (costs, `info`): here the model itself."""
         return self.model
 
+    @property
+    def config(self):
+        """The model's configuration (layers, heads, context), as every runtime gives it."""
+        return self.model.config
+
     variable_window = True  # encodes windows shorter than 30 s (WindowPolicy)
 
     @property
