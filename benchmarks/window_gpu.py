@@ -49,7 +49,8 @@ def build(config_dir: Path, device: str, dtype: torch.dtype) -> torch.nn.Module:
     lite = model_kind(config_dir) == "lite-whisper"
     config = (LiteWhisperConfig if lite else WhisperConfig).from_pretrained(config_dir)
     config._attn_implementation = "sdpa"  # whisper.load's choice
-    model = (LiteWhisperForConditionalGeneration if lite else WhisperForConditionalGeneration)(config)
+    with torch.device(device):  # built where it runs: large-v3's random init takes minutes on a CPU
+        model = (LiteWhisperForConditionalGeneration if lite else WhisperForConditionalGeneration)(config)
     model.to(device, dtype).eval()
     if lite:
         whisper.force_attention(model, "auto")
