@@ -357,7 +357,7 @@ def test_compress_names_the_calibration_speakers_and_warns_on_few(random_whisper
     from liteasr.pipeline import FEW_SPEAKERS
 
     args = ["compress", random_whisper_dir, "--target-params", "0.8", "--allocation", "normalized",
-            "--rank-multiple", "8", "--heal-minutes", "0.2"]
+            "--rank-multiple", "8", "--heal-steps", "2"]
     one = speaker_manifest(noise_clips, tmp_path / "one", ["p1"])
     r = liteasr(*args, "--calibration", one, "-o", tmp_path / "one-speaker")
     assert r.returncode == 0, r.stderr

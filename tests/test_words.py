@@ -31,14 +31,20 @@ def long_clip(speech):
     return np.concatenate(audio)
 
 
+@pytest.fixture(scope="module")
+def long_words(tiny_en, long_clip):
+    """transcribe_segments of the long clip alone, with word timestamps."""
+    return transcribe_segments(tiny_en, long_clip, WORDS)
+
+
 def words_of(segments):
     return [w for s in segments for w in s.words]
 
 
 @pytest.mark.slow
-def test_words_time_the_text_they_belong_to_across_windows(tiny_en, long_clip):
+def test_words_time_the_text_they_belong_to_across_windows(tiny_en, long_clip, long_words):
     plain = transcribe_segments(tiny_en, long_clip, DecodingOptions.like_faster_whisper())
-    text, segments, _, _ = transcribe_segments(tiny_en, long_clip, WORDS)
+    text, segments, _, _ = long_words
     assert text == plain[0] and [s.text for s in segments] == [s.text for s in plain[1]]  # timing leaves text alone
     for s in segments:
         assert s.words and "".join(w.word for w in s.words).strip() == s.text
@@ -53,15 +59,30 @@ def test_words_time_the_text_they_belong_to_across_windows(tiny_en, long_clip):
 
 
 @pytest.mark.slow
-def test_ctranslate2s_own_alignment_finds_the_same_words(tiny_en, long_clip):
+def test_ctranslate2s_own_alignment_finds_the_same_words(long_clip, long_words):
     """CTranslate2 aligns in C++ (Whisper.align, as faster-whisper calls it); liteasr's PyTorch path recomputes
     the heads' attention and warps in Python: the same words, at the same 20 ms frames."""
-    ours = words_of(transcribe_segments(tiny_en, long_clip, WORDS)[1])
+    ours = words_of(long_words[1])
     theirs = words_of(transcribe_segments(runtime.load("ctranslate2:tiny.en:float32"), long_clip, WORDS)[1])
     assert [w.word for w in ours] == [w.word for w in theirs]
     gaps = np.abs([[a.start - b.start, a.end - b.end] for a, b in zip(ours, theirs)])
     assert np.mean(gaps <= 0.021) > 0.95 and gaps.max() <= 0.1, gaps.max()
     assert np.abs([a.probability - b.probability for a, b in zip(ours, theirs)]).max() < 0.05
+
+
+@pytest.mark.slow
+def test_a_batch_of_clips_gets_what_each_clip_gets_alone(tiny_en, long_clip, long_words, speech):
+    """A list of clips (the server's verbose_json batches, `transcribe --word-timestamps`) decodes together,
+    window by window: clips of one and two windows get the text, segments and words each gets alone."""
+    shorts = [load_audio(c.path) for c in read_dataset(speech / "librispeech_other").clips[-2:]]
+    batched = transcribe_segments(tiny_en, [shorts[0], long_clip, shorts[1]], WORDS, batch_size=3)
+    alone = [transcribe_segments(tiny_en, shorts[0], WORDS), long_words, transcribe_segments(tiny_en, shorts[1], WORDS)]
+    for got, want in zip(batched, alone):
+        assert got[0] == want[0] and got[2:] == want[2:] == ("en", None)
+        assert [(s.start, s.end, s.text) for s in got[1]] == [(s.start, s.end, s.text) for s in want[1]]
+        pairs = list(zip(words_of(got[1]), words_of(want[1])))
+        assert len(pairs) == len(words_of(want[1])) > 5 and all(a.word == b.word for a, b in pairs)
+        assert max(max(abs(a.start - b.start), abs(a.end - b.end)) for a, b in pairs) <= 0.021
 
 
 @pytest.mark.slow
@@ -89,11 +110,15 @@ def test_words_agree_with_faster_whisper(tiny_en, speech):
 
 @pytest.mark.slow
 def test_a_multilingual_model_times_words_in_the_clips_language(base, speech):
-    """Polish on multilingual base (detected, not given): the words of the text, at CTranslate2's times."""
+    """Polish on multilingual base (detected, not given, in a batch beside English): the words of the text, at
+    CTranslate2's times."""
     lines = [json.loads(line) for line in (speech / "nemo_pl" / "manifest.jsonl").read_text().splitlines()[:3]]
     audio = np.concatenate([load_audio(speech / "nemo_pl" / line["audio"]) for line in lines])
-    text, segments, language, _ = transcribe_segments(base, audio, DecodingOptions(word_timestamps=True))
-    assert language == "pl" and len(text.split()) >= 8
+    english = load_audio(read_dataset(speech / "librispeech_other").clips[0].path)
+    (text, segments, language, detected), other = transcribe_segments(base, [audio, english],
+                                                                       DecodingOptions(word_timestamps=True))
+    assert language == detected[0] == "pl" and detected[1] > 0.5 and len(text.split()) >= 8
+    assert other[2] == other[3][0] == "en" and len(other[0].split()) > 5  # each clip its own language
     ours = words_of(segments)
     assert " ".join(w.word.strip() for w in ours) == text
     theirs = words_of(transcribe_segments(runtime.load("ctranslate2:base:float32"), audio,

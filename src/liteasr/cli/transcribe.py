@@ -23,7 +23,7 @@ def register(sub) -> None:
                         "compression_ratio, no_speech_prob and temperature")
     p.add_argument("--word-timestamps", action="store_true",
                    help="each word with its start and end in seconds (one line each: start, end, word; with --json, "
-                        "the segments with their words and each word's probability); decodes file by file")
+                        "the segments with their words and each word's probability)")
     p.set_defaults(func=run)
 
 
@@ -48,15 +48,16 @@ def run(args) -> None:
     options = check_options(loaded, options)  # a language or task the model cannot take fails before any output
     paths = [c.path for c in good]
     with tqdm(total=len(paths), desc="transcribing", unit="file") as bar:
-        if args.word_timestamps:  # segments follow each other within a file: one file at a time
-            for path in paths:
-                text, segments, language, detected = transcribe_segments(loaded, path, options)
-                bar.write(_words(args, path, text, segments, language, detected, several=len(files) > 1), file=sys.stdout)
-                _say_detected(args, bar, path, detected)
-                bar.update(1)
-            return
         for start in range(0, len(paths), FILES_AT_A_TIME):
             group = paths[start : start + FILES_AT_A_TIME]
+            if args.word_timestamps:
+                out = transcribe_segments(loaded, group, options, batch_size=args.batch_size)
+                for path, (text, segments, language, detected) in zip(group, out):
+                    bar.write(_words(args, path, text, segments, language, detected, several=len(files) > 1),
+                              file=sys.stdout)
+                    _say_detected(args, bar, path, detected)
+                bar.update(len(group))
+                continue
             result = transcribe(loaded, group, batch_size=args.batch_size, progress=False, warmup=False,
                                 options=options)
             for path, text, language, detected, hyp in zip(group, result.texts, result.languages, result.detected,

@@ -12,7 +12,7 @@ token budget, the search and the language bookkeeping are built here, once for a
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -324,19 +324,6 @@ def decode_with_fallback(loaded, encoded, prompt: torch.Tensor, sot_index: int, 
     return chosen, [len(t) for t in tried]
 
 
-def _clip_language(loaded, audio: np.ndarray, options: DecodingOptions,
-                   language: str | None) -> tuple[str, tuple[str, float] | None]:
-    """The language a whole clip is decoded in (given, else detected on its first 30 s) and the detection
-    (None when the language is given: no extra encoder pass just to report it)."""
-    detected = None
-    if language or options.language:
-        return language or options.language, None
-    if generation.is_multilingual(loaded.generation_config):
-        codes, probs = loaded.detect_language(loaded.encode(loaded.features([audio[:WINDOW]])))
-        detected = (codes[0], probs[0])
-    return language or options.language or (detected[0] if detected else "en"), detected
-
-
 @dataclass
 class Segment:
     """A stretch of speech between two timestamps, with the search's scores for its 30 s window (as
@@ -385,58 +372,105 @@ def _split(loaded, tokens: list[int], offset: float, window_s: float, hyp: searc
     return [g for g in segments if g.text], advance
 
 
-def _seek(loaded, audio: np.ndarray, options: DecodingOptions, language: str) -> tuple[str, list[Segment]]:
+@dataclass
+class _LongForm:
+    """One clip's place in the long-form loop (_seek)."""
+
+    audio: np.ndarray
+    language: str | None  # None: detected on its first window
+    detected: tuple[str, float] | None = None
+    position: float = 0.0  # seconds: where its next window starts
+    said: list[int] = field(default_factory=list)  # tokens later windows continue from
+    segments: list[Segment] = field(default_factory=list)
+    last_speech: float = 0.0  # where its last word ended (word timestamps)
+
+    @property
+    def done(self) -> bool:
+        return self.position >= len(self.audio) / SAMPLE_RATE - FRAME_SECONDS
+
+    def text(self, loaded) -> str:
+        return "".join(_text(loaded, g.tokens) for g in self.segments).strip()
+
+
+def _seek(loaded, audios: list[np.ndarray], options: DecodingOptions, languages: list[str | None],
+          batch_size: int = 8) -> list[_LongForm]:
     """openai/whisper's long-form transcription on any runtime: 30 s windows decoded with timestamps, each
     starting where the previous one's last finished segment ended, each prompted with the text so far
     (`condition_on_previous_text`; not after text sampled above temperature 0.5), each with the fallback
-    and its guards; a window judged silence is skipped."""
+    and its guards; a window judged silence is skipped. A clip's language: `languages[i]`, else
+    `options.language`, else detected on its first window (reported in `detected`).
+
+    Clips advance together, one window each per round, in batches of clips whose prompts have one length
+    (every clip's first window; later windows when their previous text is as long), so a batch of clips up
+    to 30 s decodes as a batch and each clip gets the windows it would get alone (its token budget is its
+    batch's, as in decode_windows)."""
+    config = loaded.generation_config
+    max_prompt = loaded.config.max_target_positions // 2 - 1
+    initial = _previous(loaded, options)[1:]  # the user's prompt, without <|startofprev|>
+    multilingual = generation.is_multilingual(config)
+    clips = [_LongForm(a, language or options.language or (None if multilingual else "en"))
+             for a, language in zip(audios, languages)]
+    while active := [c for c in clips if not c.done]:
+        by_length: dict[int, list[tuple[_LongForm, list[int]]]] = {}
+        for clip in active:
+            context = (initial + clip.said)[-max_prompt:]
+            by_length.setdefault(len(context), []).append((clip, context))
+        for members in by_length.values():
+            for start in range(0, len(members), batch_size):
+                _next_windows(loaded, members[start : start + batch_size], options)
+    for clip in clips:
+        clip.language = clip.language or "en"  # a clip under one frame long: nothing to detect or decode
+    return clips
+
+
+def _next_windows(loaded, members: list[tuple[_LongForm, list[int]]], options: DecodingOptions) -> None:
+    """Decode the next window of each clip (their previous texts `members[i][1]` have one length) and move
+    each clip on."""
     config = loaded.generation_config
     eot = _eot(loaded)
-    max_prompt = loaded.config.max_target_positions // 2 - 1
     start_of_prev = loaded.processor.tokenizer.convert_tokens_to_ids("<|startofprev|>")
-    initial = _previous(loaded, options)[1:]  # the user's prompt, without <|startofprev|>
-    said: list[int] = []  # tokens of the windows so far that later windows continue from
-    segments: list[Segment] = []
-    last_speech = 0.0  # where the last word ended (word timestamps)
-    total_s = len(audio) / SAMPLE_RATE
-    position = 0.0
-    while position < total_s - FRAME_SECONDS:
-        chunk = audio[round(position * SAMPLE_RATE) : round(position * SAMPLE_RATE) + WINDOW]
+    chunks = [c.audio[round(c.position * SAMPLE_RATE) : round(c.position * SAMPLE_RATE) + WINDOW] for c, _ in members]
+    encoded = loaded.encode(loaded.features(chunks))
+    if any(c.language is None for c, _ in members):  # first windows: the clip's first 30 s
+        codes, probs = loaded.detect_language(encoded)
+        for (clip, _), code, prob in zip(members, codes, probs):
+            if clip.language is None:
+                clip.language, clip.detected = code, (code, prob)
+    previous = [[start_of_prev, *context] if context else [] for _, context in members]
+    prompt = torch.cat([generation.build_prompt(config, [c.language], options.task, p, timestamps=True)
+                        for (c, _), p in zip(members, previous)])
+    budget = generation.token_budget(max(len(x) for x in chunks), config.max_length, len(previous[0]))
+    hypotheses, _ = decode_with_fallback(loaded, encoded, prompt, len(previous[0]), budget, options, timestamps=True)
+    for k, ((clip, _), chunk, hyp) in enumerate(zip(members, chunks, hypotheses)):
         window_s = len(chunk) / SAMPLE_RATE
-        encoded = loaded.encode(loaded.features([chunk]))
-        context = (initial + said)[-max_prompt:]
-        previous = [start_of_prev, *context] if context else []
-        prompt = generation.build_prompt(config, [language], options.task, previous, timestamps=True)
-        budget = generation.token_budget(len(chunk), config.max_length, len(previous))
-        [hyp], _ = decode_with_fallback(loaded, encoded, prompt, len(previous), budget, options, timestamps=True)
         if is_silence(hyp, options) or not hyp.tokens:
-            position += window_s
+            clip.position += window_s
             continue
-        found, advance = _split(loaded, hyp.tokens, position, window_s, hyp)
+        found, advance = _split(loaded, hyp.tokens, clip.position, window_s, hyp)
         if options.word_timestamps and found:
-            start = generation.build_prompt(config, [language], options.task, timestamps=True)[0].tolist()
-            last_speech = add_words(loaded, encoded, found, start, round(len(chunk) / whisper.MEL_HOP), language,
-                                    position, last_speech)
-        segments += found
-        position += max(advance, TIMESTAMP_SECONDS)  # always forward
+            start = generation.build_prompt(config, [clip.language], options.task, timestamps=True)[0].tolist()
+            clip.last_speech = add_words(loaded, _take(encoded, [k]), found, start, round(len(chunk) / whisper.MEL_HOP),
+                                         clip.language, clip.position, clip.last_speech)
+        clip.segments += found
+        clip.position += max(advance, TIMESTAMP_SECONDS)  # always forward
         if options.condition_on_previous_text and hyp.temperature <= 0.5:
-            said += [t for t in hyp.tokens if t != eot]
+            clip.said += [t for t in hyp.tokens if t != eot]
         else:
-            said = []
-    text = "".join(_text(loaded, g.tokens) for g in segments).strip()
-    return text, segments
+            clip.said = []
 
 
-def transcribe_segments(loaded, audio: np.ndarray | str | Path, options: DecodingOptions | None = None
-                        ) -> tuple[str, list[Segment], str, tuple[str, float] | None]:
+def transcribe_segments(loaded, audio, options: DecodingOptions | None = None, batch_size: int = 8):
     """One clip (a 16 kHz array or an audio file) with Whisper's timestamps (any runtime; 30 s windows): the
     text, its segments with their scores (and words, with `options.word_timestamps`), the language it was
-    decoded in and the detected language with its probability."""
-    audio = load_audio(audio) if isinstance(audio, (str, Path)) else audio
+    decoded in and the detected language with its probability (None when the language was given).
+
+    A list of clips gives a list of those, decoded `batch_size` clips at a time (see _seek)."""
+    if isinstance(audio, (str, Path)) or isinstance(audio, np.ndarray) and audio.ndim == 1:
+        return transcribe_segments(loaded, [audio], options, batch_size)[0]
+    audios = [load_audio(a) if isinstance(a, (str, Path)) else a for a in audio]
     options = check_options(loaded, options)
-    used, detected = _clip_language(loaded, audio, options, None)
-    text, segments = _seek(loaded, audio, options, used)
-    return text, segments, used, detected
+    clips = _seek(loaded, audios, options, [None] * len(audios), batch_size)
+    return [(c.text(loaded), c.segments, c.language, c.detected) for c in clips]
 
 
 def batches_by_window(samples: list[int], options: DecodingOptions, batch_size: int,
@@ -494,12 +528,14 @@ def transcribe(loaded, audios: list[np.ndarray | str | Path], batch_size: int = 
                 texts[i], used[i], detected[i] = batch_texts[k].strip(), out.languages[k], out.detected[k]
                 hypotheses[i], attempts[i], padded_again[i] = out.hypotheses[k], out.attempts[k], out.padded_again[k]
             bar.update(len(idx))
-        for i in long:
+        for start in range(0, len(long), batch_size):
+            idx = long[start : start + batch_size]
             t0 = time.perf_counter()
-            used[i], detected[i] = _clip_language(loaded, audios[i], options, languages[i])
-            texts[i], _ = _seek(loaded, audios[i], options, used[i])
+            clips = _seek(loaded, [audios[i] for i in idx], options, [languages[i] for i in idx], batch_size)
             elapsed += time.perf_counter() - t0
-            bar.update(1)
+            for i, clip in zip(idx, clips):
+                texts[i], used[i], detected[i] = clip.text(loaded), clip.language, clip.detected
+            bar.update(len(idx))
     return Transcription(texts, elapsed, used, detected, hypotheses, attempts, padded_again)
 
 

@@ -85,8 +85,8 @@ class Engine:
         """Transcription of a batch sharing `options` (clips over 30 s are decoded long-form)."""
         durations = [len(a) / SAMPLE_RATE for a in audios]
         decoding = self._decoding(options)
-        if options.timestamps:  # one by one: windows follow each other within a clip
-            out = [transcribe_segments(self.loaded, a, decoding) for a in audios]
+        if options.timestamps:
+            out = transcribe_segments(self.loaded, audios, decoding, batch_size=len(audios))
             return [Result(text, d, generation.language_name(language), segments)
                     for (text, segments, language, _), d in zip(out, durations)]
         result = transcribe(self.loaded, audios, batch_size=len(audios), progress=False, warmup=False, options=decoding)
