@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 from cli_helpers import assert_user_error, liteasr
+from liteasr.decoding.subtitles import clock
 
 
 @pytest.fixture(scope="module")
@@ -74,10 +75,13 @@ def test_transcribe_runs(compressed, noise_clips, tmp_path):
 
 
 @pytest.mark.slow
-def test_transcribe_prints_word_timestamps(tiny_en_dir, speech):
+def test_transcribe_prints_word_timestamps_and_writes_subtitles(tiny_en_dir, speech, tmp_path):
     clip = sorted((speech / "librispeech_other" / "audio").glob("*.flac"))[0]
-    r = liteasr("transcribe", tiny_en_dir, clip, "--word-timestamps")
+    subtitles = tmp_path / "subs"
+    r = liteasr("transcribe", tiny_en_dir, clip, "--word-timestamps", "--subtitles", "vtt", "--output-dir", subtitles)
     assert r.returncode == 0, r.stderr
+    vtt = (subtitles / f"{clip.stem}.vtt").read_text()
+    assert f"wrote {subtitles / clip.stem}.vtt" in r.stderr and list(subtitles.iterdir()) == [subtitles / f"{clip.stem}.vtt"]
     rows = [line.split("\t") for line in r.stdout.strip().splitlines()]
     assert len(rows) > 10 and all(len(row) == 3 for row in rows)
     starts = [float(row[0]) for row in rows]
@@ -90,6 +94,12 @@ def test_transcribe_prints_word_timestamps(tiny_en_dir, speech):
     assert " ".join(w["word"] for w in words) == first["text"]
     assert [[f"{w['start']:.2f}", f"{w['end']:.2f}", w["word"]] for w in words] == rows
     assert all(0 < w["probability"] <= 1 for w in words)
+    cues = [cue.splitlines() for cue in vtt.removeprefix("WEBVTT\n\n").strip().split("\n\n")]
+    assert vtt.startswith("WEBVTT\n\n") and [text for _, text in cues] == [s["text"] for s in first["segments"]]
+    assert [when for when, _ in cues] == [f"{clock(s['start'], '.')} --> {clock(s['end'], '.')}" for s in first["segments"]]
+    again = liteasr("transcribe", tiny_en_dir, clip, "--subtitles", "vtt", "--output-dir", subtitles)
+    assert_user_error(again, "already exists", "--overwrite")
+    assert (subtitles / f"{clip.stem}.vtt").read_text() == vtt
 
 
 @pytest.mark.parametrize("case", ["missing_data", "bad_threshold", "exists", "unknown_model", "not_whisper",

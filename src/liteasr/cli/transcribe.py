@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 from liteasr.cli import common
 
@@ -24,6 +25,11 @@ def register(sub) -> None:
     p.add_argument("--word-timestamps", action="store_true",
                    help="each word with its start and end in seconds (one line each: start, end, word; with --json, "
                         "the segments with their words and each word's probability)")
+    p.add_argument("--subtitles", choices=["srt", "vtt"],
+                   help="also write each file's subtitles (SubRip or WebVTT; decoded with timestamps) to --output-dir "
+                        "as NAME.srt / NAME.vtt")
+    p.add_argument("--output-dir", default=".", metavar="DIR", help="where --subtitles go (default: here)")
+    p.add_argument("--overwrite", action="store_true", help="replace subtitle files that exist")
     p.set_defaults(func=run)
 
 
@@ -44,17 +50,22 @@ def run(args) -> None:
     good, bad = screen([Clip(p) for p in files], args.on_bad_audio)
     for path, reason in bad:
         print(f"liteasr: skipped {path}: {reason}", file=sys.stderr)
+    paths = [c.path for c in good]
+    subtitles = _subtitle_files(args, paths)  # before the model loads: an existing file fails at once
     loaded = common.load(args)
     options = check_options(loaded, options)  # a language or task the model cannot take fails before any output
-    paths = [c.path for c in good]
     with tqdm(total=len(paths), desc="transcribing", unit="file") as bar:
         for start in range(0, len(paths), FILES_AT_A_TIME):
             group = paths[start : start + FILES_AT_A_TIME]
-            if args.word_timestamps:
+            if args.word_timestamps or args.subtitles:
                 out = transcribe_segments(loaded, group, options, batch_size=args.batch_size)
                 for path, (text, segments, language, detected) in zip(group, out):
-                    bar.write(_words(args, path, text, segments, language, detected, several=len(files) > 1),
-                              file=sys.stdout)
+                    line = (_words(args, path, text, segments, language, detected, several=len(files) > 1)
+                            if args.word_timestamps else _line(args, path, text, language, detected, None, len(files) > 1))
+                    bar.write(line, file=sys.stdout)
+                    if args.subtitles:
+                        _write_subtitles(args.subtitles, segments, subtitles[path])
+                        bar.write(f"liteasr: wrote {subtitles[path]}", file=sys.stderr)
                     _say_detected(args, bar, path, detected)
                 bar.update(len(group))
                 continue
@@ -65,6 +76,33 @@ def run(args) -> None:
                 bar.write(_line(args, path, text, language, detected, hyp, several=len(files) > 1), file=sys.stdout)
                 _say_detected(args, bar, path, detected)
             bar.update(len(group))
+
+
+def _subtitle_files(args, paths: list) -> dict:
+    """Each audio file's subtitle file (--subtitles), checked before any work: none may exist (unless
+    --overwrite), and no two files may share a name."""
+    from liteasr.atomic import check_writable
+    from liteasr.errors import UserError
+
+    if not args.subtitles:
+        return {}
+    folder = Path(args.output_dir)
+    targets = {path: folder / f"{Path(path).stem}.{args.subtitles}" for path in paths}
+    seen: dict = {}
+    for path, target in targets.items():
+        if target in seen:
+            raise UserError(f"{seen[target]} and {path} would both write {target}: transcribe them apart")
+        seen[target] = path
+        check_writable(target, args.overwrite, file=True)
+    return targets
+
+
+def _write_subtitles(kind: str, segments: list, target: Path) -> None:
+    from liteasr.atomic import atomic_file
+    from liteasr.decoding.subtitles import SUBTITLES
+
+    with atomic_file(target) as tmp:
+        tmp.write_text(SUBTITLES[kind](segments), encoding="utf-8")
 
 
 def _say_detected(args, bar, path, detected) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from liteasr.decoding import subtitles
 from liteasr.errors import UserError
 from liteasr.serve.engine import Result
 
@@ -26,23 +27,12 @@ def check_granularities(granularities: list[str], response_format: str) -> tuple
     return not granularities or "segment" in granularities, "word" in granularities
 
 
-def clock(seconds: float, decimal: str) -> str:
-    """HH:MM:SS,mmm (SubRip) or HH:MM:SS.mmm (WebVTT)."""
-    ms = round(seconds * 1000)
-    hours, ms = divmod(ms, 3_600_000)
-    minutes, ms = divmod(ms, 60_000)
-    secs, ms = divmod(ms, 1000)
-    return f"{hours:02d}:{minutes:02d}:{secs:02d}{decimal}{ms:03d}"
-
-
 def srt(result: Result) -> str:
-    cues = [f"{i}\n{clock(s.start, ',')} --> {clock(s.end, ',')}\n{s.text}\n" for i, s in enumerate(result.segments, 1)]
-    return "\n".join(cues)
+    return subtitles.srt(result.segments)
 
 
 def vtt(result: Result) -> str:
-    cues = [f"{clock(s.start, '.')} --> {clock(s.end, '.')}\n{s.text}\n" for s in result.segments]
-    return "WEBVTT\n\n" + "\n".join(cues)
+    return subtitles.vtt(result.segments)
 
 
 def verbose_json(result: Result, task: str, segments: bool = True, words: bool = False) -> dict:
