@@ -279,9 +279,9 @@ def test_impossible_target_through_the_cli(tmp_path, random_whisper_dir, noise_c
 
 
 def test_int16_ct2_weights_are_dequantized():
-    from liteasr.models.ct2 import CT2Model
+    from liteasr.models.ct2 import CT2Weights
 
     w = np.linspace(-0.5, 0.5, 12, dtype=np.float32).reshape(3, 4)
     scale = np.float32(2**10 / np.abs(w).max())  # CTranslate2's int16 rule: one scale per tensor
-    m = CT2Model("WhisperSpec", 3, {"x/weight": np.round(w * scale).astype(np.int16), "x/weight_scale": scale})
+    m = CT2Weights("WhisperSpec", 3, {"x/weight": np.round(w * scale).astype(np.int16), "x/weight_scale": scale})
     np.testing.assert_allclose(m.get("x/weight"), w, atol=1 / scale)

@@ -29,7 +29,10 @@ _DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16, 5
 
 
 @dataclass
-class CT2Model:
+class CT2Weights:
+    """A CTranslate2 model.bin as read: its spec name, format revision and variables (the runtime that runs
+    CTranslate2 models is runtime.ct2_model.CT2Model)."""
+
     spec: str
     revision: int
     variables: dict[str, np.ndarray]
@@ -53,7 +56,7 @@ def _bf16_to_f32(raw: bytes, shape: list[int]) -> np.ndarray:
     return u16.view(np.float32).reshape(shape)
 
 
-def read_ct2(path: str | Path) -> CT2Model:
+def read_ct2(path: str | Path) -> CT2Weights:
     """Parse a CTranslate2 `model.bin` into numpy arrays (aliases resolved)."""
     data = Path(path).read_bytes()
     pos = 0
@@ -95,7 +98,7 @@ def read_ct2(path: str | Path) -> CT2Model:
             variables[alias] = variables[target]
     except (struct.error, ValueError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: truncated or corrupt CTranslate2 model ({exc})") from None
-    return CT2Model(spec, revision, variables)
+    return CT2Weights(spec, revision, variables)
 
 
 def is_ct2_dir(path: Path) -> bool:
@@ -107,7 +110,7 @@ def _count_layers(names, prefix: str) -> int:
     return max(found) + 1 if found else 0
 
 
-def _state_dict(ct2: CT2Model, n_enc: int, n_dec: int, d_model: int) -> dict[str, torch.Tensor]:
+def _state_dict(ct2: CT2Weights, n_enc: int, n_dec: int, d_model: int) -> dict[str, torch.Tensor]:
     """Map CTranslate2 variable names onto `WhisperForConditionalGeneration` parameter names."""
     g = lambda name: torch.from_numpy(np.ascontiguousarray(ct2.get(name)))  # noqa: E731
     sd: dict[str, torch.Tensor] = {}
