@@ -99,6 +99,7 @@ def test_transcribe_prints_word_timestamps_and_writes_subtitles(tiny_en_dir, spe
     assert [when for when, _ in cues] == [f"{clock(s['start'], '.')} --> {clock(s['end'], '.')}" for s in first["segments"]]
     again = liteasr("transcribe", tiny_en_dir, clip, "--subtitles", "vtt", "--output-dir", subtitles)
     assert_user_error(again, "already exists", "--overwrite")
+    assert_user_error(liteasr("transcribe", tiny_en_dir, clip, "--output-dir", subtitles), "is for --subtitles")
     assert (subtitles / f"{clip.stem}.vtt").read_text() == vtt
 
 

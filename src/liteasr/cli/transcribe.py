@@ -28,7 +28,7 @@ def register(sub) -> None:
     p.add_argument("--subtitles", choices=["srt", "vtt"],
                    help="also write each file's subtitles (SubRip or WebVTT; decoded with timestamps) to --output-dir "
                         "as NAME.srt / NAME.vtt")
-    p.add_argument("--output-dir", default=".", metavar="DIR", help="where --subtitles go (default: here)")
+    p.add_argument("--output-dir", metavar="DIR", help="where --subtitles go (default: here)")
     p.add_argument("--overwrite", action="store_true", help="replace subtitle files that exist")
     p.set_defaults(func=run)
 
@@ -85,8 +85,11 @@ def _subtitle_files(args, paths: list) -> dict:
     from liteasr.errors import UserError
 
     if not args.subtitles:
+        if args.output_dir or args.overwrite:
+            raise UserError(f"{'--output-dir' if args.output_dir else '--overwrite'} is for --subtitles files: "
+                            "add --subtitles srt or vtt")
         return {}
-    folder = Path(args.output_dir)
+    folder = Path(args.output_dir or ".")
     targets = {path: folder / f"{Path(path).stem}.{args.subtitles}" for path in paths}
     seen: dict = {}
     for path, target in targets.items():
