@@ -1,7 +1,7 @@
 """`liteasr serve` under load: 1, 8 and 32 concurrent clients, dense vs compressed, batching on vs off.
 
     python benchmarks/serve.py [COMPRESSED] [--base tiny.en] [--requests 24] [--rounds 1]
-        [--json benchmarks/serve.json] [--markdown benchmarks/RESULTS.md]
+        [--response-format json] [--json benchmarks/serve.json] [--markdown benchmarks/RESULTS.md]
 
 COMPRESSED: a compression of --base (default: tiny.en at 0.7 with every other default, made under runs/bench
 by benchmarks/_common.default_compression unless there already). The servers decode with `liteasr serve`'s
@@ -12,6 +12,8 @@ level runs all four one after another (interleaved), so they see the same machin
 sends the same `--requests` development clips (librispeech_other, seeded) through N clients, each
 a bounded loop taking the next clip until none is left. Throughput = audio seconds / wall seconds.
 The encoder's speedup and its share of transcription time are measured in this process first.
+`--response-format verbose_json` (or srt, vtt) asks for timestamped answers, which the server decodes with
+timestamps (transcribe_segments' batches) instead of `transcribe`'s.
 """
 
 import argparse
@@ -46,7 +48,7 @@ def encoder_share(base: str, compressed: str, audios, repeats: int) -> tuple[flo
     return t_dense.median_ms / t_lite.median_ms, share
 
 
-def load(url: str, paths, clients: int) -> dict:
+def load(url: str, paths, clients: int, response_format: str = "json") -> dict:
     """Every clip once, through `clients` concurrent clients; latencies and failures per request."""
     todo = iter(list(enumerate(paths)))
     latencies, failures = [], []
@@ -57,7 +59,7 @@ def load(url: str, paths, clients: int) -> dict:
             t0 = time.perf_counter()
             try:
                 with open(path, "rb") as f:
-                    client.audio.transcriptions.create(model="whisper-1", file=f)
+                    client.audio.transcriptions.create(model="whisper-1", file=f, response_format=response_format)
                 latencies.append(time.perf_counter() - t0)
             except openai.APIError as exc:
                 failures.append(exc)
@@ -82,6 +84,8 @@ def main():
     p.add_argument("--max-batch", type=int, default=8)
     p.add_argument("--max-wait-ms", type=float, default=50)
     p.add_argument("--encoder-repeats", type=int, default=3, help="interleaved encoder timings (default 3)")
+    p.add_argument("--response-format", default="json", choices=["json", "verbose_json", "srt", "vtt"],
+                   help="what the clients ask for (default json; the timestamped formats decode with timestamps)")
     p.add_argument("--json", default="benchmarks/serve.json")
     p.add_argument("--markdown")
     args = p.parse_args()
@@ -104,12 +108,12 @@ def main():
         speedup, share = encoder_share(args.base, args.compressed, audios, args.encoder_repeats)
         expected = 1 / ((1 - share) + share / speedup)  # Amdahl: only the encoder got faster
         for server in servers.values():  # one warm request each (first calls allocate)
-            load(server.url, paths[:1], 1)
+            load(server.url, paths[:1], 1, args.response_format)
         results = {(c, n): [] for c in configs for n in CLIENTS}
         for _ in range(args.rounds):
             for clients in CLIENTS:
                 for config in configs:
-                    results[config, clients].append(load(servers[config].url, paths, clients))
+                    results[config, clients].append(load(servers[config].url, paths, clients, args.response_format))
                     print(config[0], f"batch {config[2]}", clients, "clients:",
                           f"{audio_s / results[config, clients][-1]['wall']:.2f} audio s/s", flush=True)
     finally:
@@ -130,6 +134,7 @@ def main():
                           **({f"p{q}_s": percentile(lat, q) for q in (50, 95)} if lat else {})})
     write_json(args.json, {
         "command": command.strip(), "date": time.strftime("%Y-%m-%d"), "machine": platform.machine(),
+        "response_format": args.response_format,
         "seconds": time.perf_counter() - started, "requests": args.requests, "audio_s": audio_s,
         "load_before": load_before, "load_after": os.getloadavg()[0], "encoder_speedup_b8": speedup,
         "encoder_share_b8": share, "expected_gain": expected, "rows": table})
@@ -138,7 +143,7 @@ def main():
              "",
              f"Command: `{command.strip()}`"
              f" ({time.perf_counter() - started:.0f} s). {args.requests} librispeech_other clips ({audio_s:.0f} s of "
-             "audio) per run; four servers on 127.0.0.1 (default 2 torch threads each) and the clients on the "
+             f"audio) per run, answered as {args.response_format}; four servers on 127.0.0.1 (default 2 torch threads each) and the clients on the "
              f"same machine, runs interleaved; load average (1 min) {load_before:.1f} before the run, "
              f"{os.getloadavg()[0]:.1f} at its end (the servers and clients themselves load the machine while "
              "they run; more means other jobs shared it). Compare within a row group.",
