@@ -27,14 +27,6 @@ def check_granularities(granularities: list[str], response_format: str) -> tuple
     return not granularities or "segment" in granularities, "word" in granularities
 
 
-def srt(result: Result) -> str:
-    return subtitles.srt(result.segments)
-
-
-def vtt(result: Result) -> str:
-    return subtitles.vtt(result.segments)
-
-
 def verbose_json(result: Result, task: str, segments: bool = True, words: bool = False) -> dict:
     body = {"task": task, "language": result.language, "duration": result.duration, "text": result.text}
     if words:  # OpenAI's words: no leading space, no probability
@@ -57,8 +49,6 @@ def render(result: Result, response_format: str, task: str, granularities: tuple
         return {"text": result.text}
     if response_format == "verbose_json":
         return verbose_json(result, task, *granularities)
-    if response_format == "srt":
-        return srt(result)
-    if response_format == "vtt":
-        return vtt(result)
+    if response_format in subtitles.SUBTITLES:
+        return subtitles.SUBTITLES[response_format](result.segments)
     return result.text + "\n"
