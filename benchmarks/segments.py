@@ -20,6 +20,7 @@ import sys
 import time
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 from _common import emit, speech_or_exit, write_json
 
@@ -109,7 +110,7 @@ def main() -> int:
         print(row, file=sys.stderr)
         rows.append(row)
     result = {"command": "python " + " ".join(sys.argv), "date": time.strftime("%Y-%m-%d"),
-              "batch_size": args.batch_size, "repeats": args.repeats, "threads": __import__("torch").get_num_threads(),
+              "batch_size": args.batch_size, "repeats": args.repeats, "threads": torch.get_num_threads(),
               "rows": rows}
     write_json(args.json, result)
     lines = ["| model, clips | output | audio s | alone s (RTFx) | batched s (RTFx) | speed-up | same text | "
